@@ -1,0 +1,205 @@
+/* meshctl: the operator's view of the mesh (DESIGN §7). This file reads the
+ * command line, loads the source, and hands over to one show_*.c per
+ * command. Exit codes follow sysexits. */
+#include "meshctl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+
+static const char usage[] =
+	"usage: meshctl SOURCE [--down NAME]... [--json] COMMAND [ARGS]\n"
+	"       meshctl check FILE\n"
+	"\n"
+	"SOURCE:\n"
+	"  --directory ldif:PATH | ldap://HOST:PORT/BASE-DN   offline, from the directory\n"
+	"  --connect HOST:PORT --tls DIR [--as NAME]           a live node or rgmaster\n"
+	"  --down NAME     mark a connector, server, master or bridgehead (SERVER/VS) down\n"
+	"  --json          JSON instead of text\n"
+	"\n"
+	"COMMANDS:\n"
+	"  table                          the link-state table\n"
+	"  route --from SERVER RECIPIENT  the next-hop decision for one recipient\n"
+	"  graph [--output FILE.svg|png]  the topology as Graphviz DOT\n"
+	"  check FILE                     validate a directory LDIF file\n"
+	"  queues | queue NAME | retry|freeze|thaw QUEUE   a live node's queues\n"
+	"  pki init --dir DIR --org NAME | pki issue --dir DIR NAME...\n";
+
+struct args {
+	const char *directory, *connect, *tls, *as, *from, *output;
+	bool json;
+	size_t ndown, npos;
+	const char **down;
+	const char **pos; /* command and its operands */
+};
+
+static int usage_error(const char *what)
+{
+	if (what)
+		fprintf(stderr, "meshctl: %s\n", what);
+	fputs(usage, stderr);
+	return EX_USAGE;
+}
+
+static int parse(int argc, char **argv, struct args *a)
+{
+	a->down = mm_xcalloc((size_t)argc, sizeof(*a->down));
+	a->pos = mm_xcalloc((size_t)argc, sizeof(*a->pos));
+	for (int i = 1; i < argc; i++) {
+		const char *s = argv[i];
+		const char **slot = NULL;
+		if (strcmp(s, "--json") == 0) {
+			a->json = true;
+			continue;
+		}
+		if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
+			fputs(usage, stdout);
+			exit(EX_OK);
+		}
+		if (strcmp(s, "--directory") == 0)
+			slot = &a->directory;
+		else if (strcmp(s, "--connect") == 0)
+			slot = &a->connect;
+		else if (strcmp(s, "--tls") == 0)
+			slot = &a->tls;
+		else if (strcmp(s, "--as") == 0)
+			slot = &a->as;
+		else if (strcmp(s, "--from") == 0)
+			slot = &a->from;
+		else if (strcmp(s, "--output") == 0)
+			slot = &a->output;
+		else if (strcmp(s, "--down") == 0)
+			slot = &a->down[a->ndown++];
+		else if (strncmp(s, "--", 2) == 0 && s[2]) {
+			fprintf(stderr, "meshctl: unknown option %s\n", s);
+			return EX_USAGE;
+		} else {
+			a->pos[a->npos++] = s;
+			continue;
+		}
+		if (i + 1 >= argc) {
+			fprintf(stderr, "meshctl: %s needs a value\n", s);
+			return EX_USAGE;
+		}
+		*slot = argv[++i];
+	}
+	return EX_OK;
+}
+
+static int load_status(enum mm_load_status st)
+{
+	switch (st) {
+	case MM_LOAD_OK: return EX_OK;
+	case MM_LOAD_BAD_DATA: return EX_DATAERR;
+	case MM_LOAD_UNAVAILABLE: return EX_UNAVAILABLE;
+	case MM_LOAD_USAGE: return EX_USAGE;
+	case MM_LOAD_NOINPUT: return EX_NOINPUT;
+	}
+	return EX_SOFTWARE;
+}
+
+static int check(const char *file, bool json)
+{
+	char *spec = NULL;
+	if (strncmp(file, "ldif:", 5) == 0 || strncmp(file, "ldap://", 7) == 0) {
+		spec = mm_xstrdup(file);
+	} else {
+		spec = mm_xmalloc(strlen(file) + 6);
+		memcpy(spec, "ldif:", 5);
+		memcpy(spec + 5, file, strlen(file) + 1);
+	}
+	struct mm_directory dir;
+	struct mm_diag diag = {0};
+	int rc = load_status(mm_directory_load(spec, &dir, &diag));
+	mm_diag_print(&diag, stderr);
+	if (rc == EX_OK) {
+		size_t servers = 0, conns = 0;
+		for (size_t g = 0; g < dir.table.n; g++) {
+			servers += dir.table.entries[g]->n_servers;
+			conns += dir.table.entries[g]->n_connectors;
+		}
+		if (json)
+			printf("{\"file\":\"%s\",\"ok\":true,\"groups\":%zu,\"servers\":%zu,"
+			       "\"connectors\":%zu,\"recipients\":%zu}\n",
+			       file, dir.table.n, servers, conns, dir.nrecipients);
+		else
+			printf("%s: ok: %zu routing groups, %zu servers, %zu connectors, %zu recipients\n",
+			       file, dir.table.n, servers, conns, dir.nrecipients);
+		mm_directory_free(&dir);
+	} else if (rc == EX_DATAERR) {
+		fprintf(stderr, "%s: %zu problem%s; nothing loaded\n", file, diag.n, diag.n == 1 ? "" : "s");
+	}
+	mm_diag_free(&diag);
+	free(spec);
+	return rc;
+}
+
+static int run(struct args *a)
+{
+	if (a->npos == 0)
+		return usage_error("no command");
+	const char *cmd = a->pos[0];
+	if (strcmp(cmd, "check") == 0) {
+		if (a->npos != 2)
+			return usage_error("check takes one FILE");
+		return check(a->pos[1], a->json);
+	}
+	if (strcmp(cmd, "pki") == 0 || strcmp(cmd, "queues") == 0 || strcmp(cmd, "queue") == 0 ||
+	    strcmp(cmd, "retry") == 0 || strcmp(cmd, "freeze") == 0 || strcmp(cmd, "thaw") == 0 ||
+	    a->connect) {
+		fprintf(stderr, "meshctl: %s: not available in this build: live sources, queues and "
+				"the PKI helper come with meshnode and the routing engine\n",
+			a->connect ? "--connect" : cmd);
+		return EX_UNAVAILABLE;
+	}
+	if (strcmp(cmd, "table") != 0 && strcmp(cmd, "route") != 0 && strcmp(cmd, "graph") != 0)
+		return usage_error("unknown command");
+	if (a->directory == NULL)
+		return usage_error("a source is needed: --directory ldif:PATH or ldap://...");
+
+	struct ctl c = {.json = a->json};
+	struct mm_diag diag = {0};
+	int rc = load_status(mm_directory_load(a->directory, &c.dir, &diag));
+	mm_diag_print(&diag, stderr);
+	mm_diag_free(&diag);
+	if (rc != EX_OK)
+		return rc;
+	for (size_t i = 0; i < a->ndown; i++) {
+		if (!mm_table_mark(&c.dir.table, a->down[i], true)) {
+			fprintf(stderr, "meshctl: --down %s: no connector, server, master or "
+					"bridgehead (SERVER/VIRTUAL-SERVER) has that name\n",
+				a->down[i]);
+			mm_directory_free(&c.dir);
+			return EX_USAGE;
+		}
+	}
+	mm_topo_compile(&c.topo, &c.dir.table);
+	if (strcmp(cmd, "table") == 0)
+		rc = a->npos == 1 ? ctl_table(&c) : usage_error("table takes no operands");
+	else if (strcmp(cmd, "graph") == 0)
+		rc = a->npos == 1 ? ctl_graph(&c, a->output) : usage_error("graph takes no operands");
+	else if (a->from == NULL || a->npos != 2)
+		rc = usage_error("route --from SERVER RECIPIENT");
+	else
+		rc = ctl_route(&c, a->from, a->pos[1]);
+	mm_topo_free(&c.topo);
+	mm_directory_free(&c.dir);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = {0};
+	int rc = parse(argc, argv, &a);
+	if (rc == EX_OK)
+		rc = run(&a);
+	else
+		fputs(usage, stderr);
+	free(a.down);
+	free(a.pos);
+	if (fflush(stdout) != 0 && rc == EX_OK)
+		rc = EX_IOERR;
+	return rc;
+}
