@@ -1,0 +1,276 @@
+/* Unit tests of the pure core: address-space matching, version order and
+ * merge, and a property test of routing against an independent oracle. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "addrspace.h"
+#include "alloc.h"
+#include "route.h"
+#include "table.h"
+
+static void test_addrspace_match(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *pattern, *domain;
+		int want;
+	} rows[] = {
+		{"*", "example.org", 0},        {"*.mil", "army.mil", 2},
+		{"*.mil", "mil", -1},           {"*.mil", "a.b.mil", 2},
+		{"example.com", "example.com", 5}, {"example.com", "a.example.com", -1},
+		{"*.example.com", "a.example.com", 4}, {"*.example.com", "example.com", -1},
+		{"*.mil", "armymil", -1},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		int got = mm_addrspace_match(rows[i].pattern, rows[i].domain);
+		if (got != rows[i].want)
+			fail_msg("match(%s, %s): got %d, want %d", rows[i].pattern, rows[i].domain, got,
+				 rows[i].want);
+	}
+}
+
+static void test_addrspace_parse(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text;
+		int ok;
+		unsigned cost;
+	} rows[] = {
+		{"smtp:* 1", 1, 1},   {"SMTP:*.MIL 5", 1, 5}, {"smtp:example.com", 1, 0},
+		{"smtp:* 0", 0, 0},   {"smtp:* 101", 0, 0},   {"smtp:", 0, 0},
+		{"*", 0, 0},          {"smtp:*.-bad", 0, 0},  {"smtp:a..b", 0, 0},
+		{"smtp:* x", 0, 0},   {"x400:c=us;a=b 3", 1, 3},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct mm_addrspace as;
+		const char *why = NULL;
+		int ok = mm_addrspace_parse(rows[i].text, &as, &why);
+		if (ok != rows[i].ok || (ok && as.cost != rows[i].cost))
+			fail_msg("parse(%s): got ok=%d cost=%u, want ok=%d cost=%u", rows[i].text, ok,
+				 ok ? as.cost : 0, rows[i].ok, rows[i].cost);
+	}
+}
+
+static mm_entry *entry(const char *name, uint64_t inc, uint64_t maj, uint64_t min, uint64_t user)
+{
+	mm_entry *e = mm_xmalloc(sizeof(*e));
+	mailmesh__group_entry__init(e);
+	e->name = mm_xstrdup(name);
+	e->version = mm_xmalloc(sizeof(*e->version));
+	mailmesh__version__init(e->version);
+	e->version->incarnation = inc;
+	e->version->major = maj;
+	e->version->minor = min;
+	e->version->user = user;
+	return e;
+}
+
+static void test_merge(void **state)
+{
+	(void)state;
+	struct mm_table t;
+	mm_table_init(&t);
+	assert_int_equal(mm_table_merge(&t, entry("G", 0, 1, 0, 0)), MM_MERGE_NEWER);
+	assert_int_equal(mm_table_merge(&t, entry("G", 0, 1, 0, 0)), MM_MERGE_SAME);
+	assert_int_equal(mm_table_merge(&t, entry("G", 0, 0, 9, 9)), MM_MERGE_OLDER);
+	assert_int_equal(mm_table_merge(&t, entry("G", 0, 1, 1, 0)), MM_MERGE_NEWER);
+	/* a new incarnation beats any version of the old one */
+	assert_int_equal(mm_table_merge(&t, entry("G", 1, 0, 0, 0)), MM_MERGE_NEWER);
+	/* equal versions, other content: the same winner whichever comes first */
+	mm_entry *a = entry("G", 1, 0, 0, 0), *b = entry("G", 1, 0, 0, 0);
+	a->master = mm_xstrdup("M1");
+	b->master = mm_xstrdup("M2");
+	uint8_t da[MM_DIGEST_LEN], db[MM_DIGEST_LEN];
+	mm_entry_digest(a, da);
+	mm_entry_digest(b, db);
+	const char *winner = memcmp(da, db, MM_DIGEST_LEN) > 0 ? "M1" : "M2";
+	struct mm_table t2;
+	mm_table_init(&t2);
+	mm_table_merge(&t2, mm_entry_clone(b));
+	mm_table_merge(&t2, mm_entry_clone(a));
+	mm_table_merge(&t, a);
+	mm_table_merge(&t, b);
+	assert_string_equal(mm_table_find(&t, "G")->master, winner);
+	assert_string_equal(mm_table_find(&t2, "G")->master, winner);
+	/* delta: only what the peer lacks or holds older */
+	mm_table_merge(&t, entry("H", 0, 1, 0, 0));
+	Mailmesh__Version v = MAILMESH__VERSION__INIT;
+	v.incarnation = 1;
+	Mailmesh__EntrySummary s = MAILMESH__ENTRY_SUMMARY__INIT;
+	s.group = "G";
+	s.version = &v;
+	const Mailmesh__EntrySummary *peer[] = {&s};
+	const mm_entry **out;
+	size_t n = mm_table_delta(&t, peer, 1, &out);
+	assert_int_equal(n, 1);
+	assert_string_equal(out[0]->name, "H");
+	free(out);
+	/* encode/decode round trip keeps the digest */
+	size_t len;
+	uint8_t *buf = mm_table_encode(&t, &len);
+	struct mm_table back;
+	assert_true(mm_table_decode(buf, len, len, &back));
+	assert_false(mm_table_decode(buf, len, len - 1, &t2) && t2.n);
+	uint8_t d1[MM_DIGEST_LEN], d2[MM_DIGEST_LEN];
+	mm_table_digest(&t, d1);
+	mm_table_digest(&back, d2);
+	assert_memory_equal(d1, d2, MM_DIGEST_LEN);
+	free(buf);
+	mm_table_free(&back);
+	mm_table_free(&t);
+	mm_table_free(&t2);
+}
+
+/* --- property test: random organizations against Floyd-Warshall ---------- */
+
+static uint64_t rng_state;
+static uint32_t rnd(uint32_t n)
+{
+	rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+	return (uint32_t)(rng_state >> 33) % n;
+}
+
+static char *fmt(const char *f, unsigned a, unsigned b)
+{
+	char buf[64];
+	snprintf(buf, sizeof(buf), f, a, b);
+	return mm_xstrdup(buf);
+}
+
+static Mailmesh__Bridgehead *bh(unsigned g, unsigned s, bool down)
+{
+	Mailmesh__Bridgehead *b = mm_xmalloc(sizeof(*b));
+	mailmesh__bridgehead__init(b);
+	b->server = fmt("S%u-%u", g, s);
+	b->virtual_server = mm_xstrdup("SMTP");
+	b->address = fmt("127.0.%u.%u:25", g, s + 1);
+	b->down = down;
+	return b;
+}
+
+#define NG_MAX 12
+#define INF 0x3fffffff
+
+static void test_routes_match_oracle(void **state)
+{
+	(void)state;
+	for (unsigned seed = 1; seed <= 300; seed++) {
+		rng_state = seed;
+		unsigned ng = 2 + rnd(NG_MAX - 1);
+		unsigned w[NG_MAX][NG_MAX];
+		for (unsigned i = 0; i < ng; i++)
+			for (unsigned j = 0; j < ng; j++)
+				w[i][j] = i == j ? 0 : INF;
+		struct mm_table t;
+		mm_table_init(&t);
+		for (unsigned g = 0; g < ng; g++) {
+			mm_entry *e = entry("", 0, 1, 0, 0);
+			free(e->name);
+			e->name = fmt("G%02u", g, 0);
+			for (unsigned s = 0; s < 2; s++) {
+				Mailmesh__Server *sv = mm_xmalloc(sizeof(*sv));
+				mailmesh__server__init(sv);
+				sv->name = fmt("S%u-%u", g, s);
+				Mailmesh__VirtualServer *vs = mm_xmalloc(sizeof(*vs));
+				mailmesh__virtual_server__init(vs);
+				vs->name = mm_xstrdup("SMTP");
+				vs->address = fmt("127.0.%u.%u:25", g, s + 1);
+				sv->virtual_servers = mm_xcalloc(1, sizeof(vs));
+				sv->virtual_servers[0] = vs;
+				sv->n_virtual_servers = 1;
+				e->servers = mm_xrealloc(e->servers, e->n_servers + 1, sizeof(sv));
+				e->servers[e->n_servers++] = sv;
+			}
+			unsigned nc = rnd(4);
+			for (unsigned k = 0; k < nc; k++) {
+				unsigned to = rnd(ng);
+				if (to == g)
+					continue;
+				Mailmesh__Connector *c = mm_xmalloc(sizeof(*c));
+				mailmesh__connector__init(c);
+				c->name = fmt("C%u-%u", g, k);
+				c->cost = 1 + rnd(100);
+				c->target_group = fmt("G%02u", to, 0);
+				bool down = rnd(5) == 0;
+				c->down = down;
+				unsigned ls = rnd(2);
+				c->local_bridgeheads = mm_xcalloc(1, sizeof(void *));
+				c->local_bridgeheads[0] = bh(g, ls, false);
+				c->n_local_bridgeheads = 1;
+				c->remote_bridgeheads = mm_xcalloc(1, sizeof(void *));
+				c->remote_bridgeheads[0] = bh(to, rnd(2), false);
+				c->n_remote_bridgeheads = 1;
+				e->connectors = mm_xrealloc(e->connectors, e->n_connectors + 1, sizeof(c));
+				e->connectors[e->n_connectors++] = c;
+				if (!down && c->cost < w[g][to])
+					w[g][to] = c->cost;
+			}
+			mm_table_merge(&t, e);
+		}
+		for (unsigned k = 0; k < ng; k++)
+			for (unsigned i = 0; i < ng; i++)
+				for (unsigned j = 0; j < ng; j++)
+					if (w[i][k] + w[k][j] < w[i][j])
+						w[i][j] = w[i][k] + w[k][j];
+		for (unsigned g = 0; g < ng; g++) {
+			char *self = fmt("S%u-%u", g, 0);
+			struct mm_router r;
+			assert_true(mm_router_init(&r, &t, self));
+			for (unsigned d = 0; d < ng; d++) {
+				char *home = fmt("S%u-%u", d, 1);
+				struct mm_route rt;
+				mm_route_to_server(&r, home, "msg-1", &rt);
+				if (d == g) {
+					assert_int_equal(rt.kind, MM_ROUTE_INTRA);
+				} else if (w[g][d] >= INF) {
+					if (rt.kind != MM_ROUTE_UNREACHABLE)
+						fail_msg("seed %u: %u->%u reachable, oracle says not", seed, g, d);
+				} else {
+					if (rt.kind != MM_ROUTE_INTER || rt.cost != w[g][d])
+						fail_msg("seed %u: %u->%u kind %d cost %u, want %u", seed, g,
+							 d, rt.kind, rt.cost, w[g][d]);
+					/* the path is real: connectors chain, are up, and add up */
+					uint32_t sum = 0, at = r.self_group;
+					for (uint32_t i = 0; i < rt.nconns; i++) {
+						const struct mm_topo_conn *c = &r.topo.conns[rt.conns[i]];
+						assert_true(c->up);
+						assert_int_equal(c->group, at);
+						at = c->target;
+						sum += c->c->cost;
+					}
+					assert_int_equal(sum, w[g][d]);
+					assert_int_equal(rt.hop, MM_HOP_VSERVER);
+					/* next hop: a remote bridgehead if we bridge the first
+					 * connector, else one of its local bridgeheads */
+					const struct mm_topo_conn *c0 = &r.topo.conns[rt.conns[0]];
+					uint32_t hop_group = r.topo.servers[r.topo.vs[rt.hop_vs].server].group;
+					uint32_t lbh = r.topo.vs[r.topo.bhs[c0->local_first].vs].server;
+					assert_int_equal(hop_group, lbh == r.self ? c0->target : c0->group);
+				}
+				free(home);
+			}
+			mm_router_free(&r);
+			free(self);
+		}
+		mm_table_free(&t);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_addrspace_match),
+		cmocka_unit_test(test_addrspace_parse),
+		cmocka_unit_test(test_merge),
+		cmocka_unit_test(test_routes_match_oracle),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
