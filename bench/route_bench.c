@@ -1,0 +1,205 @@
+/* Routing benchmark: synthetic organizations of 100, 1,000 and 10,000
+ * routing groups (2 servers each, ~5 routing-group connectors per group, an
+ * SMTP connector in every 50th group). Prints, per size: table digest,
+ * topology compile, Dijkstra, the cold next-hop decision for every group
+ * (the full recompute after a table change), cached lookups per second and
+ * resident memory. Not a test: run by hand, numbers go in the notes. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "route.h"
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static long rss_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+	while (f && fgets(line, sizeof(line), f))
+		if (strncmp(line, "VmRSS:", 6) == 0)
+			kb = atol(line + 6);
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+static uint64_t rng = 42;
+static uint32_t rnd(uint32_t n)
+{
+	rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+	return (uint32_t)(rng >> 33) % n;
+}
+
+static char *fmt(const char *f, unsigned a, unsigned b)
+{
+	char buf[64];
+	snprintf(buf, sizeof(buf), f, a, b);
+	return mm_xstrdup(buf);
+}
+
+static Mailmesh__Bridgehead *bh(unsigned g, unsigned s)
+{
+	Mailmesh__Bridgehead *b = mm_xmalloc(sizeof(*b));
+	mailmesh__bridgehead__init(b);
+	b->server = fmt("S%u-%u", g, s);
+	b->virtual_server = mm_xstrdup("SMTP");
+	b->address = fmt("10.%u.%u:25", g, s);
+	return b;
+}
+
+static void add_conn(mm_entry *e, unsigned g, unsigned to, unsigned k, unsigned cost)
+{
+	Mailmesh__Connector *c = mm_xmalloc(sizeof(*c));
+	mailmesh__connector__init(c);
+	c->name = fmt("C%u-%u", g, k);
+	c->cost = cost;
+	c->target_group = fmt("G%06u", to, 0);
+	c->local_bridgeheads = mm_xcalloc(1, sizeof(void *));
+	c->local_bridgeheads[0] = bh(g, 0);
+	c->n_local_bridgeheads = 1;
+	c->remote_bridgeheads = mm_xcalloc(2, sizeof(void *));
+	c->remote_bridgeheads[0] = bh(to, 0);
+	c->remote_bridgeheads[1] = bh(to, 1);
+	c->n_remote_bridgeheads = 2;
+	e->connectors = mm_xrealloc(e->connectors, e->n_connectors + 1, sizeof(c));
+	e->connectors[e->n_connectors++] = c;
+}
+
+static void build(struct mm_table *t, unsigned ng)
+{
+	mm_table_init(t);
+	for (unsigned g = 0; g < ng; g++) {
+		mm_entry *e = mm_xmalloc(sizeof(*e));
+		mailmesh__group_entry__init(e);
+		e->name = fmt("G%06u", g, 0);
+		e->master = fmt("M%u", g, 0);
+		e->version = mm_xmalloc(sizeof(*e->version));
+		mailmesh__version__init(e->version);
+		e->version->major = 1;
+		e->servers = mm_xcalloc(2, sizeof(void *));
+		for (unsigned s = 0; s < 2; s++) {
+			Mailmesh__Server *sv = mm_xmalloc(sizeof(*sv));
+			mailmesh__server__init(sv);
+			sv->name = fmt("S%u-%u", g, s);
+			sv->routing_address = fmt("10.%u.%u:691", g, s);
+			Mailmesh__VirtualServer *vs = mm_xmalloc(sizeof(*vs));
+			mailmesh__virtual_server__init(vs);
+			vs->name = mm_xstrdup("SMTP");
+			vs->address = fmt("10.%u.%u:25", g, s);
+			sv->virtual_servers = mm_xcalloc(1, sizeof(void *));
+			sv->virtual_servers[0] = vs;
+			sv->n_virtual_servers = 1;
+			e->servers[e->n_servers++] = sv;
+		}
+		add_conn(e, g, (g + 1) % ng, 0, 10); /* a ring keeps it connected */
+		for (unsigned k = 1; k < 5; k++)
+			add_conn(e, g, rnd(ng), k, 1 + rnd(100));
+		if (g % 50 == 0) {
+			Mailmesh__Connector *c = mm_xmalloc(sizeof(*c));
+			mailmesh__connector__init(c);
+			c->name = fmt("Internet%u", g, 0);
+			c->type = MAILMESH__CONNECTOR_TYPE__CONNECTOR_SMTP;
+			c->cost = 1;
+			c->local_bridgeheads = mm_xcalloc(1, sizeof(void *));
+			c->local_bridgeheads[0] = bh(g, 1);
+			c->n_local_bridgeheads = 1;
+			Mailmesh__AddressSpace *as = mm_xmalloc(sizeof(*as));
+			mailmesh__address_space__init(as);
+			as->type = mm_xstrdup("smtp");
+			as->pattern = mm_xstrdup("*");
+			as->cost = 1 + rnd(10);
+			c->address_spaces = mm_xcalloc(1, sizeof(void *));
+			c->address_spaces[0] = as;
+			c->n_address_spaces = 1;
+			e->connectors = mm_xrealloc(e->connectors, e->n_connectors + 1, sizeof(c));
+			e->connectors[e->n_connectors++] = c;
+		}
+		mm_table_merge(t, e);
+	}
+}
+
+int main(void)
+{
+	static const unsigned sizes[] = {100, 1000, 10000};
+	printf("%7s %9s %9s %8s %9s %12s %12s %9s\n", "groups", "digest", "compile", "spf",
+	       "all-hops", "recompute", "cached/s", "rss");
+	for (size_t i = 0; i < 3; i++) {
+		unsigned ng = sizes[i];
+		long rss0 = rss_kb();
+		struct mm_table t;
+		build(&t, ng);
+		struct mm_router r;
+		mm_router_init(&r, &t, "S0-0");
+		char **homes = mm_xcalloc(ng, sizeof(*homes));
+		for (unsigned g = 0; g < ng; g++)
+			homes[g] = fmt("S%u-%u", g, 1);
+		struct mm_route rt;
+		uint8_t d[MM_DIGEST_LEN];
+
+		/* best of 5 for each phase */
+		double best[4] = {1e9, 1e9, 1e9, 1e9};
+		for (int rep = 0; rep < 5; rep++) {
+			double t0 = now_ms();
+			mm_table_digest(&t, d);
+			double t1 = now_ms();
+			struct mm_topo topo;
+			mm_topo_compile(&topo, &t);
+			double t2 = now_ms();
+			struct mm_spf spf;
+			mm_spf_run(&topo, 0, &spf);
+			double t3 = now_ms();
+			mm_spf_free(&spf);
+			mm_topo_free(&topo);
+			/* force a full recompute: a version bump changes the digest */
+			t.entries[0]->version->minor++;
+			mm_router_update(&r, &t);
+			double t4 = now_ms();
+			for (unsigned g = 0; g < ng; g++)
+				mm_route_to_server(&r, homes[g], "m", &rt);
+			double t5 = now_ms();
+			double ph[4] = {t1 - t0, t2 - t1, t3 - t2, t5 - t4};
+			for (int k = 0; k < 4; k++)
+				if (ph[k] < best[k])
+					best[k] = ph[k];
+		}
+		/* the recompute as a node does it after a change: digest, compile, spf */
+		double rc0 = now_ms();
+		t.entries[0]->version->minor++;
+		mm_router_update(&r, &t);
+		double recompute = now_ms() - rc0;
+		for (unsigned g = 0; g < ng; g++)
+			mm_route_to_server(&r, homes[g], "m", &rt);
+
+		const unsigned n = 5000000;
+		char key[32];
+		double l0 = now_ms();
+		uint64_t sink = 0;
+		for (unsigned k = 0; k < n; k++) {
+			snprintf(key, sizeof(key), "m%u", k & 1023);
+			mm_route_to_server(&r, homes[rnd(ng)], key, &rt);
+			sink += rt.hop_vs;
+		}
+		double secs = (now_ms() - l0) / 1e3;
+		printf("%7u %7.2fms %7.2fms %6.2fms %7.2fms %10.2fms %12.0f %7ldkB%s\n", ng, best[0],
+		       best[1], best[2], best[3], recompute, n / secs, rss_kb() - rss0,
+		       sink == 42 ? " " : "");
+		for (unsigned g = 0; g < ng; g++)
+			free(homes[g]);
+		free(homes);
+		mm_router_free(&r);
+		mm_table_free(&t);
+	}
+	printf("\nall-hops: cold decisions for one server in every group after a change;\n"
+	       "recompute: digest + compile + Dijkstra; cached/s: lookups of cached decisions\n"
+	       "including the rendezvous pick (a snprintf of the key is part of each one).\n");
+	return 0;
+}
