@@ -199,7 +199,8 @@ static struct obj *ref(struct builder *b, const struct obj *from, const struct m
 			    from->name, a->name, a->value, kind_name[b->o[i].kind], kind_name[want]);
 		return NULL;
 	}
-	return &b->o[i];
+	/* an entry without its cn was reported already and built nothing */
+	return b->o[i].name ? &b->o[i] : NULL;
 }
 
 static bool parent_is(struct builder *b, struct obj *o, enum kind want)

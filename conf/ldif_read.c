@@ -93,6 +93,8 @@ int mm_ldif_parse(const char *name, const char *text, size_t len, struct mm_dire
 	int buflen = 0;
 	size_t cursor = 0;
 	while (ldif_read_record(fp, &lineno, &buf, &buflen) > 0) {
+		if (buf == NULL) /* libldap returns a count but no text for some junk */
+			break;
 		size_t rl = strlen(buf);
 		const char *at = rl ? memmem(text + cursor, len - cursor, buf, rl) : NULL;
 		if (at == NULL) { /* cannot happen for a verbatim record; keep going */
