@@ -189,8 +189,8 @@ int main(void)
 			sink += rt.hop_vs;
 		}
 		double secs = (now_ms() - l0) / 1e3;
-		printf("%7u %7.2fms %7.2fms %6.2fms %7.2fms %10.2fms %12.0f %7ldkB%s\n", ng, best[0],
-		       best[1], best[2], best[3], recompute, n / secs, rss_kb() - rss0,
+		printf("%7u %7.2fms %7.2fms %6.2fms %7.2fms %10.2fms %12.0f %7ldkB%s\n", ng,
+		       best[0], best[1], best[2], best[3], recompute, n / secs, rss_kb() - rss0,
 		       sink == 42 ? " " : "");
 		for (unsigned g = 0; g < ng; g++)
 			free(homes[g]);

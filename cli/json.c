@@ -30,10 +30,22 @@ static void close_(struct json *j, char c)
 		j->depth--;
 }
 
-void json_begin_obj(struct json *j) { open_(j, '{'); }
-void json_end_obj(struct json *j) { close_(j, '}'); }
-void json_begin_arr(struct json *j) { open_(j, '['); }
-void json_end_arr(struct json *j) { close_(j, ']'); }
+void json_begin_obj(struct json *j)
+{
+	open_(j, '{');
+}
+void json_end_obj(struct json *j)
+{
+	close_(j, '}');
+}
+void json_begin_arr(struct json *j)
+{
+	open_(j, '[');
+}
+void json_end_arr(struct json *j)
+{
+	close_(j, ']');
+}
 
 static void put_string(FILE *f, const char *s)
 {

@@ -10,22 +10,22 @@
 #include "alloc.h"
 
 static const char usage[] =
-	"usage: meshctl SOURCE [--down NAME]... [--json] COMMAND [ARGS]\n"
-	"       meshctl check FILE\n"
-	"\n"
-	"SOURCE:\n"
-	"  --directory ldif:PATH | ldap://HOST:PORT/BASE-DN   offline, from the directory\n"
-	"  --connect HOST:PORT --tls DIR [--as NAME]           a live node or rgmaster\n"
-	"  --down NAME     mark a connector, server, master or bridgehead (SERVER/VS) down\n"
-	"  --json          JSON instead of text\n"
-	"\n"
-	"COMMANDS:\n"
-	"  table                          the link-state table\n"
-	"  route --from SERVER RECIPIENT  the next-hop decision for one recipient\n"
-	"  graph [--output FILE.svg|png]  the topology as Graphviz DOT\n"
-	"  check FILE                     validate a directory LDIF file\n"
-	"  queues | queue NAME | retry|freeze|thaw QUEUE   a live node's queues\n"
-	"  pki init --dir DIR --org NAME | pki issue --dir DIR NAME...\n";
+    "usage: meshctl SOURCE [--down NAME]... [--json] COMMAND [ARGS]\n"
+    "       meshctl check FILE\n"
+    "\n"
+    "SOURCE:\n"
+    "  --directory ldif:PATH | ldap://HOST:PORT/BASE-DN   offline, from the directory\n"
+    "  --connect HOST:PORT --tls DIR [--as NAME]           a live node or rgmaster\n"
+    "  --down NAME     mark a connector, server, master or bridgehead (SERVER/VS) down\n"
+    "  --json          JSON instead of text\n"
+    "\n"
+    "COMMANDS:\n"
+    "  table                          the link-state table\n"
+    "  route --from SERVER RECIPIENT  the next-hop decision for one recipient\n"
+    "  graph [--output FILE.svg|png]  the topology as Graphviz DOT\n"
+    "  check FILE                     validate a directory LDIF file\n"
+    "  queues | queue NAME | retry|freeze|thaw QUEUE   a live node's queues\n"
+    "  pki init --dir DIR --org NAME | pki issue --dir DIR NAME...\n";
 
 struct args {
 	const char *directory, *connect, *tls, *as, *from, *output;
@@ -125,11 +125,13 @@ static int check(const char *file, bool json)
 			       "\"connectors\":%zu,\"recipients\":%zu}\n",
 			       file, dir.table.n, servers, conns, dir.nrecipients);
 		else
-			printf("%s: ok: %zu routing groups, %zu servers, %zu connectors, %zu recipients\n",
+			printf("%s: ok: %zu routing groups, %zu servers, %zu connectors, %zu "
+			       "recipients\n",
 			       file, dir.table.n, servers, conns, dir.nrecipients);
 		mm_directory_free(&dir);
 	} else if (rc == EX_DATAERR) {
-		fprintf(stderr, "%s: %zu problem%s; nothing loaded\n", file, diag.n, diag.n == 1 ? "" : "s");
+		fprintf(stderr, "%s: %zu problem%s; nothing loaded\n", file, diag.n,
+		        diag.n == 1 ? "" : "s");
 	}
 	mm_diag_free(&diag);
 	free(spec);
@@ -149,9 +151,10 @@ static int run(struct args *a)
 	if (strcmp(cmd, "pki") == 0 || strcmp(cmd, "queues") == 0 || strcmp(cmd, "queue") == 0 ||
 	    strcmp(cmd, "retry") == 0 || strcmp(cmd, "freeze") == 0 || strcmp(cmd, "thaw") == 0 ||
 	    a->connect) {
-		fprintf(stderr, "meshctl: %s: not available in this build: live sources, queues and "
-				"the PKI helper come with meshnode and the routing engine\n",
-			a->connect ? "--connect" : cmd);
+		fprintf(stderr,
+		        "meshctl: %s: not available in this build: live sources, queues and "
+		        "the PKI helper come with meshnode and the routing engine\n",
+		        a->connect ? "--connect" : cmd);
 		return EX_UNAVAILABLE;
 	}
 	if (strcmp(cmd, "table") != 0 && strcmp(cmd, "route") != 0 && strcmp(cmd, "graph") != 0)
@@ -168,9 +171,10 @@ static int run(struct args *a)
 		return rc;
 	for (size_t i = 0; i < a->ndown; i++) {
 		if (!mm_table_mark(&c.dir.table, a->down[i], true)) {
-			fprintf(stderr, "meshctl: --down %s: no connector, server, master or "
-					"bridgehead (SERVER/VIRTUAL-SERVER) has that name\n",
-				a->down[i]);
+			fprintf(stderr,
+			        "meshctl: --down %s: no connector, server, master or "
+			        "bridgehead (SERVER/VIRTUAL-SERVER) has that name\n",
+			        a->down[i]);
 			mm_directory_free(&c.dir);
 			return EX_USAGE;
 		}
@@ -179,7 +183,8 @@ static int run(struct args *a)
 	if (strcmp(cmd, "table") == 0)
 		rc = a->npos == 1 ? ctl_table(&c) : usage_error("table takes no operands");
 	else if (strcmp(cmd, "graph") == 0)
-		rc = a->npos == 1 ? ctl_graph(&c, a->output) : usage_error("graph takes no operands");
+		rc = a->npos == 1 ? ctl_graph(&c, a->output)
+		                  : usage_error("graph takes no operands");
 	else if (a->from == NULL || a->npos != 2)
 		rc = usage_error("route --from SERVER RECIPIENT");
 	else

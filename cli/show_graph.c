@@ -23,11 +23,12 @@ static void dot_id(FILE *f, const char *prefix, const char *name)
 static void write_dot(struct ctl *c, FILE *f)
 {
 	const struct mm_topo *t = &c->topo;
-	fprintf(f, "digraph mailmesh {\n  compound=true; rankdir=LR; node [shape=box, fontsize=10];\n");
+	fprintf(
+	    f, "digraph mailmesh {\n  compound=true; rankdir=LR; node [shape=box, fontsize=10];\n");
 	for (uint32_t g = 0; g < t->ngroups; g++) {
 		const mm_entry *e = c->dir.table.entries[g];
 		fprintf(f, "  subgraph \"cluster_%u\" {\n    label=\"%s (master %s)\";\n", g,
-			t->groups[g].name, e->master[0] ? e->master : "none");
+		        t->groups[g].name, e->master[0] ? e->master : "none");
 		fprintf(f, "    ");
 		dot_id(f, "g", t->groups[g].name);
 		fprintf(f, " [shape=point, style=invis];\n");
@@ -37,7 +38,7 @@ static void write_dot(struct ctl *c, FILE *f)
 			fprintf(f, "    ");
 			dot_id(f, "s", t->servers[s].name);
 			fprintf(f, " [label=\"%s\"%s];\n", t->servers[s].name,
-				t->servers[s].up ? "" : ", color=red, fontcolor=red");
+			        t->servers[s].up ? "" : ", color=red, fontcolor=red");
 		}
 		fprintf(f, "  }\n");
 	}
@@ -49,8 +50,10 @@ static void write_dot(struct ctl *c, FILE *f)
 			dot_id(f, "g", t->groups[tc->group].name);
 			fprintf(f, " -> ");
 			dot_id(f, "g", t->groups[tc->target].name);
-			fprintf(f, " [label=\"%s (%u)\", ltail=\"cluster_%u\", lhead=\"cluster_%u\"%s];\n",
-				tc->c->name, tc->c->cost, tc->group, tc->target, style);
+			fprintf(
+			    f,
+			    " [label=\"%s (%u)\", ltail=\"cluster_%u\", lhead=\"cluster_%u\"%s];\n",
+			    tc->c->name, tc->c->cost, tc->group, tc->target, style);
 			continue;
 		}
 		for (size_t a = 0; tc->smtp && a < tc->c->n_address_spaces; a++) {
@@ -61,8 +64,8 @@ static void write_dot(struct ctl *c, FILE *f)
 			dot_id(f, "g", t->groups[tc->group].name);
 			fprintf(f, " -> ");
 			dot_id(f, "a", as->pattern);
-			fprintf(f, " [label=\"%s (%u)\", ltail=\"cluster_%u\"%s];\n", tc->c->name, as->cost,
-				tc->group, style);
+			fprintf(f, " [label=\"%s (%u)\", ltail=\"cluster_%u\"%s];\n", tc->c->name,
+			        as->cost, tc->group, style);
 		}
 	}
 	fprintf(f, "}\n");
@@ -95,7 +98,8 @@ int ctl_graph(struct ctl *c, const char *output)
 	close(fds[0]);
 	if (err != 0) {
 		close(fds[1]);
-		fprintf(stderr, "meshctl: graph: cannot run dot (Debian: graphviz): %s\n", strerror(err));
+		fprintf(stderr, "meshctl: graph: cannot run dot (Debian: graphviz): %s\n",
+		        strerror(err));
 		return EX_UNAVAILABLE;
 	}
 	FILE *f = fdopen(fds[1], "w");

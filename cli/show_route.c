@@ -30,7 +30,7 @@ void ctl_smart_host_address(const char *smart, char *out, size_t size)
 }
 
 static void route_json(const struct mm_router *r, const char *rcpt, const char *from,
-		       const char *domain, const struct mm_route *rt)
+                       const char *domain, const struct mm_route *rt)
 {
 	const struct mm_topo *t = &r->topo;
 	struct json j;
@@ -97,16 +97,14 @@ static void route_json(const struct mm_router *r, const char *rcpt, const char *
 		}
 		json_end_obj(&j);
 		break;
-	case MM_HOP_NONE:
-		json_null(&j);
-		break;
+	case MM_HOP_NONE: json_null(&j); break;
 	}
 	json_end_obj(&j);
 	fputc('\n', stdout);
 }
 
 static void route_text(const struct mm_router *r, const char *rcpt, const char *from,
-		       const char *domain, const struct mm_route *rt)
+                       const char *domain, const struct mm_route *rt)
 {
 	const struct mm_topo *t = &r->topo;
 	printf("%s from %s: %s\n", rcpt, from, mm_route_kind_name(rt->kind));
@@ -132,9 +130,7 @@ static void route_text(const struct mm_router *r, const char *rcpt, const char *
 		ctl_smart_host_address(rt->smart_host, addr, sizeof(addr));
 		printf("  next hop     smart host %s (this server delivers)\n", addr);
 		break;
-	case MM_HOP_DNS:
-		printf("  next hop     MX of %s (this server delivers)\n", domain);
-		break;
+	case MM_HOP_DNS: printf("  next hop     MX of %s (this server delivers)\n", domain); break;
 	case MM_HOP_NONE:
 		printf("  next hop     %s\n", rt->kind == MM_ROUTE_LOCAL ? "local delivery" : "-");
 		break;
@@ -158,16 +154,13 @@ int ctl_route(struct ctl *c, const char *from, const char *rcpt)
 		rc = EX_USAGE;
 		goto out;
 	case MM_CAT_UNKNOWN:
-		fprintf(stderr, "meshctl: route: no recipient %s in authoritative domain %s (550 5.1.1)\n",
-			rcpt, domain);
+		fprintf(stderr,
+		        "meshctl: route: no recipient %s in authoritative domain %s (550 5.1.1)\n",
+		        rcpt, domain);
 		rc = EX_NOUSER;
 		goto out;
-	case MM_CAT_HOME:
-		mm_route_to_server(&r, home, rcpt, &rt);
-		break;
-	case MM_CAT_EXTERNAL:
-		mm_route_to_domain(&r, domain, rcpt, &rt);
-		break;
+	case MM_CAT_HOME: mm_route_to_server(&r, home, rcpt, &rt); break;
+	case MM_CAT_EXTERNAL: mm_route_to_domain(&r, domain, rcpt, &rt); break;
 	}
 	if (c->json)
 		route_json(&r, rcpt, from, domain, &rt);

@@ -26,11 +26,11 @@ static const char *tls_name(const Mailmesh__Connector *c)
 {
 	return c->tls_policy == MAILMESH__TLS_POLICY__TLS_REQUIRED ? "required"
 	       : c->tls_policy == MAILMESH__TLS_POLICY__TLS_NONE   ? "none"
-								   : "opportunistic";
+	                                                           : "opportunistic";
 }
 
 static void json_bridgeheads(struct json *j, const struct mm_topo *t, Mailmesh__Bridgehead **bh,
-			     uint32_t first, uint32_t n)
+                             uint32_t first, uint32_t n)
 {
 	json_begin_arr(j);
 	for (uint32_t i = 0; i < n; i++) {
@@ -157,7 +157,8 @@ static void table_json(struct ctl *c, const char *digest)
 			json_key(&j, "local_bridgeheads");
 			json_bridgeheads(&j, t, cn->local_bridgeheads, tc->local_first, tc->nlocal);
 			json_key(&j, "remote_bridgeheads");
-			json_bridgeheads(&j, t, cn->remote_bridgeheads, tc->remote_first, tc->nremote);
+			json_bridgeheads(&j, t, cn->remote_bridgeheads, tc->remote_first,
+			                 tc->nremote);
 			json_key(&j, "smart_host");
 			json_str(&j, cn->smart_host[0] ? cn->smart_host : NULL);
 			json_key(&j, "scope");
@@ -175,7 +176,7 @@ static void table_json(struct ctl *c, const char *digest)
 }
 
 static void text_bridgeheads(const struct mm_topo *t, const char *label, Mailmesh__Bridgehead **bh,
-			     uint32_t first, uint32_t n)
+                             uint32_t first, uint32_t n)
 {
 	for (uint32_t i = 0; i < n; i++)
 		printf("        %-7s %s/%s  %s  %s\n", i == 0 ? label : "", bh[i]->server,
@@ -216,8 +217,8 @@ static void table_text(struct ctl *c, const char *digest)
 		for (uint32_t ci = tg->conn_first; ci < tg->conn_first + tg->nconn; ci++) {
 			const struct mm_topo_conn *tc = &t->conns[ci];
 			const Mailmesh__Connector *cn = tc->c;
-			printf("    %-16s %-4s %-13s cost %-3u", cn->name, state(tc->up), type_name(cn),
-			       cn->cost);
+			printf("    %-16s %-4s %-13s cost %-3u", cn->name, state(tc->up),
+			       type_name(cn), cn->cost);
 			if (tc->smtp)
 				printf(" scope %s, tls %s, %s%s\n", scope_name(cn), tls_name(cn),
 				       cn->smart_host[0] ? "smart host " : "DNS MX",
@@ -228,8 +229,10 @@ static void table_text(struct ctl *c, const char *digest)
 				printf("        %-7s %s:%s cost %u\n", a == 0 ? "spaces" : "",
 				       cn->address_spaces[a]->type, cn->address_spaces[a]->pattern,
 				       cn->address_spaces[a]->cost);
-			text_bridgeheads(t, "local", cn->local_bridgeheads, tc->local_first, tc->nlocal);
-			text_bridgeheads(t, "remote", cn->remote_bridgeheads, tc->remote_first, tc->nremote);
+			text_bridgeheads(t, "local", cn->local_bridgeheads, tc->local_first,
+			                 tc->nlocal);
+			text_bridgeheads(t, "remote", cn->remote_bridgeheads, tc->remote_first,
+			                 tc->nremote);
 		}
 	}
 }

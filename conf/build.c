@@ -17,15 +17,15 @@
 
 enum kind { K_OTHER, K_ORG, K_GROUP, K_MASTER, K_SERVER, K_VS, K_CONN, K_POLICY, K_RCPT };
 
-static const char *const kind_name[] = {"entry",          "organization", "routing group",
-					"master",         "server",       "virtual server",
-					"connector",      "recipient policy", "recipient"};
+static const char *const kind_name[] = {"entry",     "organization",     "routing group",
+                                        "master",    "server",           "virtual server",
+                                        "connector", "recipient policy", "recipient"};
 
 struct obj {
 	const struct mm_dirent *e;
 	enum kind kind;
 	char *ndn, *parent;
-	const char *name; /* cn */
+	const char *name;    /* cn */
 	uint32_t parent_obj; /* MM_NONE when the parent is not an entry */
 	void *built;         /* the table object made from it */
 	uint32_t group;      /* owning group object (servers, vs, connectors, masters) */
@@ -76,7 +76,7 @@ static bool has_class(const struct mm_dirent *e, const char *cls)
 /* The one value of a single-valued attribute; NULL when absent (an error
  * when required) or repeated (always an error). */
 static const struct mm_attr *one(struct builder *b, const struct obj *o, const char *name,
-				 bool required)
+                                 bool required)
 {
 	const struct mm_attr *found = NULL;
 	for (size_t i = 0; i < o->e->nattrs; i++) {
@@ -85,14 +85,14 @@ static const struct mm_attr *one(struct builder *b, const struct obj *o, const c
 			continue;
 		if (found) {
 			mm_diag_add(b->diag, a->where, "%s %s: %s given twice", kind_name[o->kind],
-				    o->name ? o->name : o->e->dn, name);
+			            o->name ? o->name : o->e->dn, name);
 			return NULL;
 		}
 		found = a;
 	}
 	if (found == NULL && required)
 		mm_diag_add(b->diag, o->e->where, "%s %s: %s is missing", kind_name[o->kind],
-			    o->name ? o->name : o->e->dn, name);
+		            o->name ? o->name : o->e->dn, name);
 	return found;
 }
 
@@ -175,15 +175,15 @@ static char *dup_or_empty(const char *s)
 	return s && *s ? mm_xstrdup(s) : (char *)protobuf_c_empty_string;
 }
 
-#define PUSH(arr, n, item)                                          \
-	do {                                                        \
+#define PUSH(arr, n, item)                                           \
+	do {                                                         \
 		(arr) = mm_xrealloc((arr), (n) + 1, sizeof(*(arr))); \
-		(arr)[(n)++] = (item);                              \
+		(arr)[(n)++] = (item);                               \
 	} while (0)
 
 /* The object a DN-valued attribute names, if it is of the wanted kind. */
 static struct obj *ref(struct builder *b, const struct obj *from, const struct mm_attr *a,
-		       enum kind want)
+                       enum kind want)
 {
 	char *ndn = normalize_dn(a->value);
 	uint32_t i;
@@ -191,12 +191,13 @@ static struct obj *ref(struct builder *b, const struct obj *from, const struct m
 	free(ndn);
 	if (!found) {
 		mm_diag_add(b->diag, a->where, "%s %s: %s %s names no entry", kind_name[from->kind],
-			    from->name, a->name, a->value);
+		            from->name, a->name, a->value);
 		return NULL;
 	}
 	if (b->o[i].kind != want) {
-		mm_diag_add(b->diag, a->where, "%s %s: %s %s is a %s, not a %s", kind_name[from->kind],
-			    from->name, a->name, a->value, kind_name[b->o[i].kind], kind_name[want]);
+		mm_diag_add(b->diag, a->where, "%s %s: %s %s is a %s, not a %s",
+		            kind_name[from->kind], from->name, a->name, a->value,
+		            kind_name[b->o[i].kind], kind_name[want]);
 		return NULL;
 	}
 	/* an entry without its cn was reported already and built nothing */
@@ -208,7 +209,7 @@ static bool parent_is(struct builder *b, struct obj *o, enum kind want)
 	if (o->parent_obj != MM_NONE && b->o[o->parent_obj].kind == want)
 		return true;
 	mm_diag_add(b->diag, o->e->where, "%s %s: must sit directly under a %s entry",
-		    kind_name[o->kind], o->name, kind_name[want]);
+	            kind_name[o->kind], o->name, kind_name[want]);
 	return false;
 }
 
@@ -219,10 +220,10 @@ static void classify(struct builder *b, const struct mm_dirents *entries)
 	static const struct {
 		const char *cls;
 		enum kind kind;
-	} classes[] = {{"mmOrganization", K_ORG},  {"mmRoutingGroup", K_GROUP},
-		       {"mmMaster", K_MASTER},      {"mmServer", K_SERVER},
-		       {"mmVirtualServer", K_VS},   {"mmConnector", K_CONN},
-		       {"mmRecipientPolicy", K_POLICY}, {"mmRecipient", K_RCPT}};
+	} classes[] = {{"mmOrganization", K_ORG},       {"mmRoutingGroup", K_GROUP},
+	               {"mmMaster", K_MASTER},          {"mmServer", K_SERVER},
+	               {"mmVirtualServer", K_VS},       {"mmConnector", K_CONN},
+	               {"mmRecipientPolicy", K_POLICY}, {"mmRecipient", K_RCPT}};
 
 	b->o = mm_xcalloc(entries->n, sizeof(*b->o));
 	for (size_t i = 0; i < entries->n; i++) {
@@ -237,7 +238,7 @@ static void classify(struct builder *b, const struct mm_dirents *entries)
 		uint32_t prev;
 		if (mm_strmap_get(&b->by_dn, o->ndn, &prev)) {
 			mm_diag_add(b->diag, e->where, "dn %s appears twice (first at %s)", e->dn,
-				    b->o[prev].e->where);
+			            b->o[prev].e->where);
 			free(o->ndn);
 			continue;
 		}
@@ -245,8 +246,8 @@ static void classify(struct builder *b, const struct mm_dirents *entries)
 			if (!has_class(e, classes[c].cls))
 				continue;
 			if (o->kind != K_OTHER)
-				mm_diag_add(b->diag, e->where, "entry %s is both a %s and a %s", e->dn,
-					    kind_name[o->kind], kind_name[classes[c].kind]);
+				mm_diag_add(b->diag, e->where, "entry %s is both a %s and a %s",
+				            e->dn, kind_name[o->kind], kind_name[classes[c].kind]);
 			o->kind = classes[c].kind;
 		}
 		o->parent = parent_dn(o->ndn);
@@ -267,8 +268,9 @@ static void classify(struct builder *b, const struct mm_dirents *entries)
 			for (size_t j = 0; j < i; j++)
 				if (b->o[j].kind == o->kind && b->o[j].name &&
 				    strcmp(b->o[j].name, o->name) == 0)
-					mm_diag_add(b->diag, cn->where, "two %ss named %s (the other at %s)",
-						    kind_name[o->kind], o->name, b->o[j].e->where);
+					mm_diag_add(b->diag, cn->where,
+					            "two %ss named %s (the other at %s)",
+					            kind_name[o->kind], o->name, b->o[j].e->where);
 		}
 	}
 }
@@ -307,10 +309,11 @@ static void build_master(struct builder *b, struct obj *o)
 	uint64_t p = 0;
 	if (addr && !valid_ip_port(addr->value, 691))
 		mm_diag_add(b->diag, addr->where, "master %s: mmRoutingAddress %s is not ip[:port]",
-			    o->name, addr->value);
+		            o->name, addr->value);
 	if (prio && !parse_u64(prio->value, 0, 1000000, &p))
-		mm_diag_add(b->diag, prio->where, "master %s: mmPriority %s is not a number in 0..1000000",
-			    o->name, prio->value);
+		mm_diag_add(b->diag, prio->where,
+		            "master %s: mmPriority %s is not a number in 0..1000000", o->name,
+		            prio->value);
 	if (g == NULL || addr == NULL)
 		return;
 	Mailmesh__MasterCandidate *m = mm_xmalloc(sizeof(*m));
@@ -328,10 +331,10 @@ static void build_server(struct builder *b, struct obj *o)
 	const struct mm_attr *fqdn = one(b, o, "mmFqdn", false);
 	if (addr && !valid_ip_port(addr->value, 691))
 		mm_diag_add(b->diag, addr->where, "server %s: mmRoutingAddress %s is not ip[:port]",
-			    o->name, addr->value);
+		            o->name, addr->value);
 	if (fqdn && !mm_domain_valid(fqdn->value, strlen(fqdn->value)))
-		mm_diag_add(b->diag, fqdn->where, "server %s: mmFqdn %s is not a domain name", o->name,
-			    fqdn->value);
+		mm_diag_add(b->diag, fqdn->where, "server %s: mmFqdn %s is not a domain name",
+		            o->name, fqdn->value);
 	if (g == NULL || addr == NULL)
 		return;
 	Mailmesh__Server *s = mm_xmalloc(sizeof(*s));
@@ -354,30 +357,34 @@ static void build_vs(struct builder *b, struct obj *o)
 	struct mm_vserver_conf vc = {.max_hops = 15};
 	uint64_t v;
 	if (bind && !valid_ip_port(bind->value, 0))
-		mm_diag_add(b->diag, bind->where, "virtual server %s: mmBind %s is not ip:port", o->name,
-			    bind->value);
+		mm_diag_add(b->diag, bind->where, "virtual server %s: mmBind %s is not ip:port",
+		            o->name, bind->value);
 	if (fqdn && !mm_domain_valid(fqdn->value, strlen(fqdn->value)))
-		mm_diag_add(b->diag, fqdn->where, "virtual server %s: mmFqdn %s is not a domain name",
-			    o->name, fqdn->value);
+		mm_diag_add(b->diag, fqdn->where,
+		            "virtual server %s: mmFqdn %s is not a domain name", o->name,
+		            fqdn->value);
 	if (hops && !parse_u64(hops->value, 1, 255, &v))
-		mm_diag_add(b->diag, hops->where, "virtual server %s: mmMaxHopCount %s is outside 1..255",
-			    o->name, hops->value);
+		mm_diag_add(b->diag, hops->where,
+		            "virtual server %s: mmMaxHopCount %s is outside 1..255", o->name,
+		            hops->value);
 	else if (hops)
 		vc.max_hops = (uint32_t)v;
 	if (size && !parse_u64(size->value, 1, UINT64_MAX / 2, &vc.max_size))
-		mm_diag_add(b->diag, size->where, "virtual server %s: mmMaxMessageSize %s is not a size",
-			    o->name, size->value);
+		mm_diag_add(b->diag, size->where,
+		            "virtual server %s: mmMaxMessageSize %s is not a size", o->name,
+		            size->value);
 	if (tls && strcmp(tls->value, "TRUE") != 0 && strcmp(tls->value, "FALSE") != 0)
 		mm_diag_add(b->diag, tls->where, "virtual server %s: mmRequireTls is TRUE or FALSE",
-			    o->name);
+		            o->name);
 	vc.require_tls = tls && strcmp(tls->value, "TRUE") == 0;
 	for (size_t i = 0; i < o->e->nattrs; i++) {
 		const struct mm_attr *a = &o->e->attrs[i];
 		if (strcasecmp(a->name, "mmRelayAllow") != 0)
 			continue;
 		if (!valid_cidr(a->value))
-			mm_diag_add(b->diag, a->where, "virtual server %s: mmRelayAllow %s is not ip[/bits]",
-				    o->name, a->value);
+			mm_diag_add(b->diag, a->where,
+			            "virtual server %s: mmRelayAllow %s is not ip[/bits]", o->name,
+			            a->value);
 		else
 			PUSH(vc.relay, vc.nrelay, mm_xstrdup(a->value));
 	}
@@ -403,7 +410,7 @@ static void build_vs(struct builder *b, struct obj *o)
 }
 
 static void add_bridgeheads(struct builder *b, struct obj *o, const char *attr, uint32_t group,
-			    Mailmesh__Bridgehead ***arr, size_t *n)
+                            Mailmesh__Bridgehead ***arr, size_t *n)
 {
 	for (size_t i = 0; i < o->e->nattrs; i++) {
 		const struct mm_attr *a = &o->e->attrs[i];
@@ -413,8 +420,9 @@ static void add_bridgeheads(struct builder *b, struct obj *o, const char *attr, 
 		if (vso == NULL || vso->built == NULL)
 			continue;
 		if (group != MM_NONE && vso->group != group) {
-			mm_diag_add(b->diag, a->where, "connector %s: %s %s is not in routing group %s",
-				    o->name, attr, a->value, b->o[group].name);
+			mm_diag_add(b->diag, a->where,
+			            "connector %s: %s %s is not in routing group %s", o->name, attr,
+			            a->value, b->o[group].name);
 			continue;
 		}
 		const Mailmesh__VirtualServer *vs = vso->built;
@@ -438,13 +446,13 @@ static void build_connector(struct builder *b, struct obj *o)
 	const struct mm_attr *tls = one(b, o, "mmTlsPolicy", false);
 	uint64_t c = 0;
 	if (cost && !parse_u64(cost->value, 1, 100, &c))
-		mm_diag_add(b->diag, cost->where, "connector %s: mmCost %s is outside 1..100", o->name,
-			    cost->value);
+		mm_diag_add(b->diag, cost->where, "connector %s: mmCost %s is outside 1..100",
+		            o->name, cost->value);
 	bool smtp = type && strcmp(type->value, "smtp") == 0;
 	if (type && !smtp && strcmp(type->value, "routing-group") != 0)
 		mm_diag_add(b->diag, type->where,
-			    "connector %s: mmConnectorType %s is not routing-group or smtp", o->name,
-			    type->value);
+		            "connector %s: mmConnectorType %s is not routing-group or smtp",
+		            o->name, type->value);
 	if (g == NULL || type == NULL)
 		return;
 
@@ -452,12 +460,12 @@ static void build_connector(struct builder *b, struct obj *o)
 	mailmesh__connector__init(cn);
 	cn->name = mm_xstrdup(o->name);
 	cn->type = smtp ? MAILMESH__CONNECTOR_TYPE__CONNECTOR_SMTP
-			: MAILMESH__CONNECTOR_TYPE__CONNECTOR_ROUTING_GROUP;
+	                : MAILMESH__CONNECTOR_TYPE__CONNECTOR_ROUTING_GROUP;
 	cn->cost = (uint32_t)c;
 	PUSH(g->connectors, g->n_connectors, cn);
 
 	add_bridgeheads(b, o, "mmLocalBridgehead", o->group, &cn->local_bridgeheads,
-			&cn->n_local_bridgeheads);
+	                &cn->n_local_bridgeheads);
 	bool any_local = false;
 	for (size_t i = 0; i < o->e->nattrs; i++)
 		any_local |= strcasecmp(o->e->attrs[i].name, "mmLocalBridgehead") == 0;
@@ -467,21 +475,23 @@ static void build_connector(struct builder *b, struct obj *o)
 	if (!smtp) {
 		struct obj *tg = target ? ref(b, o, target, K_GROUP) : NULL;
 		if (target == NULL)
-			mm_diag_add(b->diag, o->e->where, "connector %s: routing-group connector without mmTargetGroup",
-				    o->name);
+			mm_diag_add(b->diag, o->e->where,
+			            "connector %s: routing-group connector without mmTargetGroup",
+			            o->name);
 		else if (tg == &b->o[o->group])
-			mm_diag_add(b->diag, target->where, "connector %s: mmTargetGroup is its own group",
-				    o->name);
+			mm_diag_add(b->diag, target->where,
+			            "connector %s: mmTargetGroup is its own group", o->name);
 		if (tg) {
 			cn->target_group = mm_xstrdup(tg->name);
 			add_bridgeheads(b, o, "mmRemoteBridgehead", (uint32_t)(tg - b->o),
-					&cn->remote_bridgeheads, &cn->n_remote_bridgeheads);
+			                &cn->remote_bridgeheads, &cn->n_remote_bridgeheads);
 		}
 		bool any_remote = false;
 		for (size_t i = 0; i < o->e->nattrs; i++)
 			any_remote |= strcasecmp(o->e->attrs[i].name, "mmRemoteBridgehead") == 0;
 		if (!any_remote)
-			mm_diag_add(b->diag, o->e->where, "connector %s: no mmRemoteBridgehead", o->name);
+			mm_diag_add(b->diag, o->e->where, "connector %s: no mmRemoteBridgehead",
+			            o->name);
 	}
 
 	for (size_t i = 0; i < o->e->nattrs; i++) {
@@ -491,13 +501,14 @@ static void build_connector(struct builder *b, struct obj *o)
 		struct mm_addrspace as;
 		const char *why;
 		if (!smtp) {
-			mm_diag_add(b->diag, a->where, "connector %s: address spaces belong on SMTP connectors",
-				    o->name);
+			mm_diag_add(b->diag, a->where,
+			            "connector %s: address spaces belong on SMTP connectors",
+			            o->name);
 			continue;
 		}
 		if (!mm_addrspace_parse(a->value, &as, &why)) {
-			mm_diag_add(b->diag, a->where, "connector %s: mmAddressSpace \"%s\": %s", o->name,
-				    a->value, why);
+			mm_diag_add(b->diag, a->where, "connector %s: mmAddressSpace \"%s\": %s",
+			            o->name, a->value, why);
 			continue;
 		}
 		Mailmesh__AddressSpace *sp = mm_xmalloc(sizeof(*sp));
@@ -508,29 +519,32 @@ static void build_connector(struct builder *b, struct obj *o)
 		PUSH(cn->address_spaces, cn->n_address_spaces, sp);
 	}
 	if (smtp && cn->n_address_spaces == 0)
-		mm_diag_add(b->diag, o->e->where, "connector %s: SMTP connector without a usable mmAddressSpace",
-			    o->name);
+		mm_diag_add(b->diag, o->e->where,
+		            "connector %s: SMTP connector without a usable mmAddressSpace",
+		            o->name);
 	if (smtp && target)
-		mm_diag_add(b->diag, target->where, "connector %s: mmTargetGroup is for routing-group connectors",
-			    o->name);
+		mm_diag_add(b->diag, target->where,
+		            "connector %s: mmTargetGroup is for routing-group connectors", o->name);
 	if (smart && !valid_smart_host(smart->value))
-		mm_diag_add(b->diag, smart->where, "connector %s: mmSmartHost %s is not [ip]:port or host[:port]",
-			    o->name, smart->value);
+		mm_diag_add(b->diag, smart->where,
+		            "connector %s: mmSmartHost %s is not [ip]:port or host[:port]", o->name,
+		            smart->value);
 	else if (smart)
 		cn->smart_host = mm_xstrdup(smart->value);
 	if (scope && strcmp(scope->value, "routing-group") == 0)
 		cn->scope = MAILMESH__SCOPE__SCOPE_ROUTING_GROUP;
 	else if (scope && strcmp(scope->value, "organization") != 0)
-		mm_diag_add(b->diag, scope->where, "connector %s: mmScope %s is not organization or routing-group",
-			    o->name, scope->value);
+		mm_diag_add(b->diag, scope->where,
+		            "connector %s: mmScope %s is not organization or routing-group",
+		            o->name, scope->value);
 	if (tls && strcmp(tls->value, "required") == 0)
 		cn->tls_policy = MAILMESH__TLS_POLICY__TLS_REQUIRED;
 	else if (tls && strcmp(tls->value, "none") == 0)
 		cn->tls_policy = MAILMESH__TLS_POLICY__TLS_NONE;
 	else if (tls && strcmp(tls->value, "opportunistic") != 0)
 		mm_diag_add(b->diag, tls->where,
-			    "connector %s: mmTlsPolicy %s is not required, opportunistic or none", o->name,
-			    tls->value);
+		            "connector %s: mmTlsPolicy %s is not required, opportunistic or none",
+		            o->name, tls->value);
 }
 
 static void build_policy(struct builder *b, struct obj *o)
@@ -540,8 +554,9 @@ static void build_policy(struct builder *b, struct obj *o)
 		if (strcasecmp(a->name, "mmAuthoritativeDomain") != 0)
 			continue;
 		if (!mm_domain_valid(a->value, strlen(a->value))) {
-			mm_diag_add(b->diag, a->where, "recipient policy %s: %s is not a domain name",
-				    o->name, a->value);
+			mm_diag_add(b->diag, a->where,
+			            "recipient policy %s: %s is not a domain name", o->name,
+			            a->value);
 			continue;
 		}
 		char *d = mm_xstrdup(a->value);
@@ -575,15 +590,18 @@ static void build_recipient(struct builder *b, struct obj *o)
 		const char *at = strrchr(m, '@');
 		uint32_t prev;
 		if (at == NULL || at == m || !mm_domain_valid(at + 1, strlen(at + 1))) {
-			mm_diag_add(b->diag, a->where, "recipient %s: mail %s is not local@domain", o->name,
-				    a->value);
+			mm_diag_add(b->diag, a->where, "recipient %s: mail %s is not local@domain",
+			            o->name, a->value);
 		} else if (mm_strmap_get(&b->dir->by_mail, m, &prev)) {
-			mm_diag_add(b->diag, a->where, "recipient %s: mail %s belongs to another recipient too",
-				    o->name, a->value);
+			mm_diag_add(b->diag, a->where,
+			            "recipient %s: mail %s belongs to another recipient too",
+			            o->name, a->value);
 		} else if (srv && srv->name) {
-			struct mm_recipient r = {m, mm_xstrdup(srv->name), pw ? mm_xstrdup(pw->value) : NULL};
+			struct mm_recipient r = {m, mm_xstrdup(srv->name),
+			                         pw ? mm_xstrdup(pw->value) : NULL};
 			PUSH(b->dir->recipients, b->dir->nrecipients, r);
-			mm_strmap_put(&b->dir->by_mail, r.mail, (uint32_t)(b->dir->nrecipients - 1));
+			mm_strmap_put(&b->dir->by_mail, r.mail,
+			              (uint32_t)(b->dir->nrecipients - 1));
 			continue;
 		}
 		free(m);
@@ -599,9 +617,9 @@ static void check_unique_addresses(struct builder *b)
 	struct mm_strmap seen = {0};
 	for (size_t i = 0; i < b->n; i++) {
 		struct obj *o = &b->o[i];
-		const char *attr = o->kind == K_VS ? "mmBind"
-				   : o->kind == K_SERVER || o->kind == K_MASTER ? "mmRoutingAddress"
-										: NULL;
+		const char *attr = o->kind == K_VS                              ? "mmBind"
+		                   : o->kind == K_SERVER || o->kind == K_MASTER ? "mmRoutingAddress"
+		                                                                : NULL;
 		if (attr == NULL || o->built == NULL)
 			continue;
 		for (size_t a = 0; a < o->e->nattrs; a++) {
@@ -610,8 +628,9 @@ static void check_unique_addresses(struct builder *b)
 			if (strcasecmp(at->name, attr) != 0)
 				continue;
 			if (mm_strmap_get(&seen, at->value, &prev))
-				mm_diag_add(b->diag, at->where, "%s %s: address %s is also used at %s",
-					    kind_name[o->kind], o->name, at->value, b->o[prev].e->where);
+				mm_diag_add(
+				    b->diag, at->where, "%s %s: address %s is also used at %s",
+				    kind_name[o->kind], o->name, at->value, b->o[prev].e->where);
 			else
 				mm_strmap_put(&seen, at->value, (uint32_t)i);
 		}
@@ -620,7 +639,7 @@ static void check_unique_addresses(struct builder *b)
 }
 
 bool mm_directory_build(const struct mm_dirents *entries, struct mm_directory *dir,
-			struct mm_diag *diag)
+                        struct mm_diag *diag)
 {
 	struct builder b = {.diag = diag, .dir = dir};
 	size_t before = diag->n;
@@ -639,11 +658,11 @@ bool mm_directory_build(const struct mm_dirents *entries, struct mm_directory *d
 	}
 	if (norgs == 0)
 		mm_diag_add(diag, entries->n ? entries->e[0].where : "directory",
-			    "no mmOrganization entry");
+		            "no mmOrganization entry");
 
 	/* order matters: parents before children, targets before references */
 	static const enum kind order[] = {K_GROUP, K_MASTER, K_SERVER, K_VS,
-					  K_CONN,  K_POLICY, K_RCPT};
+	                                  K_CONN,  K_POLICY, K_RCPT};
 	for (size_t k = 0; k < sizeof(order) / sizeof(order[0]); k++) {
 		for (size_t i = 0; i < b.n; i++) {
 			struct obj *o = &b.o[i];
@@ -670,8 +689,8 @@ bool mm_directory_build(const struct mm_dirents *entries, struct mm_directory *d
 		mm_entry *e = o->built;
 		const Mailmesh__MasterCandidate *m = mm_entry_elect_master(e);
 		if (m == NULL)
-			mm_diag_add(diag, o->e->where, "routing group %s has no master candidate (mmMaster)",
-				    o->name);
+			mm_diag_add(diag, o->e->where,
+			            "routing group %s has no master candidate (mmMaster)", o->name);
 		else
 			e->master = mm_xstrdup(m->name);
 		mm_table_merge(&dir->table, e);

@@ -11,11 +11,11 @@ struct mm_diag {
 	struct mm_diag_item {
 		char *where;
 		char *msg;
-	} *items;
+	} * items;
 };
 
 __attribute__((format(printf, 3, 4))) void mm_diag_add(struct mm_diag *d, const char *where,
-							 const char *fmt, ...);
+                                                       const char *fmt, ...);
 void mm_diag_print(const struct mm_diag *d, FILE *f);
 void mm_diag_free(struct mm_diag *d);
 

@@ -10,7 +10,8 @@
 #include "ldap_read.h"
 #include "ldif_read.h"
 
-enum mm_load_status mm_directory_load(const char *spec, struct mm_directory *dir, struct mm_diag *diag)
+enum mm_load_status mm_directory_load(const char *spec, struct mm_directory *dir,
+                                      struct mm_diag *diag)
 {
 	struct mm_dirents entries = {0};
 	enum mm_load_status st = MM_LOAD_BAD_DATA;
@@ -20,7 +21,7 @@ enum mm_load_status mm_directory_load(const char *spec, struct mm_directory *dir
 			mm_diag_add(diag, spec + 5, "cannot open: %s", strerror(errno));
 			st = MM_LOAD_NOINPUT;
 		} else if (mm_ldif_read_file(spec + 5, &entries, diag) == 0 &&
-		    mm_directory_build(&entries, dir, diag))
+		           mm_directory_build(&entries, dir, diag))
 			st = MM_LOAD_OK;
 	} else if (strncmp(spec, "ldap://", 7) == 0 || strncmp(spec, "ldapi://", 8) == 0) {
 		int unavailable = 0;
@@ -37,7 +38,7 @@ enum mm_load_status mm_directory_load(const char *spec, struct mm_directory *dir
 }
 
 enum mm_category mm_directory_categorize(const struct mm_directory *dir, const char *rcpt,
-					 const char **home, char domain[256])
+                                         const char **home, char domain[256])
 {
 	char mail[512];
 	size_t n = strlen(rcpt);

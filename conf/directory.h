@@ -15,8 +15,8 @@
 #include "table.h"
 
 struct mm_recipient {
-	char *mail; /* lower case */
-	char *home; /* server name */
+	char *mail;     /* lower case */
+	char *home;     /* server name */
 	char *password; /* userPassword, or NULL */
 };
 
@@ -49,10 +49,11 @@ enum mm_load_status {
 	MM_LOAD_NOINPUT,     /* the LDIF file cannot be opened: exit 66 */
 };
 
-enum mm_load_status mm_directory_load(const char *spec, struct mm_directory *dir, struct mm_diag *diag);
+enum mm_load_status mm_directory_load(const char *spec, struct mm_directory *dir,
+                                      struct mm_diag *diag);
 /* Build from entries already read (both loaders end here). */
 bool mm_directory_build(const struct mm_dirents *entries, struct mm_directory *dir,
-			struct mm_diag *diag);
+                        struct mm_diag *diag);
 void mm_directory_free(struct mm_directory *dir);
 
 enum mm_category {
@@ -64,6 +65,6 @@ enum mm_category {
 
 /* DESIGN §4.1. domain receives the lower-cased domain (256 bytes). */
 enum mm_category mm_directory_categorize(const struct mm_directory *dir, const char *rcpt,
-					 const char **home, char domain[256]);
+                                         const char **home, char domain[256]);
 
 #endif

@@ -18,7 +18,7 @@ void mm_dirent_add_attr(struct mm_dirent *e, const char *name, const char *value
 {
 	mm_grow(&e->attrs, &e->cap, e->nattrs + 1, sizeof(*e->attrs));
 	e->attrs[e->nattrs++] =
-		(struct mm_attr){mm_xstrdup(name), mm_xstrdup(value), mm_xstrdup(where)};
+	    (struct mm_attr){mm_xstrdup(name), mm_xstrdup(value), mm_xstrdup(where)};
 }
 
 void mm_dirents_free(struct mm_dirents *l)

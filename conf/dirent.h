@@ -26,7 +26,8 @@ struct mm_dirents {
 };
 
 struct mm_dirent *mm_dirents_add(struct mm_dirents *l, const char *dn, const char *where);
-void mm_dirent_add_attr(struct mm_dirent *e, const char *name, const char *value, const char *where);
+void mm_dirent_add_attr(struct mm_dirent *e, const char *name, const char *value,
+                        const char *where);
 void mm_dirents_free(struct mm_dirents *l);
 
 /* Limits on what a directory source may hand us (DESIGN: every parser of

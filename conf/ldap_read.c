@@ -32,7 +32,8 @@ static void add_entry(LDAP *ld, LDAPMessage *msg, struct mm_dirents *out)
 		return;
 	struct mm_dirent *e = mm_dirents_add(out, dn, dn);
 	BerElement *ber = NULL;
-	for (char *a = ldap_first_attribute(ld, msg, &ber); a; a = ldap_next_attribute(ld, msg, ber)) {
+	for (char *a = ldap_first_attribute(ld, msg, &ber); a;
+	     a = ldap_next_attribute(ld, msg, ber)) {
 		struct berval **vals = ldap_get_values_len(ld, msg, a);
 		for (size_t i = 0; vals && vals[i]; i++) {
 			if (vals[i]->bv_len > MM_DIR_MAX_VALUE ||
@@ -69,13 +70,13 @@ int mm_ldap_read(const char *url, struct mm_dirents *out, struct mm_diag *diag, 
 		if (strncasecmp(x, "bindname=", 9) == 0)
 			binddn = mm_xstrdup(x + 9);
 		else if (strncasecmp(x, "x-pwfile=", 9) == 0 && password == NULL &&
-			 (password = read_password(x + 9, diag)) == NULL)
+		         (password = read_password(x + 9, diag)) == NULL)
 			goto out;
 	}
 	size_t ul = strlen(lud->lud_scheme) + strlen(lud->lud_host ? lud->lud_host : "") + 32;
 	uri = mm_xmalloc(ul);
 	snprintf(uri, ul, "%s://%s:%d/", lud->lud_scheme, lud->lud_host ? lud->lud_host : "",
-		 lud->lud_port);
+	         lud->lud_port);
 	if (ldap_initialize(&ld, uri) != LDAP_SUCCESS) {
 		mm_diag_add(diag, url, "cannot initialize an LDAP session");
 		goto out;
@@ -88,12 +89,13 @@ int mm_ldap_read(const char *url, struct mm_dirents *out, struct mm_diag *diag, 
 	struct berval cred = {password ? strlen(password) : 0, password};
 	int err = ldap_sasl_bind_s(ld, binddn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
 	if (err != LDAP_SUCCESS) {
-		*unavailable = err == LDAP_SERVER_DOWN || err == LDAP_TIMEOUT || err == LDAP_CONNECT_ERROR;
+		*unavailable =
+		    err == LDAP_SERVER_DOWN || err == LDAP_TIMEOUT || err == LDAP_CONNECT_ERROR;
 		mm_diag_add(diag, url, "LDAP bind: %s", ldap_err2string(err));
 		goto out;
 	}
 	err = ldap_search_ext_s(ld, lud->lud_dn, LDAP_SCOPE_SUBTREE, "(objectClass=*)", NULL, 0,
-				NULL, NULL, &tv, LDAP_NO_LIMIT, &res);
+	                        NULL, NULL, &tv, LDAP_NO_LIMIT, &res);
 	if (err != LDAP_SUCCESS) {
 		*unavailable = err == LDAP_SERVER_DOWN || err == LDAP_TIMEOUT;
 		mm_diag_add(diag, url, "LDAP search: %s", ldap_err2string(err));

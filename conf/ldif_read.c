@@ -25,7 +25,7 @@ static unsigned long count_nl(const char *s, size_t n)
 }
 
 static void parse_record(const char *name, char *rec, unsigned long first_line,
-			 struct mm_dirents *out, struct mm_diag *diag)
+                         struct mm_dirents *out, struct mm_diag *diag)
 {
 	char *orig = mm_xstrdup(rec);
 	char *next = rec, *line;
@@ -44,8 +44,8 @@ static void parse_record(const char *name, char *rec, unsigned long first_line,
 		char tname[256];
 		snprintf(tname, sizeof(tname), "%.*s", (int)type.bv_len, type.bv_val);
 		if (value.bv_len > MM_DIR_MAX_VALUE || memchr(value.bv_val, '\0', value.bv_len)) {
-			mm_diag_add(diag, where, "%s: value is binary or longer than %u bytes", tname,
-				    MM_DIR_MAX_VALUE);
+			mm_diag_add(diag, where, "%s: value is binary or longer than %u bytes",
+			            tname, MM_DIR_MAX_VALUE);
 		} else if (e == NULL && strcasecmp(tname, "version") == 0) {
 			/* "version: 1" may head the first record */
 		} else if (e == NULL && strcasecmp(tname, "dn") != 0) {
@@ -69,7 +69,7 @@ static void parse_record(const char *name, char *rec, unsigned long first_line,
 }
 
 int mm_ldif_parse(const char *name, const char *text, size_t len, struct mm_dirents *out,
-		  struct mm_diag *diag)
+                  struct mm_diag *diag)
 {
 	size_t before = diag->n;
 	if (len > MM_DIR_MAX_BYTES) {

@@ -13,12 +13,12 @@
 #include <stdint.h>
 
 #define MM_ADDRSPACE_MAX 300 /* longest "type:pattern cost" accepted */
-#define MM_DOMAIN_MAX 255    /* RFC 1035 */
+#define MM_DOMAIN_MAX    255 /* RFC 1035 */
 
 struct mm_addrspace {
-	char type[32];                  /* lower case, e.g. "smtp" */
+	char type[32];                   /* lower case, e.g. "smtp" */
 	char pattern[MM_DOMAIN_MAX + 1]; /* lower case */
-	uint32_t cost;                  /* 0: none given, use the connector's */
+	uint32_t cost;                   /* 0: none given, use the connector's */
 };
 
 /* Parse "type:pattern [cost]". On failure returns false and points *why at a

@@ -9,11 +9,11 @@
 
 /* One way to go: a path and the next hops that serve it equally. */
 struct option {
-	uint64_t hash;       /* rendezvous id among equal options */
+	uint64_t hash; /* rendezvous id among equal options */
 	uint32_t cost;
 	uint32_t npath, nconns, ncand;
 	uint32_t *path, *conns;
-	uint32_t *cand;      /* virtual server indices */
+	uint32_t *cand;       /* virtual server indices */
 	enum mm_hop_type hop; /* MM_HOP_VSERVER, or this server delivers */
 	const char *smart_host;
 };
@@ -28,8 +28,8 @@ struct mm_decision {
 
 const char *mm_route_kind_name(enum mm_route_kind k)
 {
-	static const char *const names[] = {"local",       "intra-group", "inter-group",
-					    "external",    "unreachable", "no-route"};
+	static const char *const names[] = {"local",    "intra-group", "inter-group",
+	                                    "external", "unreachable", "no-route"};
 	return names[k];
 }
 
@@ -166,7 +166,7 @@ static uint32_t *copy_u32(const uint32_t *a, uint32_t n, uint32_t extra)
  * their remote bridgeheads; otherwise to their local bridgeheads. extra
  * (MM_NONE for none) is appended to every option's connectors. */
 static void add_path_options(struct mm_router *r, struct mm_decision *d, uint32_t dst,
-			     uint32_t extra, uint32_t extra_cost, uint64_t salt)
+                             uint32_t extra, uint32_t extra_cost, uint64_t salt)
 {
 	const struct mm_topo *t = &r->topo;
 	uint32_t n = r->spf.hops[dst];
@@ -258,7 +258,8 @@ static void decide_domain(struct mm_router *r, struct mm_decision *d, const char
 	for (uint32_t i = 0; i < t->nsmtp; i++) {
 		const struct mm_topo_conn *c = &t->conns[t->smtp[i]];
 		score[i] = -1;
-		if (c->c->scope == MAILMESH__SCOPE__SCOPE_ROUTING_GROUP && c->group != r->self_group)
+		if (c->c->scope == MAILMESH__SCOPE__SCOPE_ROUTING_GROUP &&
+		    c->group != r->self_group)
 			continue;
 		for (size_t a = 0; a < c->c->n_address_spaces; a++) {
 			const Mailmesh__AddressSpace *as = c->c->address_spaces[a];
@@ -349,7 +350,7 @@ static const struct mm_decision *cached(struct mm_router *r, const char *key, bo
 }
 
 static void answer(const struct mm_router *r, const struct mm_decision *d, const char *key,
-		   struct mm_route *out)
+                   struct mm_route *out)
 {
 	*out = (struct mm_route){0};
 	out->kind = d->kind;
@@ -394,7 +395,8 @@ static void answer(const struct mm_router *r, const struct mm_decision *d, const
 	}
 }
 
-void mm_route_to_server(struct mm_router *r, const char *home, const char *key, struct mm_route *out)
+void mm_route_to_server(struct mm_router *r, const char *home, const char *key,
+                        struct mm_route *out)
 {
 	char buf[2 + 256];
 	size_t n = strlen(home);
@@ -407,7 +409,8 @@ void mm_route_to_server(struct mm_router *r, const char *home, const char *key, 
 	answer(r, cached(r, buf, false), key, out);
 }
 
-void mm_route_to_domain(struct mm_router *r, const char *domain, const char *key, struct mm_route *out)
+void mm_route_to_domain(struct mm_router *r, const char *domain, const char *key,
+                        struct mm_route *out)
 {
 	char buf[2 + MM_DOMAIN_MAX + 1];
 	size_t n = strlen(domain);

@@ -44,7 +44,7 @@ struct mm_route {
 	const uint32_t *path;  /* group indices, this group first */
 	const uint32_t *conns; /* connector indices along the path, then the SMTP connector */
 	enum mm_hop_type hop;
-	uint32_t hop_vs;       /* MM_HOP_VSERVER: virtual server index */
+	uint32_t hop_vs;        /* MM_HOP_VSERVER: virtual server index */
 	const char *smart_host; /* MM_HOP_SMART_HOST */
 };
 
@@ -71,7 +71,9 @@ bool mm_router_update(struct mm_router *r, const struct mm_table *t);
 
 /* Decisions. key is the message's rendezvous key (its message id).
  * Results point into the router and are valid until the next update. */
-void mm_route_to_server(struct mm_router *r, const char *home, const char *key, struct mm_route *out);
-void mm_route_to_domain(struct mm_router *r, const char *domain, const char *key, struct mm_route *out);
+void mm_route_to_server(struct mm_router *r, const char *home, const char *key,
+                        struct mm_route *out);
+void mm_route_to_domain(struct mm_router *r, const char *domain, const char *key,
+                        struct mm_route *out);
 
 #endif

@@ -22,6 +22,7 @@ void mm_spf_free(struct mm_spf *s);
 
 /* The path to group dst as connector indices, first hop first. Returns the
  * number of connectors (0 for dst == src); conns must hold spf hops[dst]. */
-uint32_t mm_spf_path(const struct mm_topo *t, const struct mm_spf *s, uint32_t dst, uint32_t *conns);
+uint32_t mm_spf_path(const struct mm_topo *t, const struct mm_spf *s, uint32_t dst,
+                     uint32_t *conns);
 
 #endif

@@ -16,7 +16,7 @@ struct mm_strmap {
 		const char *key; /* NULL: free */
 		uint64_t hash;
 		uint32_t value;
-	} *slots;
+	} * slots;
 };
 
 uint64_t mm_strhash(const char *s);

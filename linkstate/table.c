@@ -66,9 +66,9 @@ mm_entry *mm_table_find(const struct mm_table *t, const char *group)
 
 /* --- canonical form ------------------------------------------------------ */
 
-#define NAME_CMP(fn, type, field)                                        \
-	static int fn(const void *a, const void *b)                          \
-	{                                                                    \
+#define NAME_CMP(fn, type, field)                                                      \
+	static int fn(const void *a, const void *b)                                    \
+	{                                                                              \
 		return strcmp((*(type *const *)a)->field, (*(type *const *)b)->field); \
 	}
 NAME_CMP(cmp_master, Mailmesh__MasterCandidate, name)
@@ -94,9 +94,9 @@ static int cmp_space(const void *a, const void *b)
 	return c ? c : (x->cost > y->cost) - (x->cost < y->cost);
 }
 
-#define SORT(arr, n, cmp)                                    \
-	do {                                                 \
-		if ((n) > 1)                                 \
+#define SORT(arr, n, cmp)                                       \
+	do {                                                    \
+		if ((n) > 1)                                    \
 			qsort((arr), (n), sizeof(*(arr)), cmp); \
 	} while (0)
 
@@ -249,11 +249,11 @@ enum mm_merge mm_table_merge(struct mm_table *t, mm_entry *e)
 static int cmp_summary(const void *a, const void *b)
 {
 	return strcmp((*(Mailmesh__EntrySummary *const *)a)->group,
-		      (*(Mailmesh__EntrySummary *const *)b)->group);
+	              (*(Mailmesh__EntrySummary *const *)b)->group);
 }
 
 size_t mm_table_delta(const struct mm_table *t, const Mailmesh__EntrySummary *const *peer,
-		      size_t npeer, const mm_entry ***out)
+                      size_t npeer, const mm_entry ***out)
 {
 	const Mailmesh__EntrySummary **sorted = mm_xcalloc(npeer, sizeof(*sorted));
 	memcpy(sorted, peer, npeer * sizeof(*sorted));
@@ -334,8 +334,8 @@ bool mm_entry_set_connector(mm_entry *e, const char *conn, bool down)
 	return false;
 }
 
-static bool set_bh(Mailmesh__Bridgehead **bh, size_t n, const char *server,
-		   const char *vserver, bool down)
+static bool set_bh(Mailmesh__Bridgehead **bh, size_t n, const char *server, const char *vserver,
+                   bool down)
 {
 	bool changed = false;
 	for (size_t i = 0; i < n; i++) {
@@ -348,16 +348,18 @@ static bool set_bh(Mailmesh__Bridgehead **bh, size_t n, const char *server,
 	return changed;
 }
 
-bool mm_entry_set_bridgehead(mm_entry *e, const char *conn, const char *server,
-			     const char *vserver, bool down)
+bool mm_entry_set_bridgehead(mm_entry *e, const char *conn, const char *server, const char *vserver,
+                             bool down)
 {
 	bool changed = false;
 	for (size_t i = 0; i < e->n_connectors; i++) {
 		Mailmesh__Connector *c = e->connectors[i];
 		if (conn && strcmp(c->name, conn) != 0)
 			continue;
-		changed |= set_bh(c->local_bridgeheads, c->n_local_bridgeheads, server, vserver, down);
-		changed |= set_bh(c->remote_bridgeheads, c->n_remote_bridgeheads, server, vserver, down);
+		changed |=
+		    set_bh(c->local_bridgeheads, c->n_local_bridgeheads, server, vserver, down);
+		changed |=
+		    set_bh(c->remote_bridgeheads, c->n_remote_bridgeheads, server, vserver, down);
 	}
 	if (changed)
 		version_of(e)->minor++;
@@ -393,13 +395,15 @@ bool mm_table_mark(struct mm_table *t, const char *name, bool down)
 			server[n] = '\0';
 			for (size_t c = 0; c < e->n_connectors; c++) {
 				const Mailmesh__Connector *cn = e->connectors[c];
-				for (size_t b = 0; b < cn->n_local_bridgeheads + cn->n_remote_bridgeheads; b++) {
+				for (size_t b = 0;
+				     b < cn->n_local_bridgeheads + cn->n_remote_bridgeheads; b++) {
 					const Mailmesh__Bridgehead *bh =
-						b < cn->n_local_bridgeheads
-							? cn->local_bridgeheads[b]
-							: cn->remote_bridgeheads[b - cn->n_local_bridgeheads];
+					    b < cn->n_local_bridgeheads
+					        ? cn->local_bridgeheads[b]
+					        : cn->remote_bridgeheads[b -
+					                                 cn->n_local_bridgeheads];
 					found |= strcmp(bh->server, server) == 0 &&
-						 strcmp(bh->virtual_server, slash + 1) == 0;
+					         strcmp(bh->virtual_server, slash + 1) == 0;
 				}
 			}
 			mm_entry_set_bridgehead(e, NULL, server, slash + 1, down);

@@ -54,7 +54,7 @@ enum mm_merge mm_table_merge(struct mm_table *t, mm_entry *e);
  * versions of, in table order; pointers into t, valid until t changes.
  * Returns the count; *out is allocated (free()). */
 size_t mm_table_delta(const struct mm_table *t, const Mailmesh__EntrySummary *const *peer,
-		      size_t npeer, const mm_entry ***out);
+                      size_t npeer, const mm_entry ***out);
 
 /* SHA-256 over the canonical encoding of the whole table. */
 void mm_table_digest(const struct mm_table *t, uint8_t out[MM_DIGEST_LEN]);
@@ -69,17 +69,15 @@ bool mm_table_decode(const uint8_t *buf, size_t len, size_t limit, struct mm_tab
 /* State changes, as a master applies them to its own group's entry: each
  * bumps the version the change belongs to (DESIGN §3) and returns true when
  * something changed, false when it was already so or the name is unknown. */
-bool mm_entry_set_server(mm_entry *e, const char *server, bool down);    /* user */
-bool mm_entry_set_master(mm_entry *e, const char *master, bool down);    /* user */
-bool mm_entry_set_connector(mm_entry *e, const char *conn, bool down);   /* minor */
-bool mm_entry_set_bridgehead(mm_entry *e, const char *conn, const char *server,
-			     const char *vserver, bool down);            /* minor */
+bool mm_entry_set_server(mm_entry *e, const char *server, bool down);  /* user */
+bool mm_entry_set_master(mm_entry *e, const char *master, bool down);  /* user */
+bool mm_entry_set_connector(mm_entry *e, const char *conn, bool down); /* minor */
+bool mm_entry_set_bridgehead(mm_entry *e, const char *conn, const char *server, const char *vserver,
+                             bool down); /* minor */
 
 /* The active master: the live candidate of highest priority, ties by name.
  * NULL when every candidate is down. */
 const Mailmesh__MasterCandidate *mm_entry_elect_master(const mm_entry *e);
-
-
 
 /* Mark an object down (or up) by name, as an operator names it: a connector,
  * a server, a master candidate, or a bridgehead "SERVER/VIRTUAL-SERVER" (on

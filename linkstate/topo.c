@@ -47,7 +47,7 @@ static uint32_t find_vs(const struct mm_topo *t, const Mailmesh__Bridgehead *b)
 }
 
 static bool add_bhs(struct mm_topo *t, Mailmesh__Bridgehead **b, size_t n, uint32_t group,
-		    uint32_t *first, uint32_t *count)
+                    uint32_t *first, uint32_t *count)
 {
 	bool any_up = false;
 	*first = t->nbhs;
@@ -55,7 +55,7 @@ static bool add_bhs(struct mm_topo *t, Mailmesh__Bridgehead **b, size_t n, uint3
 	for (size_t i = 0; i < n; i++) {
 		uint32_t vs = find_vs(t, b[i]);
 		bool up = vs != MM_NONE && !b[i]->down && t->servers[t->vs[vs].server].up &&
-			  (group == MM_NONE || t->servers[t->vs[vs].server].group == group);
+		          (group == MM_NONE || t->servers[t->vs[vs].server].group == group);
 		t->bhs[t->nbhs++] = (struct mm_topo_bh){vs, up};
 		any_up |= up;
 	}
@@ -73,7 +73,8 @@ void mm_topo_compile(struct mm_topo *t, const struct mm_table *table)
 			nvs += e->servers[s]->n_virtual_servers;
 		nconns += e->n_connectors;
 		for (size_t c = 0; c < e->n_connectors; c++) {
-			nbhs += e->connectors[c]->n_local_bridgeheads + e->connectors[c]->n_remote_bridgeheads;
+			nbhs += e->connectors[c]->n_local_bridgeheads +
+			        e->connectors[c]->n_remote_bridgeheads;
 			nsmtp += e->connectors[c]->type == MAILMESH__CONNECTOR_TYPE__CONNECTOR_SMTP;
 		}
 	}
@@ -92,13 +93,14 @@ void mm_topo_compile(struct mm_topo *t, const struct mm_table *table)
 		for (size_t s = 0; s < e->n_servers; s++) {
 			const Mailmesh__Server *sv = e->servers[s];
 			uint32_t si = t->nservers++;
-			t->servers[si] = (struct mm_topo_server){sv->name, (uint32_t)g, !sv->down, t->nvs,
-								 (uint32_t)sv->n_virtual_servers};
+			t->servers[si] =
+			    (struct mm_topo_server){sv->name, (uint32_t)g, !sv->down, t->nvs,
+			                            (uint32_t)sv->n_virtual_servers};
 			mm_strmap_put(&t->server_idx, sv->name, si);
 			for (size_t v = 0; v < sv->n_virtual_servers; v++) {
 				const Mailmesh__VirtualServer *vs = sv->virtual_servers[v];
 				t->vs[t->nvs++] = (struct mm_topo_vs){vs->name, vs->address, si,
-								      id_hash(sv->name, vs->name)};
+				                                      id_hash(sv->name, vs->name)};
 			}
 		}
 	}
@@ -119,10 +121,11 @@ void mm_topo_compile(struct mm_topo *t, const struct mm_table *table)
 			tc->target = tc->smtp ? MM_NONE : mm_topo_group(t, cn->target_group);
 			tc->hash = mm_strhash(cn->name);
 			bool local = add_bhs(t, cn->local_bridgeheads, cn->n_local_bridgeheads,
-					     (uint32_t)g, &tc->local_first, &tc->nlocal);
+			                     (uint32_t)g, &tc->local_first, &tc->nlocal);
 			bool remote = add_bhs(t, cn->remote_bridgeheads, cn->n_remote_bridgeheads,
-					      tc->target, &tc->remote_first, &tc->nremote);
-			tc->up = !cn->down && local && (tc->smtp || (remote && tc->target != MM_NONE));
+			                      tc->target, &tc->remote_first, &tc->nremote);
+			tc->up =
+			    !cn->down && local && (tc->smtp || (remote && tc->target != MM_NONE));
 			if (tc->smtp)
 				t->smtp[t->nsmtp++] = ci;
 			mm_strmap_put(&t->conn_idx, cn->name, ci);

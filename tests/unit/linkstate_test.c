@@ -22,17 +22,21 @@ static void test_addrspace_match(void **state)
 		const char *pattern, *domain;
 		int want;
 	} rows[] = {
-		{"*", "example.org", 0},        {"*.mil", "army.mil", 2},
-		{"*.mil", "mil", -1},           {"*.mil", "a.b.mil", 2},
-		{"example.com", "example.com", 5}, {"example.com", "a.example.com", -1},
-		{"*.example.com", "a.example.com", 4}, {"*.example.com", "example.com", -1},
-		{"*.mil", "armymil", -1},
+	    {"*", "example.org", 0},
+	    {"*.mil", "army.mil", 2},
+	    {"*.mil", "mil", -1},
+	    {"*.mil", "a.b.mil", 2},
+	    {"example.com", "example.com", 5},
+	    {"example.com", "a.example.com", -1},
+	    {"*.example.com", "a.example.com", 4},
+	    {"*.example.com", "example.com", -1},
+	    {"*.mil", "armymil", -1},
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		int got = mm_addrspace_match(rows[i].pattern, rows[i].domain);
 		if (got != rows[i].want)
-			fail_msg("match(%s, %s): got %d, want %d", rows[i].pattern, rows[i].domain, got,
-				 rows[i].want);
+			fail_msg("match(%s, %s): got %d, want %d", rows[i].pattern, rows[i].domain,
+			         got, rows[i].want);
 	}
 }
 
@@ -44,18 +48,18 @@ static void test_addrspace_parse(void **state)
 		int ok;
 		unsigned cost;
 	} rows[] = {
-		{"smtp:* 1", 1, 1},   {"SMTP:*.MIL 5", 1, 5}, {"smtp:example.com", 1, 0},
-		{"smtp:* 0", 0, 0},   {"smtp:* 101", 0, 0},   {"smtp:", 0, 0},
-		{"*", 0, 0},          {"smtp:*.-bad", 0, 0},  {"smtp:a..b", 0, 0},
-		{"smtp:* x", 0, 0},   {"x400:c=us;a=b 3", 1, 3},
+	    {"smtp:* 1", 1, 1}, {"SMTP:*.MIL 5", 1, 5},    {"smtp:example.com", 1, 0},
+	    {"smtp:* 0", 0, 0}, {"smtp:* 101", 0, 0},      {"smtp:", 0, 0},
+	    {"*", 0, 0},        {"smtp:*.-bad", 0, 0},     {"smtp:a..b", 0, 0},
+	    {"smtp:* x", 0, 0}, {"x400:c=us;a=b 3", 1, 3},
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		struct mm_addrspace as;
 		const char *why = NULL;
 		int ok = mm_addrspace_parse(rows[i].text, &as, &why);
 		if (ok != rows[i].ok || (ok && as.cost != rows[i].cost))
-			fail_msg("parse(%s): got ok=%d cost=%u, want ok=%d cost=%u", rows[i].text, ok,
-				 ok ? as.cost : 0, rows[i].ok, rows[i].cost);
+			fail_msg("parse(%s): got ok=%d cost=%u, want ok=%d cost=%u", rows[i].text,
+			         ok, ok ? as.cost : 0, rows[i].ok, rows[i].cost);
 	}
 }
 
@@ -158,7 +162,7 @@ static Mailmesh__Bridgehead *bh(unsigned g, unsigned s, bool down)
 }
 
 #define NG_MAX 12
-#define INF 0x3fffffff
+#define INF    0x3fffffff
 
 static void test_routes_match_oracle(void **state)
 {
@@ -209,7 +213,8 @@ static void test_routes_match_oracle(void **state)
 				c->remote_bridgeheads = mm_xcalloc(1, sizeof(void *));
 				c->remote_bridgeheads[0] = bh(to, rnd(2), false);
 				c->n_remote_bridgeheads = 1;
-				e->connectors = mm_xrealloc(e->connectors, e->n_connectors + 1, sizeof(c));
+				e->connectors =
+				    mm_xrealloc(e->connectors, e->n_connectors + 1, sizeof(c));
 				e->connectors[e->n_connectors++] = c;
 				if (!down && c->cost < w[g][to])
 					w[g][to] = c->cost;
@@ -233,15 +238,18 @@ static void test_routes_match_oracle(void **state)
 					assert_int_equal(rt.kind, MM_ROUTE_INTRA);
 				} else if (w[g][d] >= INF) {
 					if (rt.kind != MM_ROUTE_UNREACHABLE)
-						fail_msg("seed %u: %u->%u reachable, oracle says not", seed, g, d);
+						fail_msg(
+						    "seed %u: %u->%u reachable, oracle says not",
+						    seed, g, d);
 				} else {
 					if (rt.kind != MM_ROUTE_INTER || rt.cost != w[g][d])
-						fail_msg("seed %u: %u->%u kind %d cost %u, want %u", seed, g,
-							 d, rt.kind, rt.cost, w[g][d]);
+						fail_msg("seed %u: %u->%u kind %d cost %u, want %u",
+						         seed, g, d, rt.kind, rt.cost, w[g][d]);
 					/* the path is real: connectors chain, are up, and add up */
 					uint32_t sum = 0, at = r.self_group;
 					for (uint32_t i = 0; i < rt.nconns; i++) {
-						const struct mm_topo_conn *c = &r.topo.conns[rt.conns[i]];
+						const struct mm_topo_conn *c =
+						    &r.topo.conns[rt.conns[i]];
 						assert_true(c->up);
 						assert_int_equal(c->group, at);
 						at = c->target;
@@ -252,9 +260,12 @@ static void test_routes_match_oracle(void **state)
 					/* next hop: a remote bridgehead if we bridge the first
 					 * connector, else one of its local bridgeheads */
 					const struct mm_topo_conn *c0 = &r.topo.conns[rt.conns[0]];
-					uint32_t hop_group = r.topo.servers[r.topo.vs[rt.hop_vs].server].group;
-					uint32_t lbh = r.topo.vs[r.topo.bhs[c0->local_first].vs].server;
-					assert_int_equal(hop_group, lbh == r.self ? c0->target : c0->group);
+					uint32_t hop_group =
+					    r.topo.servers[r.topo.vs[rt.hop_vs].server].group;
+					uint32_t lbh =
+					    r.topo.vs[r.topo.bhs[c0->local_first].vs].server;
+					assert_int_equal(hop_group,
+					                 lbh == r.self ? c0->target : c0->group);
 				}
 				free(home);
 			}
@@ -268,10 +279,10 @@ static void test_routes_match_oracle(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_addrspace_match),
-		cmocka_unit_test(test_addrspace_parse),
-		cmocka_unit_test(test_merge),
-		cmocka_unit_test(test_routes_match_oracle),
+	    cmocka_unit_test(test_addrspace_match),
+	    cmocka_unit_test(test_addrspace_parse),
+	    cmocka_unit_test(test_merge),
+	    cmocka_unit_test(test_routes_match_oracle),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
