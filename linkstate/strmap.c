@@ -52,19 +52,32 @@ static void insert(struct mm_strmap *m, const char *key, uint64_t h, uint32_t va
 	}
 }
 
+static void rehash(struct mm_strmap *m, size_t cap)
+{
+	struct mm_strmap old = *m;
+	m->cap = cap;
+	m->slots = mm_xcalloc(m->cap, sizeof(*m->slots));
+	m->used = 0;
+	for (size_t i = 0; i < old.cap; i++)
+		if (old.slots[i].key)
+			insert(m, old.slots[i].key, old.slots[i].hash, old.slots[i].value);
+	free(old.slots);
+}
+
+void mm_strmap_reserve(struct mm_strmap *m, size_t n)
+{
+	size_t cap = m->cap ? m->cap : 16;
+	while (n * 2 > cap)
+		cap *= 2;
+	if (cap != m->cap)
+		rehash(m, cap);
+}
+
 void mm_strmap_put(struct mm_strmap *m, const char *key, uint32_t value)
 {
 	/* keep the load at most 1/2: probes stay short */
-	if ((m->used + 1) * 2 > m->cap) {
-		struct mm_strmap old = *m;
-		m->cap = old.cap ? old.cap * 2 : 16;
-		m->slots = mm_xcalloc(m->cap, sizeof(*m->slots));
-		m->used = 0;
-		for (size_t i = 0; i < old.cap; i++)
-			if (old.slots[i].key)
-				insert(m, old.slots[i].key, old.slots[i].hash, old.slots[i].value);
-		free(old.slots);
-	}
+	if ((m->used + 1) * 2 > m->cap)
+		rehash(m, m->cap ? m->cap * 2 : 16);
 	insert(m, key, mm_strhash(key), value);
 }
 

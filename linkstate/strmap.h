@@ -25,6 +25,8 @@ void mm_strmap_init(struct mm_strmap *m);
 void mm_strmap_free(struct mm_strmap *m);
 void mm_strmap_clear(struct mm_strmap *m);
 /* Insert or overwrite. */
+/* Make room for n keys in all, so that inserting them never rehashes. */
+void mm_strmap_reserve(struct mm_strmap *m, size_t n);
 void mm_strmap_put(struct mm_strmap *m, const char *key, uint32_t value);
 bool mm_strmap_get(const struct mm_strmap *m, const char *key, uint32_t *value);
 

@@ -84,6 +84,9 @@ void mm_topo_compile(struct mm_topo *t, const struct mm_table *table)
 	t->conns = mm_xcalloc(nconns, sizeof(*t->conns));
 	t->bhs = mm_xcalloc(nbhs, sizeof(*t->bhs));
 	t->smtp = mm_xcalloc(nsmtp, sizeof(*t->smtp));
+	mm_strmap_reserve(&t->group_idx, table->n);
+	mm_strmap_reserve(&t->server_idx, nservers);
+	mm_strmap_reserve(&t->conn_idx, nconns);
 
 	/* groups, servers, virtual servers */
 	for (size_t g = 0; g < table->n; g++) {
