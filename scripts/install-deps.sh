@@ -3,7 +3,7 @@
 # Non-interactive; debconf is preseeded so that no system slapd or Postfix
 # gets configured or started. Quick when everything is already there.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config clang
+pkgs=(build-essential cmake pkg-config clang clang-format
       libevent-dev libprotobuf-c-dev protobuf-c-compiler libc-ares-dev libldap2-dev
       libssl-dev libcmocka-dev
       slapd ldap-utils dnsmasq-base postfix swaks python3)
