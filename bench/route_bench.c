@@ -11,6 +11,7 @@
 
 #include "alloc.h"
 #include "route.h"
+#include "synth.h"
 
 static double now_ms(void)
 {
@@ -33,90 +34,31 @@ static long rss_kb(void)
 }
 
 static uint64_t rng = 42;
-static uint32_t rnd(uint32_t n)
-{
-	rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
-	return (uint32_t)(rng >> 33) % n;
-}
-
-static char *fmt(const char *f, unsigned a, unsigned b)
-{
-	char buf[64];
-	snprintf(buf, sizeof(buf), f, a, b);
-	return mm_xstrdup(buf);
-}
-
-static Mailmesh__Bridgehead *bh(unsigned g, unsigned s)
-{
-	Mailmesh__Bridgehead *b = mm_xmalloc(sizeof(*b));
-	mailmesh__bridgehead__init(b);
-	b->server = fmt("S%u-%u", g, s);
-	b->virtual_server = mm_xstrdup("SMTP");
-	b->address = fmt("10.%u.%u:25", g, s);
-	return b;
-}
-
-static void add_conn(mm_entry *e, unsigned g, unsigned to, unsigned k, unsigned cost)
-{
-	Mailmesh__Connector *c = mm_xmalloc(sizeof(*c));
-	mailmesh__connector__init(c);
-	c->name = fmt("C%u-%u", g, k);
-	c->cost = cost;
-	c->target_group = fmt("G%06u", to, 0);
-	c->local_bridgeheads = mm_xcalloc(1, sizeof(void *));
-	c->local_bridgeheads[0] = bh(g, 0);
-	c->n_local_bridgeheads = 1;
-	c->remote_bridgeheads = mm_xcalloc(2, sizeof(void *));
-	c->remote_bridgeheads[0] = bh(to, 0);
-	c->remote_bridgeheads[1] = bh(to, 1);
-	c->n_remote_bridgeheads = 2;
-	e->connectors = mm_xrealloc(e->connectors, e->n_connectors + 1, sizeof(c));
-	e->connectors[e->n_connectors++] = c;
-}
 
 static void build(struct mm_table *t, unsigned ng)
 {
 	mm_table_init(t);
 	for (unsigned g = 0; g < ng; g++) {
-		mm_entry *e = mm_xmalloc(sizeof(*e));
-		mailmesh__group_entry__init(e);
-		e->name = fmt("G%06u", g, 0);
-		e->master = fmt("M%u", g, 0);
-		e->version = mm_xmalloc(sizeof(*e->version));
-		mailmesh__version__init(e->version);
-		e->version->major = 1;
-		e->servers = mm_xcalloc(2, sizeof(void *));
-		for (unsigned s = 0; s < 2; s++) {
-			Mailmesh__Server *sv = mm_xmalloc(sizeof(*sv));
-			mailmesh__server__init(sv);
-			sv->name = fmt("S%u-%u", g, s);
-			sv->routing_address = fmt("10.%u.%u:691", g, s);
-			Mailmesh__VirtualServer *vs = mm_xmalloc(sizeof(*vs));
-			mailmesh__virtual_server__init(vs);
-			vs->name = mm_xstrdup("SMTP");
-			vs->address = fmt("10.%u.%u:25", g, s);
-			sv->virtual_servers = mm_xcalloc(1, sizeof(void *));
-			sv->virtual_servers[0] = vs;
-			sv->n_virtual_servers = 1;
-			e->servers[e->n_servers++] = sv;
-		}
-		add_conn(e, g, (g + 1) % ng, 0, 10); /* a ring keeps it connected */
+		mm_entry *e = synth_group(g, 2);
+		e->master = synth_name("M%u", g, 0);
+		synth_connector(e, g, 0, (g + 1) % ng, 10, 0, 2); /* a ring keeps it connected */
 		for (unsigned k = 1; k < 5; k++)
-			add_conn(e, g, rnd(ng), k, 1 + rnd(100));
+			synth_connector(e, g, k, synth_rand(&rng, ng), 1 + synth_rand(&rng, 100), 0,
+			                2);
 		if (g % 50 == 0) {
 			Mailmesh__Connector *c = mm_xmalloc(sizeof(*c));
 			mailmesh__connector__init(c);
-			c->name = fmt("Internet%u", g, 0);
+			c->name = synth_name("Internet%u", g, 0);
 			c->type = MAILMESH__CONNECTOR_TYPE__CONNECTOR_SMTP;
 			c->cost = 1;
 			c->local_bridgeheads = mm_xcalloc(1, sizeof(void *));
-			c->local_bridgeheads[0] = bh(g, 1);
+			c->local_bridgeheads[0] = synth_bridgehead(g, 1);
 			c->n_local_bridgeheads = 1;
 			Mailmesh__AddressSpace *as = mm_xmalloc(sizeof(*as));
 			mailmesh__address_space__init(as);
 			as->type = mm_xstrdup("smtp");
 			as->pattern = mm_xstrdup("*");
-			as->cost = 1 + rnd(10);
+			as->cost = 1 + synth_rand(&rng, 10);
 			c->address_spaces = mm_xcalloc(1, sizeof(void *));
 			c->address_spaces[0] = as;
 			c->n_address_spaces = 1;
@@ -141,7 +83,7 @@ int main(void)
 		mm_router_init(&r, &t, "S0-0");
 		char **homes = mm_xcalloc(ng, sizeof(*homes));
 		for (unsigned g = 0; g < ng; g++)
-			homes[g] = fmt("S%u-%u", g, 1);
+			homes[g] = synth_name("S%u-%u", g, 1);
 		struct mm_route rt;
 		uint8_t d[MM_DIGEST_LEN];
 
@@ -185,7 +127,7 @@ int main(void)
 		uint64_t sink = 0;
 		for (unsigned k = 0; k < n; k++) {
 			snprintf(key, sizeof(key), "m%u", k & 1023);
-			mm_route_to_server(&r, homes[rnd(ng)], key, &rt);
+			mm_route_to_server(&r, homes[synth_rand(&rng, ng)], key, &rt);
 			sink += rt.hop_vs;
 		}
 		double secs = (now_ms() - l0) / 1e3;

@@ -13,6 +13,7 @@
 #include "addrspace.h"
 #include "alloc.h"
 #include "route.h"
+#include "synth.h"
 #include "table.h"
 
 static void test_addrspace_match(void **state)
@@ -136,31 +137,6 @@ static void test_merge(void **state)
 
 /* --- property test: random organizations against Floyd-Warshall ---------- */
 
-static uint64_t rng_state;
-static uint32_t rnd(uint32_t n)
-{
-	rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
-	return (uint32_t)(rng_state >> 33) % n;
-}
-
-static char *fmt(const char *f, unsigned a, unsigned b)
-{
-	char buf[64];
-	snprintf(buf, sizeof(buf), f, a, b);
-	return mm_xstrdup(buf);
-}
-
-static Mailmesh__Bridgehead *bh(unsigned g, unsigned s, bool down)
-{
-	Mailmesh__Bridgehead *b = mm_xmalloc(sizeof(*b));
-	mailmesh__bridgehead__init(b);
-	b->server = fmt("S%u-%u", g, s);
-	b->virtual_server = mm_xstrdup("SMTP");
-	b->address = fmt("127.0.%u.%u:25", g, s + 1);
-	b->down = down;
-	return b;
-}
-
 #define NG_MAX 12
 #define INF    0x3fffffff
 
@@ -168,8 +144,8 @@ static void test_routes_match_oracle(void **state)
 {
 	(void)state;
 	for (unsigned seed = 1; seed <= 300; seed++) {
-		rng_state = seed;
-		unsigned ng = 2 + rnd(NG_MAX - 1);
+		uint64_t rng = seed;
+		unsigned ng = 2 + synth_rand(&rng, NG_MAX - 1);
 		unsigned w[NG_MAX][NG_MAX];
 		for (unsigned i = 0; i < ng; i++)
 			for (unsigned j = 0; j < ng; j++)
@@ -177,47 +153,19 @@ static void test_routes_match_oracle(void **state)
 		struct mm_table t;
 		mm_table_init(&t);
 		for (unsigned g = 0; g < ng; g++) {
-			mm_entry *e = entry("", 0, 1, 0, 0);
-			free(e->name);
-			e->name = fmt("G%02u", g, 0);
-			for (unsigned s = 0; s < 2; s++) {
-				Mailmesh__Server *sv = mm_xmalloc(sizeof(*sv));
-				mailmesh__server__init(sv);
-				sv->name = fmt("S%u-%u", g, s);
-				Mailmesh__VirtualServer *vs = mm_xmalloc(sizeof(*vs));
-				mailmesh__virtual_server__init(vs);
-				vs->name = mm_xstrdup("SMTP");
-				vs->address = fmt("127.0.%u.%u:25", g, s + 1);
-				sv->virtual_servers = mm_xcalloc(1, sizeof(vs));
-				sv->virtual_servers[0] = vs;
-				sv->n_virtual_servers = 1;
-				e->servers = mm_xrealloc(e->servers, e->n_servers + 1, sizeof(sv));
-				e->servers[e->n_servers++] = sv;
-			}
-			unsigned nc = rnd(4);
+			mm_entry *e = synth_group(g, 2);
+			unsigned nc = synth_rand(&rng, 4);
 			for (unsigned k = 0; k < nc; k++) {
-				unsigned to = rnd(ng);
+				unsigned to = synth_rand(&rng, ng);
 				if (to == g)
 					continue;
-				Mailmesh__Connector *c = mm_xmalloc(sizeof(*c));
-				mailmesh__connector__init(c);
-				c->name = fmt("C%u-%u", g, k);
-				c->cost = 1 + rnd(100);
-				c->target_group = fmt("G%02u", to, 0);
-				bool down = rnd(5) == 0;
-				c->down = down;
-				unsigned ls = rnd(2);
-				c->local_bridgeheads = mm_xcalloc(1, sizeof(void *));
-				c->local_bridgeheads[0] = bh(g, ls, false);
-				c->n_local_bridgeheads = 1;
-				c->remote_bridgeheads = mm_xcalloc(1, sizeof(void *));
-				c->remote_bridgeheads[0] = bh(to, rnd(2), false);
-				c->n_remote_bridgeheads = 1;
-				e->connectors =
-				    mm_xrealloc(e->connectors, e->n_connectors + 1, sizeof(c));
-				e->connectors[e->n_connectors++] = c;
-				if (!down && c->cost < w[g][to])
-					w[g][to] = c->cost;
+				unsigned cost = 1 + synth_rand(&rng, 100);
+				unsigned local = synth_rand(&rng, 2);
+				Mailmesh__Connector *c = synth_connector(e, g, k, to, cost, local,
+				                                         1 + synth_rand(&rng, 2));
+				c->down = synth_rand(&rng, 5) == 0;
+				if (!c->down && cost < w[g][to])
+					w[g][to] = cost;
 			}
 			mm_table_merge(&t, e);
 		}
@@ -227,11 +175,11 @@ static void test_routes_match_oracle(void **state)
 					if (w[i][k] + w[k][j] < w[i][j])
 						w[i][j] = w[i][k] + w[k][j];
 		for (unsigned g = 0; g < ng; g++) {
-			char *self = fmt("S%u-%u", g, 0);
+			char *self = synth_name("S%u-%u", g, 0);
 			struct mm_router r;
 			assert_true(mm_router_init(&r, &t, self));
 			for (unsigned d = 0; d < ng; d++) {
-				char *home = fmt("S%u-%u", d, 1);
+				char *home = synth_name("S%u-%u", d, 1);
 				struct mm_route rt;
 				mm_route_to_server(&r, home, "msg-1", &rt);
 				if (d == g) {
