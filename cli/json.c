@@ -88,3 +88,9 @@ void json_null(struct json *j)
 {
 	json_str(j, NULL);
 }
+
+void json_bool(struct json *j, bool v)
+{
+	value_prefix(j);
+	fputs(v ? "true" : "false", j->f);
+}

@@ -22,5 +22,6 @@ void json_key(struct json *j, const char *key);
 void json_str(struct json *j, const char *s); /* NULL: null */
 void json_u64(struct json *j, uint64_t v);
 void json_null(struct json *j);
+void json_bool(struct json *j, bool v);
 
 #endif

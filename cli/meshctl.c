@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "json.h"
 
 static const char usage[] =
     "usage: meshctl SOURCE [--down NAME]... [--json] COMMAND [ARGS]\n"
@@ -120,11 +121,25 @@ static int check(const char *file, bool json)
 			servers += dir.table.entries[g]->n_servers;
 			conns += dir.table.entries[g]->n_connectors;
 		}
-		if (json)
-			printf("{\"file\":\"%s\",\"ok\":true,\"groups\":%zu,\"servers\":%zu,"
-			       "\"connectors\":%zu,\"recipients\":%zu}\n",
-			       file, dir.table.n, servers, conns, dir.nrecipients);
-		else
+		if (json) {
+			struct json j;
+			json_init(&j, stdout);
+			json_begin_obj(&j);
+			json_key(&j, "file");
+			json_str(&j, file);
+			json_key(&j, "ok");
+			json_bool(&j, true);
+			json_key(&j, "groups");
+			json_u64(&j, dir.table.n);
+			json_key(&j, "servers");
+			json_u64(&j, servers);
+			json_key(&j, "connectors");
+			json_u64(&j, conns);
+			json_key(&j, "recipients");
+			json_u64(&j, dir.nrecipients);
+			json_end_obj(&j);
+			fputc('\n', stdout);
+		} else
 			printf("%s: ok: %zu routing groups, %zu servers, %zu connectors, %zu "
 			       "recipients\n",
 			       file, dir.table.n, servers, conns, dir.nrecipients);
