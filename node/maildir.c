@@ -1,0 +1,114 @@
+#include "maildir.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+static int sync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	int e = fsync(fd) == 0 ? 0 : errno;
+	close(fd);
+	return e;
+}
+
+/* mkdir that makes the new entry durable in its parent */
+static int make_dir(const char *path, const char *parent)
+{
+	if (mkdir(path, 0700) == 0)
+		return sync_dir(parent);
+	return errno == EEXIST ? 0 : errno;
+}
+
+static int ensure(const char *store, const char *box)
+{
+	char sub[4096];
+	int e;
+	const char *dirs[] = {"tmp", "new", "cur"};
+	struct stat st;
+	snprintf(sub, sizeof(sub), "%s/new", box);
+	if (stat(sub, &st) == 0)
+		return 0;
+	char parent[4096];
+	snprintf(parent, sizeof(parent), "%s", store);
+	char *slash = strrchr(parent, '/');
+	if (slash)
+		*slash = '\0';
+	if ((e = make_dir(store, slash ? parent : ".")) != 0 || (e = make_dir(box, store)) != 0)
+		return e;
+	for (int i = 0; i < 3; i++) {
+		snprintf(sub, sizeof(sub), "%s/%s", box, dirs[i]);
+		if ((e = make_dir(sub, box)) != 0)
+			return e;
+	}
+	return 0;
+}
+
+int mm_maildir_deliver(const char *store, const char *addr, const char *host, const char *prefix,
+                       size_t plen, const char *msg, size_t len)
+{
+	static unsigned long counter;
+	char box[4096], tmp[4096 + 300], new[4096 + 300], newdir[4096 + 8];
+	/* the address names a directory: refuse anything that could escape */
+	if (addr[0] == '.' || strchr(addr, '/') != NULL)
+		return EINVAL;
+	snprintf(box, sizeof(box), "%s/%s", store, addr);
+	int e = ensure(store, box);
+	if (e)
+		return e;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	char name[256];
+	snprintf(name, sizeof(name), "%lld.M%ldP%dQ%lu.%s", (long long)ts.tv_sec, ts.tv_nsec / 1000,
+	         (int)getpid(), ++counter, host);
+	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", box, name);
+	snprintf(new, sizeof(new), "%s/new/%s", box, name);
+	snprintf(newdir, sizeof(newdir), "%s/new", box);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return errno;
+	struct iovec iov[2] = {{(void *)prefix, plen}, {(void *)msg, len}};
+	size_t total = plen + len, done = 0;
+	int at = 0;
+	while (done < total) {
+		ssize_t w = writev(fd, iov + at, 2 - at);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			e = errno;
+			goto fail;
+		}
+		done += (size_t)w;
+		while (at < 2 && (size_t)w >= iov[at].iov_len) {
+			w -= (ssize_t)iov[at].iov_len;
+			at++;
+		}
+		if (at < 2) {
+			iov[at].iov_base = (char *)iov[at].iov_base + w;
+			iov[at].iov_len -= (size_t)w;
+		}
+	}
+	if (fsync(fd) != 0) {
+		e = errno;
+		goto fail;
+	}
+	close(fd);
+	if (rename(tmp, new) != 0) {
+		e = errno;
+		unlink(tmp);
+		return e;
+	}
+	return sync_dir(newdir);
+fail:
+	close(fd);
+	unlink(tmp);
+	return e;
+}

@@ -1,0 +1,364 @@
+/* meshnode: one server of the organization (DESIGN §6, §7a).
+ *
+ *   meshnode --directory SPEC --server NAME --spool DIR [--tls DIR]
+ *            [--dns IP:PORT] [--set KEY=VALUE]... [--log FILE]
+ *
+ * Loads the directory, replays the spool, binds every virtual server of
+ * NAME, prints "ready", and runs the libevent loop until SIGTERM. */
+#include <errno.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "node.h"
+
+#define EX_OK          0
+#define EX_USAGE       64
+#define EX_DATAERR     65
+#define EX_NOINPUT     66
+#define EX_UNAVAILABLE 69
+#define EX_SOFTWARE    70
+#define EX_CANTCREAT   73
+
+static FILE *logf_;
+
+void node_log(const char *fmt, ...)
+{
+	FILE *f = logf_ ? logf_ : stderr;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	char when[32];
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	fprintf(f, "%s.%03ldZ meshnode: ", when, ts.tv_nsec / 1000000);
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	fputc('\n', f);
+	fflush(f);
+}
+
+int64_t node_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t node_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* xorshift64*: retry jitter and nothing that needs secrecy */
+uint32_t node_random(struct node *n)
+{
+	uint64_t x = n->rnd;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	n->rnd = x;
+	return (uint32_t)((x * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: meshnode --directory ldif:PATH|ldap://HOST:PORT/BASE --server NAME\n"
+	           "                --spool DIR [--tls DIR] [--dns IP:PORT] [--log FILE]\n"
+	           "                [--set KEY=VALUE]...\n\n");
+	mm_settings_help(f);
+}
+
+static void spool_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	struct node *n = arg;
+	int err;
+	uint64_t durable = mm_spool_durable(&n->spool, &err);
+	node_commits_durable(n, durable, err);
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	struct node *n = arg;
+	node_tick(n);
+	if (n->track)
+		fflush(n->track);
+}
+
+static void stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	struct node *n = arg;
+	node_log("signal %d: stopping", (int)sig);
+	n->stopping = true;
+	node_stop_listening(n);
+	/* accepted mail is already durable; sessions in flight were never
+	 * acknowledged and their clients will try again */
+	event_base_loopexit(n->base, NULL);
+}
+
+static bool load_directory(struct node *n, struct mm_directory *dir, int *status)
+{
+	struct mm_diag diag = {0};
+	enum mm_load_status st = mm_directory_load(n->dirspec, dir, &diag);
+	mm_diag_print(&diag, logf_ ? logf_ : stderr);
+	mm_diag_free(&diag);
+	switch (st) {
+	case MM_LOAD_OK: return true;
+	case MM_LOAD_BAD_DATA: *status = EX_DATAERR; break;
+	case MM_LOAD_UNAVAILABLE: *status = EX_UNAVAILABLE; break;
+	case MM_LOAD_USAGE: *status = EX_USAGE; break;
+	case MM_LOAD_NOINPUT: *status = EX_NOINPUT; break;
+	}
+	mm_directory_free(dir);
+	return false;
+}
+
+static void add_org_address(struct node *n, const char *hostport)
+{
+	char host[64];
+	const char *colon = strrchr(hostport, ':');
+	size_t len = colon ? (size_t)(colon - hostport) : strlen(hostport);
+	if (len == 0 || len >= sizeof(host))
+		return;
+	memcpy(host, hostport, len);
+	host[len] = '\0';
+	if (host[0] == '[' && host[len - 1] == ']') {
+		memmove(host, host + 1, len - 2);
+		host[len - 2] = '\0';
+	}
+	struct cidr c;
+	if (!cidr_parse(host, &c))
+		return;
+	n->org = mm_xrealloc(n->org, n->norg + 1, sizeof(*n->org));
+	n->org[n->norg++] = c;
+}
+
+/* What the node needs from the directory: its virtual servers, the
+ * organization's addresses (they may relay), its name. */
+static bool configure(struct node *n)
+{
+	const struct mm_table *t = &n->dir.table;
+	const Mailmesh__Server *self = NULL;
+	for (size_t g = 0; g < t->n; g++) {
+		const mm_entry *e = t->entries[g];
+		for (size_t s = 0; s < e->n_servers; s++) {
+			const Mailmesh__Server *sv = e->servers[s];
+			if (strcmp(sv->name, n->self) == 0)
+				self = sv;
+			add_org_address(n, sv->routing_address);
+			for (size_t v = 0; v < sv->n_virtual_servers; v++)
+				add_org_address(n, sv->virtual_servers[v]->address);
+		}
+	}
+	if (self == NULL) {
+		node_log("--server %s: no such server in the directory", n->self);
+		return false;
+	}
+	n->fqdn = mm_xstrdup(self->fqdn[0] ? self->fqdn : self->name);
+	for (size_t i = 0; i < n->dir.nvservers; i++) {
+		const struct mm_vserver_conf *vc = &n->dir.vservers[i];
+		if (strcmp(vc->server, n->self) != 0)
+			continue;
+		n->vs = mm_xrealloc(n->vs, n->nvs + 1, sizeof(*n->vs));
+		struct vserver *vs = &n->vs[n->nvs++];
+		*vs = (struct vserver){.node = n, .vc = vc};
+		vs->conf = (struct mm_smtpd_conf){.fqdn = vc->fqdn[0] ? vc->fqdn : n->fqdn,
+		                                  .max_size = vc->max_size,
+		                                  .max_rcpts = (uint32_t)n->set.max_rcpts,
+		                                  .max_hops = vc->max_hops,
+		                                  .max_errors = (uint32_t)n->set.max_errors};
+		vs->relay = mm_xcalloc(vc->nrelay, sizeof(*vs->relay));
+		for (size_t k = 0; k < vc->nrelay; k++)
+			if (cidr_parse(vc->relay[k], &vs->relay[vs->nrelay]))
+				vs->nrelay++;
+	}
+	/* outgoing SMTP leaves from the first virtual server's address */
+	if (n->nvs > 0) {
+		int len = sizeof(n->src);
+		if (evutil_parse_sockaddr_port(n->vs[0].vc->bind, (struct sockaddr *)&n->src,
+		                               &len) == 0) {
+			n->src_len = len;
+			if (n->src.ss_family == AF_INET)
+				((struct sockaddr_in *)&n->src)->sin_port = 0;
+			else
+				((struct sockaddr_in6 *)&n->src)->sin6_port = 0;
+		}
+	}
+	if (n->nvs == 0) {
+		node_log("server %s has no virtual server in the directory", n->self);
+		return false;
+	}
+	if (!mm_router_init(&n->router, t, n->self)) {
+		node_log("server %s is not in the link-state table", n->self);
+		return false;
+	}
+	return true;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"directory", required_argument, NULL, 'd'},
+	    {"server", required_argument, NULL, 's'},
+	    {"spool", required_argument, NULL, 'q'},
+	    {"tls", required_argument, NULL, 't'},
+	    {"dns", required_argument, NULL, 'n'},
+	    {"set", required_argument, NULL, 'S'},
+	    {"log", required_argument, NULL, 'l'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct node node = {0}, *n = &node;
+	mm_settings_default(&n->set);
+	const char *tls = NULL, *dns = NULL, *logpath = NULL;
+	int c;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		char err[256];
+		switch (c) {
+		case 'd': n->dirspec = optarg; break;
+		case 's': n->self = optarg; break;
+		case 'q': n->spool_dir = optarg; break;
+		case 't': tls = optarg; break;
+		case 'n': dns = optarg; break;
+		case 'l': logpath = optarg; break;
+		case 'S':
+			if (!mm_settings_set(&n->set, optarg, err, sizeof(err))) {
+				fprintf(stderr, "meshnode: %s\n", err);
+				return EX_USAGE;
+			}
+			break;
+		case 'h': usage(stdout); return EX_OK;
+		default: usage(stderr); return EX_USAGE;
+		}
+	}
+	if (optind != argc || !n->dirspec || !n->self || !n->spool_dir) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	if (logpath && (logf_ = fopen(logpath, "a")) == NULL) {
+		fprintf(stderr, "meshnode: --log %s: %s\n", logpath, strerror(errno));
+		return EX_CANTCREAT;
+	}
+	if (tls)
+		node_log("--tls %s: STARTTLS and routing over TLS are not built yet; "
+		         "serving plain SMTP",
+		         tls);
+	if (dns)
+		node_log("--dns %s: the resolver is not built yet; MX delivery defers with 4.4.3",
+		         dns);
+	signal(SIGPIPE, SIG_IGN);
+	int status = EX_SOFTWARE;
+	if (!load_directory(n, &n->dir, &status))
+		return status;
+	if (getrandom(&n->rnd, sizeof(n->rnd), 0) != sizeof(n->rnd) || n->rnd == 0)
+		n->rnd = (uint64_t)node_now_ms() | 1;
+	n->base = event_base_new();
+	mm_queues_init(&n->queues);
+	if (!configure(n)) {
+		status = EX_DATAERR;
+		goto out;
+	}
+	n->local = node_queue(n, MM_Q_LOCAL, "Local delivery", NULL, 0);
+	n->unreachable =
+	    node_queue(n, MM_Q_UNREACHABLE, "Final destination currently unreachable", NULL, 0);
+	size_t sl = strlen(n->spool_dir);
+	n->mailstore = mm_xmalloc(sl + sizeof("/mailstore"));
+	snprintf(n->mailstore, sl + sizeof("/mailstore"), "%s/mailstore", n->spool_dir);
+	const char *what;
+	int e = mm_spool_open(&n->spool, n->spool_dir, node_recovered, n, &what);
+	if (e != 0) {
+		node_log("spool %s: cannot %s: %s", n->spool_dir, what, strerror(e));
+		status = EX_CANTCREAT;
+		goto out;
+	}
+	char tpath[4096];
+	snprintf(tpath, sizeof(tpath), "%s/tracking.log", n->spool_dir);
+	if ((n->track = fopen(tpath, "a")) == NULL) {
+		node_log("%s: %s", tpath, strerror(errno));
+		status = EX_CANTCREAT;
+		goto out;
+	}
+	n->spool_ev = event_new(n->base, n->spool.event_fd, EV_READ | EV_PERSIST, spool_cb, n);
+	event_add(n->spool_ev, NULL);
+	n->local_ev = event_new(n->base, -1, 0, node_local_cb, n);
+	n->tick_ev = event_new(n->base, -1, EV_PERSIST, tick_cb, n);
+	struct timeval second = {1, 0};
+	event_add(n->tick_ev, &second);
+	n->sig_term = evsignal_new(n->base, SIGTERM, stop_cb, n);
+	n->sig_int = evsignal_new(n->base, SIGINT, stop_cb, n);
+	event_add(n->sig_term, NULL);
+	event_add(n->sig_int, NULL);
+	if (node_listen(n) != 0) {
+		status = EX_UNAVAILABLE;
+		goto out;
+	}
+	if (control_open(n) != 0) {
+		status = EX_CANTCREAT;
+		goto out;
+	}
+	for (size_t i = 0; i < n->nrecovered; i++)
+		node_route_message(n, n->recovered[i]);
+	free(n->recovered);
+	n->recovered = NULL;
+	node_log("server %s: %zu virtual server(s) up, spool %s", n->self, n->nvs, n->spool_dir);
+	printf("ready\n");
+	fflush(stdout);
+	event_base_dispatch(n->base);
+	status = EX_OK;
+out:
+	n->stopping = true;
+	node_stop_listening(n);
+	control_close(n);
+	while (n->commits) {
+		struct commit *cm = n->commits;
+		n->commits = cm->next;
+		mm_qmsg_free(cm->msg);
+		free(cm);
+	}
+	node_close_sessions(n);
+	node_deliver_free(n);
+	mm_queues_free(&n->queues);
+	if (n->spool_ev)
+		event_free(n->spool_ev);
+	if (n->local_ev)
+		event_free(n->local_ev);
+	if (n->tick_ev)
+		event_free(n->tick_ev);
+	if (n->sig_term)
+		event_free(n->sig_term);
+	if (n->sig_int)
+		event_free(n->sig_int);
+	if (n->spool.dir)
+		mm_spool_close(&n->spool);
+	if (n->track)
+		fclose(n->track);
+	for (size_t i = 0; i < n->nvs; i++)
+		free(n->vs[i].relay);
+	free(n->vs);
+	free(n->org);
+	free(n->ips);
+	free(n->fqdn);
+	free(n->mailstore);
+	mm_router_free(&n->router);
+	mm_directory_free(&n->dir);
+	event_base_free(n->base);
+	if (logf_)
+		fclose(logf_);
+	return status;
+}

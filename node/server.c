@@ -1,0 +1,430 @@
+/* The SMTP virtual servers: listeners, one libevent bufferevent per
+ * session driving the sans-I/O machine of smtp_server.c, the relay rules
+ * and categorizer at RCPT time (DESIGN §4.1), and the commit of accepted
+ * mail: spool record written, fdatasync by the syncer, then 250. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "node.h"
+
+struct session {
+	struct node *n;
+	struct vserver *vs;
+	struct bufferevent *bev;
+	struct mm_smtpd smtpd;
+	char ip[48];
+	struct sockaddr_storage sa;
+	bool relay_ok;
+	bool waiting; /* a commit holds this session */
+	bool gone;    /* the connection closed while waiting */
+	bool closing;
+	char reply[600];
+	struct session *prev, *next; /* node->sessions */
+};
+
+/* --- addresses --------------------------------------------------------- */
+
+bool cidr_parse(const char *s, struct cidr *out)
+{
+	char addr[64];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	if (n >= sizeof(addr))
+		return false;
+	memcpy(addr, s, n);
+	addr[n] = '\0';
+	*out = (struct cidr){0};
+	if (inet_pton(AF_INET, addr, out->addr) == 1) {
+		out->family = AF_INET;
+		out->bits = 32;
+	} else if (inet_pton(AF_INET6, addr, out->addr) == 1) {
+		out->family = AF_INET6;
+		out->bits = 128;
+	} else {
+		return false;
+	}
+	if (slash) {
+		char *end;
+		unsigned long b = strtoul(slash + 1, &end, 10);
+		if (*end != '\0' || slash[1] == '\0' || b > out->bits)
+			return false;
+		out->bits = (unsigned)b;
+	}
+	return true;
+}
+
+bool cidr_match(const struct cidr *c, const struct sockaddr *sa)
+{
+	const unsigned char *a;
+	if (sa->sa_family == AF_INET && c->family == AF_INET)
+		a = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+	else if (sa->sa_family == AF_INET6 && c->family == AF_INET6)
+		a = (const unsigned char *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+	else
+		return false;
+	unsigned full = c->bits / 8, rest = c->bits % 8;
+	if (memcmp(a, c->addr, full) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	unsigned char mask = (unsigned char)(0xff << (8 - rest));
+	return (a[full] & mask) == (c->addr[full] & mask);
+}
+
+static bool relay_allowed(struct node *n, struct vserver *vs, const struct sockaddr *sa)
+{
+	for (size_t i = 0; i < vs->nrelay; i++)
+		if (cidr_match(&vs->relay[i], sa))
+			return true;
+	/* other servers of the organization relay through us (DESIGN §6) */
+	for (size_t i = 0; i < n->norg; i++)
+		if (cidr_match(&n->org[i], sa))
+			return true;
+	return false;
+}
+
+/* --- per client address session counts --------------------------------- */
+
+static struct ipcount *ip_slot(struct node *n, const char *ip)
+{
+	for (size_t i = 0; i < n->nips; i++)
+		if (strcmp(n->ips[i].ip, ip) == 0)
+			return &n->ips[i];
+	for (size_t i = 0; i < n->nips; i++)
+		if (n->ips[i].n == 0) {
+			snprintf(n->ips[i].ip, sizeof(n->ips[i].ip), "%s", ip);
+			return &n->ips[i];
+		}
+	mm_grow(&n->ips, &n->capips, n->nips + 1, sizeof(*n->ips));
+	struct ipcount *c = &n->ips[n->nips++];
+	*c = (struct ipcount){0};
+	snprintf(c->ip, sizeof(c->ip), "%s", ip);
+	return c;
+}
+
+/* --- sessions ---------------------------------------------------------- */
+
+static void session_free(struct session *s)
+{
+	struct node *n = s->n;
+	if (s->bev)
+		bufferevent_free(s->bev);
+	ip_slot(n, s->ip)->n--;
+	n->nsessions--;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		n->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	mm_smtpd_free(&s->smtpd);
+	free(s);
+}
+
+/* The connection is over; a session whose message is being committed
+ * stays until the commit resolves. */
+static void session_close(struct session *s)
+{
+	if (s->bev) {
+		bufferevent_free(s->bev);
+		s->bev = NULL;
+	}
+	if (s->waiting)
+		s->gone = true;
+	else
+		session_free(s);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+	if (s->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		session_close(s);
+}
+
+/* Send what the machine wrote; close once it is out if the session ended. */
+static void flush(struct session *s)
+{
+	if (s->bev == NULL)
+		return;
+	if (s->smtpd.out.len > 0) {
+		bufferevent_write(s->bev, s->smtpd.out.p, s->smtpd.out.len);
+		mm_buf_reset(&s->smtpd.out);
+	}
+	if (s->smtpd.state == MM_SMTPD_CLOSED && !s->closing) {
+		s->closing = true;
+		bufferevent_disable(s->bev, EV_READ);
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+			session_close(s);
+	}
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	char chunk[16384];
+	size_t n;
+	/* while a message is being committed, input waits in the socket
+	 * buffer rather than in memory */
+	while (s->bev && !s->closing && s->smtpd.state != MM_SMTPD_WAIT &&
+	       (n = evbuffer_get_length(in)) > 0) {
+		if (n > sizeof(chunk))
+			n = sizeof(chunk);
+		evbuffer_remove(in, chunk, n);
+		mm_smtpd_feed(&s->smtpd, chunk, n);
+		flush(s);
+	}
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	struct session *s = arg;
+	if (what & BEV_EVENT_TIMEOUT) {
+		mm_smtpd_abort(&s->smtpd, "421 4.4.2 Idle timeout, closing connection");
+		flush(s);
+		return;
+	}
+	session_close(s);
+}
+
+static const char *rcpt_cb(void *ctx, const struct mm_envelope *env, const struct mm_rcpt_args *r)
+{
+	(void)env;
+	struct session *s = ctx;
+	struct node *n = s->n;
+	const char *home = NULL;
+	char domain[256];
+	switch (mm_directory_categorize(&n->dir, r->addr, &home, domain)) {
+	case MM_CAT_HOME: return NULL;
+	case MM_CAT_UNKNOWN:
+		snprintf(s->reply, sizeof(s->reply),
+		         "550 5.1.1 <%s>: Recipient address rejected: User unknown", r->addr);
+		return s->reply;
+	case MM_CAT_BAD: return "501 5.1.3 Bad recipient address syntax";
+	case MM_CAT_EXTERNAL:
+		if (s->relay_ok)
+			return NULL;
+		snprintf(s->reply, sizeof(s->reply), "550 5.7.1 <%s>: Relay access denied",
+		         r->addr);
+		return s->reply;
+	}
+	return "451 4.3.0 Internal error";
+}
+
+static void rfc5322_date(time_t t, char *out, size_t n)
+{
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, n, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+}
+
+static void submit_cb(void *ctx, const struct mm_envelope *env, const struct mm_buf *body)
+{
+	struct session *s = ctx;
+	struct node *n = s->n;
+	struct mm_qmsg *m = mm_xcalloc(1, sizeof(*m));
+	m->id = mm_spool_new_id(&n->spool, node_wall_ms());
+	snprintf(m->idhex, sizeof(m->idhex), "%016llx", (unsigned long long)m->id);
+	m->arrival = time(NULL);
+	m->sender = mm_xstrdup(env->mail.addr);
+	m->envid = mm_xstrdup(env->mail.envid);
+	m->client = mm_xstrdup(s->ip);
+	m->ret = (uint8_t)env->mail.ret;
+	m->flags = env->mail.body_8bit ? MM_SPOOL_8BIT : 0;
+	m->nrcpt = m->pending = (uint32_t)env->nrcpt;
+	m->rcpt = mm_xcalloc(env->nrcpt, sizeof(*m->rcpt));
+	struct mm_spool_rcpt *sr = mm_xcalloc(env->nrcpt, sizeof(*sr));
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		m->rcpt[i].addr = mm_xstrdup(env->rcpt[i].addr);
+		m->rcpt[i].orcpt = mm_xstrdup(env->rcpt[i].orcpt);
+		m->rcpt[i].notify = (uint8_t)env->rcpt[i].notify;
+		sr[i] =
+		    (struct mm_spool_rcpt){m->rcpt[i].addr, m->rcpt[i].orcpt, m->rcpt[i].notify};
+	}
+	/* RFC 5321 §4.4: our trace header; it is also what counts hops */
+	char date[64], received[1024];
+	rfc5322_date((time_t)m->arrival, date, sizeof(date));
+	int rl =
+	    snprintf(received, sizeof(received),
+	             "Received: from %.255s ([%s])\r\n\tby %s (mailmesh) with %s id %s%s%s%s;"
+	             "\r\n\t%s\r\n",
+	             env->helo, s->ip, s->vs->conf.fqdn, s->smtpd.esmtp ? "ESMTP" : "SMTP",
+	             m->idhex, env->nrcpt == 1 ? "\r\n\tfor <" : "",
+	             env->nrcpt == 1 ? env->rcpt[0].addr : "", env->nrcpt == 1 ? ">" : "", date);
+	if (rl < 0 || (size_t)rl >= sizeof(received))
+		rl = 0;
+	struct mm_spool_msg sm = {.id = m->id,
+	                          .arrival = m->arrival,
+	                          .ret = m->ret,
+	                          .flags = m->flags,
+	                          .sender = m->sender,
+	                          .envid = m->envid,
+	                          .helo = env->helo,
+	                          .client = m->client,
+	                          .nrcpt = m->nrcpt,
+	                          .rcpt = sr};
+	struct iovec iov[2] = {{received, (size_t)rl}, {body->p, body->len}};
+	uint64_t lsn;
+	int e = mm_spool_put(&n->spool, &sm, iov, 2, &m->body, &lsn);
+	free(sr);
+	if (e != 0) {
+		node_log("queue write failed: %s", strerror(e));
+		mm_qmsg_free(m);
+		mm_smtpd_done(&s->smtpd, e == EFBIG
+		                             ? "552 5.3.4 Message too big for the queue"
+		                             : "451 4.3.0 Queue write failed, try again later");
+		flush(s);
+		return;
+	}
+	struct commit *c = mm_xcalloc(1, sizeof(*c));
+	*c = (struct commit){.session = s, .msg = m, .lsn = lsn};
+	if (n->commits_tail)
+		n->commits_tail->next = c;
+	else
+		n->commits = c;
+	n->commits_tail = c;
+	s->waiting = true;
+	mm_spool_sync(&n->spool, lsn);
+}
+
+void node_commits_durable(struct node *n, uint64_t durable, int err)
+{
+	if (err != 0) {
+		/* after a failed fdatasync the state of the file is unknown
+		 * (the page cache may have dropped the data): promise nothing
+		 * more, and stop */
+		node_log("fdatasync of the queue failed: %s; stopping", strerror(err));
+		for (struct commit *c = n->commits; c; c = c->next)
+			if (c->session && !c->session->gone) {
+				mm_smtpd_done(&c->session->smtpd, "451 4.3.0 Queue write failed");
+				flush(c->session);
+			}
+		event_base_loopexit(n->base, NULL);
+		return;
+	}
+	while (n->commits && n->commits->lsn <= durable) {
+		struct commit *c = n->commits;
+		n->commits = c->next;
+		if (n->commits == NULL)
+			n->commits_tail = NULL;
+		struct mm_qmsg *m = c->msg;
+		track(n, "RECEIVED", m, "from=<%s> client=%s rcpts=%u size=%u", m->sender,
+		      m->client, m->nrcpt, m->body.len);
+		struct session *s = c->session;
+		if (s != NULL) {
+			s->waiting = false;
+			if (s->gone) {
+				session_free(s);
+			} else {
+				char line[128];
+				snprintf(line, sizeof(line), "250 2.0.0 Ok: queued as %s",
+				         m->idhex);
+				mm_smtpd_done(&s->smtpd, line);
+				flush(s);
+				if (s->bev)
+					read_cb(s->bev, s); /* pipelined input waiting */
+			}
+		}
+		free(c);
+		node_route_message(n, m);
+	}
+}
+
+static const struct mm_smtpd_ops ops = {.rcpt = rcpt_cb, .submit = submit_cb};
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int socklen, void *arg)
+{
+	(void)l;
+	struct vserver *vs = arg;
+	struct node *n = vs->node;
+	char ip[48] = "?";
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, ip, sizeof(ip));
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof(ip));
+	struct ipcount *cnt = ip_slot(n, ip);
+	if (n->stopping || n->nsessions >= n->set.max_sessions ||
+	    cnt->n >= n->set.max_sessions_per_ip) {
+		static const char busy[] = "421 4.7.0 Too many connections, try again later\r\n";
+		(void)!send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		close(fd);
+		return;
+	}
+	struct session *s = mm_xcalloc(1, sizeof(*s));
+	s->n = n;
+	s->vs = vs;
+	snprintf(s->ip, sizeof(s->ip), "%s", ip);
+	memcpy(&s->sa, sa, (size_t)socklen < sizeof(s->sa) ? (size_t)socklen : sizeof(s->sa));
+	s->relay_ok = relay_allowed(n, vs, sa);
+	cnt->n++;
+	n->nsessions++;
+	s->next = n->sessions;
+	if (n->sessions)
+		n->sessions->prev = s;
+	n->sessions = s;
+	/* replies are small and come in bursts: never wait for an ACK */
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	s->bev = bufferevent_socket_new(n->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
+	struct timeval idle = {(time_t)n->set.idle_timeout_s, 0};
+	bufferevent_set_timeouts(s->bev, &idle, &idle);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	mm_smtpd_init(&s->smtpd, &vs->conf, &ops, s);
+	mm_smtpd_start(&s->smtpd);
+	flush(s);
+}
+
+int node_listen(struct node *n)
+{
+	for (size_t i = 0; i < n->nvs; i++) {
+		struct vserver *vs = &n->vs[i];
+		struct sockaddr_storage ss;
+		int len = sizeof(ss);
+		if (evutil_parse_sockaddr_port(vs->vc->bind, (struct sockaddr *)&ss, &len) != 0) {
+			node_log("virtual server %s/%s: bad bind address %s", vs->vc->server,
+			         vs->vc->name, vs->vc->bind);
+			return -1;
+		}
+		vs->listener = evconnlistener_new_bind(n->base, accept_cb, vs,
+		                                       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+		                                       1024, (struct sockaddr *)&ss, len);
+		if (vs->listener == NULL) {
+			node_log("virtual server %s/%s: cannot listen on %s: %s", vs->vc->server,
+			         vs->vc->name, vs->vc->bind, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void node_close_sessions(struct node *n)
+{
+	while (n->sessions) {
+		struct session *s = n->sessions;
+		s->waiting = false; /* its commit, if any, is dropped with it */
+		session_free(s);
+	}
+}
+
+void node_stop_listening(struct node *n)
+{
+	for (size_t i = 0; i < n->nvs; i++)
+		if (n->vs[i].listener) {
+			evconnlistener_free(n->vs[i].listener);
+			n->vs[i].listener = NULL;
+		}
+}

@@ -1,0 +1,77 @@
+#include "settings.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+	const char *name;
+	size_t off;
+	uint64_t def;
+	const char *help;
+} table[] = {
+#define S(n, d, h)                                        \
+	{                                                 \
+#n, offsetof(struct mm_settings, n), d, h \
+	}
+    S(expire_s, 172800, "seconds before an undeliverable message is returned (5.4.7)"),
+    S(retry_min_ms, 60000, "first retry delay of a next hop"),
+    S(retry_max_ms, 3600000, "longest retry delay (backoff doubles up to it)"),
+    S(retry_jitter_pct, 20, "retry times vary by +/- this percentage"),
+    S(glitch_retry_count, 3, "failed tries before a connector is reported down"),
+    S(glitch_retry_interval_ms, 60000, "delay between glitch retries"),
+    S(ping_interval_ms, 5000, "routing engine liveness ping"),
+    S(idle_timeout_s, 300, "SMTP server: idle time before 421"),
+    S(connect_timeout_ms, 30000, "SMTP client: connect timeout"),
+    S(reply_timeout_s, 300, "SMTP client: timeout per reply"),
+    S(max_rcpts, 1000, "recipients per transaction (452 4.5.3 beyond)"),
+    S(max_sessions_per_ip, 50, "concurrent sessions from one client address"),
+    S(max_sessions, 2000, "concurrent SMTP sessions in all"),
+    S(max_errors, 20, "protocol errors in a session before 421"),
+    S(dest_concurrency, 20, "connections to one next hop"),
+    S(insecure, 0, "1: routing traffic without TLS (tests only)"),
+#undef S
+};
+
+#define N (sizeof(table) / sizeof(table[0]))
+
+void mm_settings_default(struct mm_settings *s)
+{
+	for (size_t i = 0; i < N; i++)
+		*(uint64_t *)((char *)s + table[i].off) = table[i].def;
+}
+
+bool mm_settings_set(struct mm_settings *s, const char *kv, char *err, size_t errlen)
+{
+	const char *eq = strchr(kv, '=');
+	if (eq == NULL) {
+		snprintf(err, errlen, "--set %s: want KEY=VALUE", kv);
+		return false;
+	}
+	for (size_t i = 0; i < N; i++) {
+		if (strlen(table[i].name) != (size_t)(eq - kv) ||
+		    strncmp(table[i].name, kv, (size_t)(eq - kv)) != 0)
+			continue;
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(eq + 1, &end, 10);
+		if (eq[1] == '\0' || *end != '\0' || errno != 0 || eq[1] == '-') {
+			snprintf(err, errlen, "--set %s: not a number", kv);
+			return false;
+		}
+		*(uint64_t *)((char *)s + table[i].off) = v;
+		return true;
+	}
+	snprintf(err, errlen, "--set %.*s: unknown setting (see --help)", (int)(eq - kv), kv);
+	return false;
+}
+
+void mm_settings_help(FILE *f)
+{
+	fprintf(f, "settings (--set KEY=VALUE):\n");
+	for (size_t i = 0; i < N; i++)
+		fprintf(f, "  %-26s %10llu  %s\n", table[i].name, (unsigned long long)table[i].def,
+		        table[i].help);
+}

@@ -1,0 +1,34 @@
+/* meshnode's timers and limits, overridable by --set KEY=VALUE
+ * (DESIGN §7a). meshnode --help prints them with their defaults. */
+#ifndef MM_SETTINGS_H
+#define MM_SETTINGS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct mm_settings {
+	uint64_t expire_s;           /* a message gives up (4.4.7 → 5.4.7) */
+	uint64_t retry_min_ms;       /* first retry delay */
+	uint64_t retry_max_ms;       /* backoff cap */
+	uint64_t retry_jitter_pct;   /* ± spread of retry times */
+	uint64_t glitch_retry_count; /* tries before a connector is reported down */
+	uint64_t glitch_retry_interval_ms;
+	uint64_t ping_interval_ms;
+	uint64_t idle_timeout_s;     /* SMTP server, per command */
+	uint64_t connect_timeout_ms; /* SMTP client */
+	uint64_t reply_timeout_s;    /* SMTP client, per reply */
+	uint64_t max_rcpts;          /* per transaction */
+	uint64_t max_sessions_per_ip;
+	uint64_t max_sessions;
+	uint64_t max_errors;       /* per session before 421 */
+	uint64_t dest_concurrency; /* connections per next hop */
+	uint64_t insecure;         /* routing traffic without TLS (tests) */
+};
+
+void mm_settings_default(struct mm_settings *s);
+/* "KEY=VALUE"; false with a message in err on a bad key or value. */
+bool mm_settings_set(struct mm_settings *s, const char *kv, char *err, size_t errlen);
+void mm_settings_help(FILE *f);
+
+#endif

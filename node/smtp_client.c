@@ -1,0 +1,282 @@
+#include "smtp_client.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+void mm_smtpc_init(struct mm_smtpc *c, const char *helo)
+{
+	*c = (struct mm_smtpc){.state = MM_SMTPC_GREETING, .helo = helo};
+}
+
+void mm_smtpc_free(struct mm_smtpc *c)
+{
+	mm_buf_free(&c->in);
+	mm_buf_free(&c->out);
+}
+
+static void set_result(struct mm_smtpc_result *r, int code, const char *text)
+{
+	r->code = code;
+	snprintf(r->text, sizeof(r->text), "%s", text);
+}
+
+static enum mm_smtpc_event die(struct mm_smtpc *c, int code, const char *why)
+{
+	set_result(&c->error, code, why);
+	if (c->job != NULL)
+		for (uint32_t i = 0; i < c->job->nrcpt; i++)
+			if (c->job->res[i].code == 0 || c->job->res[i].code / 100 == 2)
+				c->job->res[i] = c->error;
+	c->job = NULL;
+	c->state = MM_SMTPC_DEAD;
+	return MM_SMTPC_FAILED;
+}
+
+void mm_smtpc_broken(struct mm_smtpc *c, const char *why)
+{
+	if (c->state != MM_SMTPC_DEAD)
+		die(c, 421, why);
+}
+
+static void capability(struct mm_smtpc *c, const char *kw)
+{
+	if (strcasecmp(kw, "PIPELINING") == 0)
+		c->pipelining = true;
+	else if (strcasecmp(kw, "CHUNKING") == 0)
+		c->chunking = true;
+	else if (strcasecmp(kw, "8BITMIME") == 0)
+		c->eightbit = true;
+	else if (strcasecmp(kw, "DSN") == 0)
+		c->dsn = true;
+	else if (strcasecmp(kw, "STARTTLS") == 0)
+		c->starttls = true;
+	else if (strncasecmp(kw, "SIZE", 4) == 0 && (kw[4] == ' ' || kw[4] == '\0')) {
+		unsigned long long v = 0;
+		for (const char *p = kw + 5; *p && isdigit((unsigned char)*p) && v < (1ull << 60);
+		     p++)
+			v = v * 10 + (unsigned long long)(*p - '0');
+		c->max_size = v;
+		c->size = true;
+	}
+}
+
+static void dot_stuff(struct mm_buf *out, const char *p, size_t n)
+{
+	size_t pos = 0;
+	while (pos < n) {
+		const char *nl = memchr(p + pos, '\n', n - pos);
+		size_t len = nl ? (size_t)(nl - (p + pos)) + 1 : n - pos;
+		if (p[pos] == '.')
+			mm_buf_add(out, ".", 1);
+		mm_buf_add(out, p + pos, len);
+		pos += len;
+	}
+	if (n > 0 && p[n - 1] != '\n')
+		mm_buf_add(out, "\r\n", 2);
+	mm_buf_add(out, ".\r\n", 3);
+}
+
+/* Commands of the job: 0 MAIL, 1..n RCPT, n+1 DATA or BDAT. */
+static void send_command(struct mm_smtpc *c, uint32_t k)
+{
+	struct mm_smtpc_job *j = c->job;
+	if (k == 0) {
+		mm_buf_printf(&c->out, "MAIL FROM:<%s>", j->sender);
+		if (j->body_8bit && c->eightbit)
+			mm_buf_adds(&c->out, " BODY=8BITMIME");
+		if (c->size) /* RFC 1870: declare it when SIZE is offered */
+			mm_buf_printf(&c->out, " SIZE=%zu", j->len);
+		mm_buf_adds(&c->out, "\r\n");
+	} else if (k <= j->nrcpt) {
+		mm_buf_printf(&c->out, "RCPT TO:<%s>\r\n", j->rcpt[k - 1]);
+	} else if (c->chunking) {
+		mm_buf_printf(&c->out, "BDAT %zu LAST\r\n", j->len);
+		mm_buf_add(&c->out, j->body, j->len);
+		c->body_sent = true;
+	} else {
+		mm_buf_adds(&c->out, "DATA\r\n");
+	}
+	c->sent = k + 1;
+}
+
+void mm_smtpc_send(struct mm_smtpc *c, struct mm_smtpc_job *job)
+{
+	c->job = job;
+	c->state = MM_SMTPC_TXN;
+	c->sent = c->got = c->accepted = 0;
+	c->body_sent = false;
+	c->mail_res = c->data_res = (struct mm_smtpc_result){0};
+	for (uint32_t i = 0; i < job->nrcpt; i++)
+		job->res[i] = (struct mm_smtpc_result){0};
+	if (c->rset_pending)
+		mm_buf_adds(&c->out, "RSET\r\n");
+	if (c->pipelining)
+		for (uint32_t k = 0; k <= job->nrcpt + 1; k++)
+			send_command(c, k);
+	else if (!c->rset_pending)
+		send_command(c, 0);
+}
+
+void mm_smtpc_quit(struct mm_smtpc *c)
+{
+	if (c->state == MM_SMTPC_DEAD)
+		return;
+	mm_buf_adds(&c->out, "QUIT\r\n");
+	c->state = MM_SMTPC_QUIT;
+}
+
+/* One whole reply for the transaction. */
+static enum mm_smtpc_event txn_reply(struct mm_smtpc *c, const struct mm_smtpc_result *r)
+{
+	struct mm_smtpc_job *j = c->job;
+	if (c->rset_pending) {
+		c->rset_pending = false;
+		if (!c->pipelining)
+			send_command(c, 0);
+		return MM_SMTPC_NONE;
+	}
+	uint32_t k = c->got++;
+	uint32_t data_k = j->nrcpt + 1;
+	if (k == 0) {
+		c->mail_res = *r;
+	} else if (k < data_k) {
+		j->res[k - 1] = *r;
+		if (r->code / 100 == 2 && c->mail_res.code / 100 == 2)
+			c->accepted++;
+	} else if (k == data_k && !c->body_sent) {
+		if (r->code == 354) {
+			if (c->accepted > 0)
+				dot_stuff(&c->out, j->body, j->len);
+			else
+				mm_buf_adds(&c->out, ".\r\n"); /* end an empty message */
+			c->body_sent = true;
+			return MM_SMTPC_NONE; /* the final reply comes next */
+		}
+		c->data_res = *r;
+	} else {
+		c->data_res = *r;
+	}
+	if (!c->pipelining && c->got == c->sent && c->sent <= data_k) {
+		/* one command at a time: stop early when nothing can succeed */
+		if (c->mail_res.code / 100 != 2 || (c->sent == data_k && c->accepted == 0))
+			goto finish;
+		send_command(c, c->sent);
+		return MM_SMTPC_NONE;
+	}
+	if (c->got < data_k + 1)
+		return MM_SMTPC_NONE;
+finish:
+	for (uint32_t i = 0; i < j->nrcpt; i++) {
+		struct mm_smtpc_result *res = &j->res[i];
+		if (c->mail_res.code / 100 != 2)
+			*res = c->mail_res;
+		else if (res->code / 100 == 2)
+			*res = c->data_res.code ? c->data_res : c->mail_res;
+		else if (res->code == 0)
+			*res = c->mail_res; /* never asked: cannot happen when pipelining */
+	}
+	c->rset_pending = c->data_res.code / 100 != 2;
+	c->job = NULL;
+	c->state = MM_SMTPC_IDLE;
+	return MM_SMTPC_JOB_DONE;
+}
+
+static enum mm_smtpc_event reply(struct mm_smtpc *c, const struct mm_smtpc_result *r)
+{
+	switch (c->state) {
+	case MM_SMTPC_GREETING:
+		/* a refused session is never a reason to bounce: another try,
+		 * or another next hop, may work */
+		if (r->code != 220)
+			return die(c, 421, r->text);
+		mm_buf_printf(&c->out, "EHLO %s\r\n", c->helo);
+		c->state = MM_SMTPC_EHLO;
+		return MM_SMTPC_NONE;
+	case MM_SMTPC_EHLO:
+		if (r->code / 100 != 2) {
+			mm_buf_printf(&c->out, "HELO %s\r\n", c->helo);
+			c->state = MM_SMTPC_HELO;
+			return MM_SMTPC_NONE;
+		}
+		c->state = MM_SMTPC_IDLE;
+		return MM_SMTPC_READY;
+	case MM_SMTPC_HELO:
+		if (r->code / 100 != 2)
+			return die(c, 421, r->text);
+		c->state = MM_SMTPC_IDLE;
+		return MM_SMTPC_READY;
+	case MM_SMTPC_TXN: return txn_reply(c, r);
+	case MM_SMTPC_QUIT: c->state = MM_SMTPC_DEAD; return MM_SMTPC_NONE;
+	case MM_SMTPC_IDLE:
+		/* an unsolicited reply, e.g. 421 at idle timeout */
+		return die(c, 421, r->text);
+	case MM_SMTPC_DEAD: break;
+	}
+	return MM_SMTPC_NONE;
+}
+
+enum mm_smtpc_event mm_smtpc_feed(struct mm_smtpc *c, const char *data, size_t n)
+{
+	enum mm_smtpc_event ev = MM_SMTPC_NONE;
+	if (c->state == MM_SMTPC_DEAD)
+		return MM_SMTPC_NONE;
+	mm_buf_add(&c->in, data, n);
+	size_t pos = 0;
+	while (c->state != MM_SMTPC_DEAD) {
+		const char *p = c->in.p + pos;
+		size_t left = c->in.len - pos;
+		const char *nl = memchr(p, '\n', left);
+		if (nl == NULL) {
+			if (left > MM_SMTPC_LINE_MAX)
+				ev = die(c, 421, "4.4.2 reply line too long from the next hop");
+			break;
+		}
+		size_t len = (size_t)(nl - p) + 1;
+		pos += len;
+		if (len > MM_SMTPC_LINE_MAX) {
+			ev = die(c, 421, "4.4.2 reply line too long from the next hop");
+			break;
+		}
+		size_t content = len - 1;
+		if (content > 0 && p[content - 1] == '\r')
+			content--;
+		if (content < 3 || !isdigit((unsigned char)p[0]) || p[0] < '2' || p[0] > '5' ||
+		    !isdigit((unsigned char)p[1]) || !isdigit((unsigned char)p[2]) ||
+		    (content > 3 && p[3] != ' ' && p[3] != '-')) {
+			ev = die(c, 421, "4.4.2 malformed reply from the next hop");
+			break;
+		}
+		int code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+		bool more = content > 3 && p[3] == '-';
+		if (c->cur_lines > 0 && code != c->cur_code) {
+			ev = die(c, 421, "4.4.2 inconsistent multi-line reply from the next hop");
+			break;
+		}
+		if (++c->cur_lines > MM_SMTPC_LINES_MAX) {
+			ev = die(c, 421, "4.4.2 reply with too many lines from the next hop");
+			break;
+		}
+		c->cur_code = code;
+		if (c->state == MM_SMTPC_EHLO && c->cur_lines > 1 && content > 4) {
+			char kw[128];
+			size_t kn = content - 4 < sizeof(kw) - 1 ? content - 4 : sizeof(kw) - 1;
+			memcpy(kw, p + 4, kn);
+			kw[kn] = '\0';
+			capability(c, kw);
+		}
+		snprintf(c->last.text, sizeof(c->last.text), "%.*s", (int)content, p);
+		if (more)
+			continue;
+		c->last.code = code;
+		c->cur_lines = 0;
+		enum mm_smtpc_event e = reply(c, &c->last);
+		if (e != MM_SMTPC_NONE)
+			ev = e;
+		if (e == MM_SMTPC_FAILED)
+			break;
+	}
+	mm_buf_consume(&c->in, pos);
+	return ev;
+}

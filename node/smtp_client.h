@@ -1,0 +1,84 @@
+/* The client side of an SMTP session, sans I/O: the relay to the next hop.
+ *
+ * One machine per connection. The driver feeds what it reads and sends
+ * `out`; after each feed it looks at the returned event. Commands are
+ * pipelined when the server offers PIPELINING (RFC 2920); the body goes as
+ * one BDAT LAST chunk when it offers CHUNKING (RFC 3030), else as DATA with
+ * dot-stuffing. Replies are parsed strictly and bounded: a next hop is
+ * untrusted input like any client (fuzzed by tests/fuzz/smtp_fuzz.c). */
+#ifndef MM_SMTP_CLIENT_H
+#define MM_SMTP_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define MM_SMTPC_REPLY_MAX 512  /* kept of a reply's text */
+#define MM_SMTPC_LINE_MAX  2048 /* a longer reply line is a protocol error */
+#define MM_SMTPC_LINES_MAX 100  /* lines in one multi-line reply */
+
+struct mm_smtpc_result {
+	int code;                      /* 250, 450, 550 ... ; 0: no answer */
+	char text[MM_SMTPC_REPLY_MAX]; /* the last line, as received */
+};
+
+struct mm_smtpc_job {
+	const char *sender; /* "" for the null reverse-path */
+	uint32_t nrcpt;
+	const char *const *rcpt;
+	const char *body; /* CRLF lines, not dot-stuffed */
+	size_t len;
+	bool body_8bit;
+	struct mm_smtpc_result *res; /* nrcpt results, filled by the machine */
+};
+
+enum mm_smtpc_event {
+	MM_SMTPC_NONE,     /* nothing to do but wait for more bytes */
+	MM_SMTPC_READY,    /* idle, give it a job (or quit) */
+	MM_SMTPC_JOB_DONE, /* every result of the job is in; READY follows */
+	MM_SMTPC_FAILED,   /* the session is over: reply says why */
+};
+
+enum mm_smtpc_state {
+	MM_SMTPC_GREETING,
+	MM_SMTPC_EHLO,
+	MM_SMTPC_HELO,
+	MM_SMTPC_IDLE,
+	MM_SMTPC_TXN,
+	MM_SMTPC_QUIT,
+	MM_SMTPC_DEAD,
+};
+
+struct mm_smtpc {
+	enum mm_smtpc_state state;
+	const char *helo;
+	struct mm_buf in, out;
+	/* server capabilities */
+	bool pipelining, chunking, eightbit, dsn, starttls, size;
+	uint64_t max_size;
+	/* reply being read */
+	int cur_code;
+	uint32_t cur_lines;
+	struct mm_smtpc_result last;
+	/* transaction */
+	struct mm_smtpc_job *job;
+	uint32_t sent, got; /* commands sent, replies read; MAIL is 0 */
+	uint32_t accepted;  /* recipients with a 2xx */
+	bool rset_pending;  /* an RSET reply to swallow before the job's */
+	bool body_sent;
+	struct mm_smtpc_result mail_res, data_res;
+	struct mm_smtpc_result error; /* why FAILED */
+};
+
+void mm_smtpc_init(struct mm_smtpc *c, const char *helo);
+void mm_smtpc_free(struct mm_smtpc *c);
+enum mm_smtpc_event mm_smtpc_feed(struct mm_smtpc *c, const char *data, size_t n);
+/* Only when the last event was READY (or JOB_DONE). */
+void mm_smtpc_send(struct mm_smtpc *c, struct mm_smtpc_job *job);
+void mm_smtpc_quit(struct mm_smtpc *c);
+/* The connection broke or timed out: fail whatever is in flight. */
+void mm_smtpc_broken(struct mm_smtpc *c, const char *why);
+
+#endif

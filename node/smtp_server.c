@@ -1,0 +1,481 @@
+#include "smtp_server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "alloc.h"
+
+static void reply(struct mm_smtpd *s, const char *line)
+{
+	mm_buf_adds(&s->out, line);
+	mm_buf_add(&s->out, "\r\n", 2);
+}
+
+static void fail(struct mm_smtpd *s, const char *line)
+{
+	reply(s, line);
+	if (++s->errors >= s->conf->max_errors) {
+		reply(s, "421 4.7.0 Too many errors, closing connection");
+		s->state = MM_SMTPD_CLOSED;
+	}
+}
+
+static void reset_transaction(struct mm_smtpd *s)
+{
+	s->env.mail = (struct mm_mail_args){0};
+	s->env.nrcpt = 0;
+	s->rcpt_tried = 0;
+	s->bdat_seen = s->bdat_failed = s->too_big = s->long_line = false;
+	mm_buf_reset(&s->body);
+	if (s->state != MM_SMTPD_GREET && s->state != MM_SMTPD_CLOSED)
+		s->state = MM_SMTPD_IDLE;
+}
+
+void mm_smtpd_init(struct mm_smtpd *s, const struct mm_smtpd_conf *conf,
+                   const struct mm_smtpd_ops *ops, void *ctx)
+{
+	*s = (struct mm_smtpd){.conf = conf, .ops = ops, .ctx = ctx, .state = MM_SMTPD_GREET};
+}
+
+void mm_smtpd_free(struct mm_smtpd *s)
+{
+	mm_buf_free(&s->in);
+	mm_buf_free(&s->out);
+	mm_buf_free(&s->body);
+	free(s->env.rcpt);
+}
+
+void mm_smtpd_start(struct mm_smtpd *s)
+{
+	mm_buf_printf(&s->out, "220 %s ESMTP mailmesh\r\n", s->conf->fqdn);
+}
+
+void mm_smtpd_abort(struct mm_smtpd *s, const char *line)
+{
+	if (s->state == MM_SMTPD_CLOSED)
+		return;
+	reply(s, line);
+	s->state = MM_SMTPD_CLOSED;
+}
+
+static void ehlo(struct mm_smtpd *s, const char *arg, bool extended)
+{
+	if (*arg == '\0') {
+		fail(s, "501 5.5.4 Syntax: EHLO hostname");
+		return;
+	}
+	snprintf(s->env.helo, sizeof(s->env.helo), "%s", arg);
+	s->esmtp = extended;
+	s->state = MM_SMTPD_IDLE;
+	reset_transaction(s);
+	if (!extended) {
+		mm_buf_printf(&s->out, "250 %s\r\n", s->conf->fqdn);
+		return;
+	}
+	mm_buf_printf(&s->out, "250-%s\r\n250-PIPELINING\r\n", s->conf->fqdn);
+	if (s->conf->max_size)
+		mm_buf_printf(&s->out, "250-SIZE %llu\r\n", (unsigned long long)s->conf->max_size);
+	else
+		mm_buf_adds(&s->out, "250-SIZE\r\n");
+	if (s->conf->starttls && !s->tls_active)
+		mm_buf_adds(&s->out, "250-STARTTLS\r\n");
+	mm_buf_adds(&s->out, "250-8BITMIME\r\n250-CHUNKING\r\n250-DSN\r\n"
+	                     "250 ENHANCEDSTATUSCODES\r\n");
+}
+
+static void mail(struct mm_smtpd *s, const char *arg)
+{
+	if (s->state == MM_SMTPD_GREET) {
+		fail(s, "503 5.5.1 Send HELO/EHLO first");
+		return;
+	}
+	if (s->state == MM_SMTPD_MAIL) {
+		fail(s, "503 5.5.1 Sender already specified");
+		return;
+	}
+	struct mm_mail_args m;
+	const char *err = mm_smtp_parse_mail(arg, &m);
+	if (err != NULL) {
+		fail(s, err);
+		return;
+	}
+	if (!s->esmtp && strchr(arg, '>')[1] != '\0') {
+		fail(s, "555 5.5.4 Parameters need EHLO");
+		return;
+	}
+	if (m.has_size && s->conf->max_size && m.size > s->conf->max_size) {
+		reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
+		return;
+	}
+	s->env.mail = m;
+	s->state = MM_SMTPD_MAIL;
+	reply(s, "250 2.1.0 Ok");
+}
+
+static void rcpt(struct mm_smtpd *s, const char *arg)
+{
+	if (s->state != MM_SMTPD_MAIL) {
+		fail(s, "503 5.5.1 Need MAIL before RCPT");
+		return;
+	}
+	s->rcpt_tried++;
+	struct mm_rcpt_args r;
+	const char *err = mm_smtp_parse_rcpt(arg, &r);
+	if (err != NULL) {
+		fail(s, err);
+		return;
+	}
+	if (s->env.nrcpt >= s->conf->max_rcpts) {
+		reply(s, "452 4.5.3 Too many recipients");
+		return;
+	}
+	err = s->ops->rcpt(s->ctx, &s->env, &r);
+	if (err != NULL) {
+		fail(s, err);
+		return;
+	}
+	mm_grow(&s->env.rcpt, &s->env.caprcpt, s->env.nrcpt + 1, sizeof(*s->env.rcpt));
+	s->env.rcpt[s->env.nrcpt++] = r;
+	reply(s, "250 2.1.5 Ok");
+}
+
+static bool ready_for_data(struct mm_smtpd *s)
+{
+	if (s->state != MM_SMTPD_MAIL) {
+		fail(s, "503 5.5.1 Need MAIL command");
+		return false;
+	}
+	if (s->env.nrcpt == 0) {
+		fail(s, s->rcpt_tried ? "554 5.5.1 No valid recipients"
+		                      : "503 5.5.1 Need RCPT command");
+		return false;
+	}
+	return true;
+}
+
+static void data(struct mm_smtpd *s, const char *arg)
+{
+	if (*arg != '\0') {
+		fail(s, "501 5.5.4 Syntax: DATA");
+		return;
+	}
+	if (s->bdat_seen) {
+		fail(s, "503 5.5.1 DATA after BDAT");
+		return;
+	}
+	if (!ready_for_data(s))
+		return;
+	s->state = MM_SMTPD_DATA;
+	s->line_start = s->prev_crlf = true;
+	s->line_len = 0;
+	s->discarding = false;
+	reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+/* The body is complete: check it and hand it to the queue. */
+static void finish_message(struct mm_smtpd *s)
+{
+	if (s->too_big) {
+		reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
+		reset_transaction(s);
+		return;
+	}
+	if (s->long_line) {
+		reply(s, "500 5.5.6 Text line longer than 1000 octets");
+		reset_transaction(s);
+		return;
+	}
+	if (mm_count_received(s->body.p ? s->body.p : "", s->body.len) > s->conf->max_hops) {
+		reply(s, "554 5.4.6 Too many hops: the message loops");
+		reset_transaction(s);
+		return;
+	}
+	s->state = MM_SMTPD_WAIT;
+	s->ops->submit(s->ctx, &s->env, &s->body);
+}
+
+void mm_smtpd_done(struct mm_smtpd *s, const char *line)
+{
+	if (s->state != MM_SMTPD_WAIT)
+		return;
+	reply(s, line);
+	s->state = MM_SMTPD_IDLE;
+	reset_transaction(s);
+	mm_smtpd_feed(s, NULL, 0);
+}
+
+static void body_add(struct mm_smtpd *s, const char *p, size_t n)
+{
+	if (s->too_big)
+		return;
+	if (s->conf->max_size && s->body.len + n > s->conf->max_size) {
+		s->too_big = true;
+		mm_buf_free(&s->body);
+		return;
+	}
+	mm_buf_add(&s->body, p, n);
+}
+
+/* DATA: consume whole lines. Only CRLF "." CRLF ends the message (no SMTP
+ * smuggling: a bare LF never starts or ends the terminating dot line).
+ * Bare LF line ends are stored as CRLF, so what we relay is canonical.
+ * Returns the bytes consumed. */
+static size_t data_lines(struct mm_smtpd *s, const char *p, size_t n)
+{
+	size_t pos = 0;
+	while (pos < n && s->state == MM_SMTPD_DATA) {
+		const char *nl = memchr(p + pos, '\n', n - pos);
+		if (nl == NULL) {
+			/* A partial line: keep short ones whole (they may be the dot
+			 * line); pass long ones on, holding back a possible CR. */
+			size_t rem = n - pos;
+			if (rem < MM_SMTP_TEXT_MAX)
+				break;
+			size_t take = rem - 1;
+			const char *q = p + pos;
+			if (s->line_start && s->prev_crlf && q[0] == '.')
+				q++, take--, pos++;
+			body_add(s, q, take);
+			s->line_len += take;
+			s->line_start = false;
+			pos += take;
+			continue;
+		}
+		size_t len = (size_t)(nl - (p + pos)) + 1;
+		const char *q = p + pos;
+		bool crlf = len >= 2 && q[len - 2] == '\r';
+		size_t content = len - (crlf ? 2 : 1);
+		pos += len;
+		if (s->line_start && s->prev_crlf && crlf && content == 1 && q[0] == '.') {
+			finish_message(s);
+			break;
+		}
+		if (s->line_start && s->prev_crlf && content > 0 && q[0] == '.')
+			q++, content--; /* RFC 5321 §4.5.2 transparency */
+		if (s->line_len + len > MM_SMTP_TEXT_MAX)
+			s->long_line = true;
+		body_add(s, q, content);
+		body_add(s, "\r\n", 2);
+		s->line_start = true;
+		s->line_len = 0;
+		s->prev_crlf = crlf;
+	}
+	return pos;
+}
+
+/* RFC 3030: every chunk gets a reply once its bytes are in. */
+static void bdat_chunk_end(struct mm_smtpd *s)
+{
+	s->state = s->chunk_from;
+	if (s->chunk_err != NULL) {
+		fail(s, s->chunk_err);
+		if (s->chunk_last && s->state == MM_SMTPD_MAIL)
+			reset_transaction(s);
+		return;
+	}
+	if (s->too_big) {
+		reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
+		if (s->chunk_last)
+			reset_transaction(s);
+		else
+			s->bdat_failed = true;
+		return;
+	}
+	if (s->chunk_last) {
+		finish_message(s);
+		return;
+	}
+	mm_buf_printf(&s->out, "250 2.0.0 %llu octets received\r\n",
+	              (unsigned long long)s->body.len);
+}
+
+static void bdat(struct mm_smtpd *s, const char *arg)
+{
+	uint64_t size;
+	bool last;
+	if (!mm_smtp_parse_bdat(arg, &size, &last)) {
+		/* the size is unknown, so the chunk cannot be skipped: close */
+		mm_smtpd_abort(s, "501 5.5.4 Syntax: BDAT size [LAST]; closing connection");
+		return;
+	}
+	/* RFC 3030 §2: the chunk's bytes follow whatever the verdict, so they
+	 * are read (and dropped) before the error reply */
+	s->chunk_err = NULL;
+	if (s->state != MM_SMTPD_MAIL)
+		s->chunk_err = "503 5.5.1 Need MAIL command";
+	else if (s->env.nrcpt == 0)
+		s->chunk_err =
+		    s->rcpt_tried ? "554 5.5.1 No valid recipients" : "503 5.5.1 Need RCPT command";
+	else if (s->bdat_failed)
+		s->chunk_err = "552 5.3.4 Message size exceeds fixed maximum message size";
+	if (s->chunk_err == NULL && !s->bdat_seen) {
+		s->prev_cr = false;
+		s->bdat_seen = true;
+	}
+	s->chunk_left = size;
+	s->chunk_last = last;
+	s->chunk_from = s->state;
+	s->state = MM_SMTPD_BDAT;
+	if (size == 0)
+		bdat_chunk_end(s);
+}
+
+static size_t bdat_bytes(struct mm_smtpd *s, const char *p, size_t n)
+{
+	size_t take = n < s->chunk_left ? n : (size_t)s->chunk_left;
+	if (s->chunk_err == NULL) {
+		/* store bare LF as CRLF, as for DATA */
+		size_t from = 0;
+		for (size_t i = 0; i < take; i++) {
+			if (p[i] == '\n' && !(i > 0 ? p[i - 1] == '\r' : s->prev_cr)) {
+				body_add(s, p + from, i - from);
+				body_add(s, "\r", 1);
+				from = i;
+			}
+		}
+		body_add(s, p + from, take - from);
+		if (take > 0)
+			s->prev_cr = p[take - 1] == '\r';
+	}
+	s->chunk_left -= take;
+	if (s->chunk_left == 0)
+		bdat_chunk_end(s);
+	return take;
+}
+
+static void command(struct mm_smtpd *s, char *line)
+{
+	const char *arg;
+	switch (mm_smtp_verb(line, &arg)) {
+	case MM_SMTP_HELO: ehlo(s, arg, false); break;
+	case MM_SMTP_EHLO: ehlo(s, arg, true); break;
+	case MM_SMTP_MAIL: mail(s, arg); break;
+	case MM_SMTP_RCPT: rcpt(s, arg); break;
+	case MM_SMTP_DATA: data(s, arg); break;
+	case MM_SMTP_BDAT: bdat(s, arg); break;
+	case MM_SMTP_RSET:
+		reset_transaction(s);
+		reply(s, "250 2.0.0 Ok");
+		break;
+	case MM_SMTP_NOOP: reply(s, "250 2.0.0 Ok"); break;
+	case MM_SMTP_QUIT:
+		reply(s, "221 2.0.0 Bye");
+		s->state = MM_SMTPD_CLOSED;
+		break;
+	case MM_SMTP_VRFY:
+		/* RFC 5321 §3.5.3: disabled, as recommended against harvesting */
+		reply(s, "252 2.5.2 Cannot VRFY user, but will accept message for delivery");
+		break;
+	case MM_SMTP_EXPN: fail(s, "502 5.5.1 EXPN not available"); break;
+	case MM_SMTP_HELP: reply(s, "214 2.0.0 See RFC 5321; mailmesh"); break;
+	case MM_SMTP_STARTTLS:
+		if (!s->conf->starttls || s->tls_active)
+			fail(s, "502 5.5.1 STARTTLS not available");
+		else if (*arg != '\0')
+			fail(s, "501 5.5.4 Syntax: STARTTLS");
+		else {
+			reply(s, "220 2.0.0 Ready to start TLS");
+			s->state = MM_SMTPD_TLS;
+		}
+		break;
+	case MM_SMTP_AUTH:
+		if (!s->tls_active)
+			fail(s, "538 5.7.11 Encryption required for requested authentication "
+			        "mechanism");
+		else
+			fail(s, "504 5.5.4 Unrecognized authentication type");
+		break;
+	case MM_SMTP_XLINK2STATE: fail(s, "530 5.7.0 Authentication required"); break;
+	case MM_SMTP_UNKNOWN: fail(s, "500 5.5.2 Command unrecognized"); break;
+	}
+}
+
+void mm_smtpd_feed(struct mm_smtpd *s, const char *data, size_t n)
+{
+	if (n > 0 && s->state != MM_SMTPD_CLOSED)
+		mm_buf_add(&s->in, data, n);
+	size_t pos = 0;
+	while (pos < s->in.len) {
+		const char *p = s->in.p + pos;
+		size_t left = s->in.len - pos;
+		if (s->state == MM_SMTPD_CLOSED || s->state == MM_SMTPD_WAIT)
+			break;
+		if (s->state == MM_SMTPD_TLS) {
+			/* CVE-2011-0411: what was pipelined after STARTTLS is
+			 * plaintext from before the handshake; drop it */
+			pos = s->in.len;
+			break;
+		}
+		if (s->state == MM_SMTPD_DATA) {
+			size_t used = data_lines(s, p, left);
+			pos += used;
+			if (used == 0)
+				break;
+			continue;
+		}
+		if (s->state == MM_SMTPD_BDAT) {
+			pos += bdat_bytes(s, p, left);
+			continue;
+		}
+		const char *nl = memchr(p, '\n', left);
+		if (nl == NULL) {
+			if (left >= MM_SMTP_CMD_MAX) {
+				if (!s->discarding)
+					fail(s, "500 5.5.2 Line too long");
+				s->discarding = true;
+				pos = s->in.len;
+			}
+			break;
+		}
+		size_t len = (size_t)(nl - p) + 1;
+		pos += len;
+		if (s->discarding) {
+			s->discarding = false;
+			continue;
+		}
+		if (len > MM_SMTP_CMD_MAX) {
+			fail(s, "500 5.5.2 Line too long");
+			continue;
+		}
+		char line[MM_SMTP_CMD_MAX + 1];
+		size_t content = len - 1;
+		if (content > 0 && p[content - 1] == '\r')
+			content--;
+		memcpy(line, p, content);
+		line[content] = '\0';
+		if (memchr(line, '\0', content) != NULL) {
+			fail(s, "500 5.5.2 NUL in command");
+			continue;
+		}
+		command(s, line);
+	}
+	mm_buf_consume(&s->in, pos);
+}
+
+void mm_smtpd_tls_started(struct mm_smtpd *s)
+{
+	mm_buf_reset(&s->in);
+	s->tls_active = true;
+	s->esmtp = false;
+	s->state = MM_SMTPD_GREET;
+	reset_transaction(s);
+}
+
+uint32_t mm_count_received(const char *body, size_t n)
+{
+	uint32_t count = 0;
+	size_t pos = 0;
+	while (pos < n) {
+		const char *line = body + pos;
+		const char *nl = memchr(line, '\n', n - pos);
+		size_t len = nl ? (size_t)(nl - line) + 1 : n - pos;
+		if (len <= 2 && (line[0] == '\r' || line[0] == '\n'))
+			break; /* end of the header section */
+		if (len >= 9 && strncasecmp(line, "Received:", 9) == 0)
+			count++;
+		pos += len;
+	}
+	return count;
+}

@@ -1,0 +1,92 @@
+/* The server side of one SMTP session, sans I/O (DESIGN §1).
+ *
+ * The driver feeds the bytes it read and sends whatever lands in `out`.
+ * The machine never blocks and never touches a socket, a clock or a file:
+ * acceptance of a recipient is asked of ops->rcpt, and a complete message
+ * is handed to ops->submit. The reply to the end of the message is not sent
+ * until the driver calls mm_smtpd_done(): that is where the durable queue
+ * says "on disk and fsync'ed" (or not), so 250 means what it should.
+ * Until then, pipelined input stays buffered and unprocessed. */
+#ifndef MM_SMTP_SERVER_H
+#define MM_SMTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "smtp_parse.h"
+
+struct mm_smtpd_conf {
+	const char *fqdn;
+	uint64_t max_size;  /* 0: no limit */
+	uint32_t max_rcpts; /* per transaction */
+	uint32_t max_hops;  /* Received: headers allowed (DESIGN §6, default 15) */
+	uint32_t max_errors;
+	bool starttls; /* offer STARTTLS */
+};
+
+struct mm_envelope {
+	char helo[MM_SMTP_CMD_MAX];
+	struct mm_mail_args mail;
+	size_t nrcpt, caprcpt;
+	struct mm_rcpt_args *rcpt;
+};
+
+struct mm_smtpd_ops {
+	/* NULL accepts the recipient; otherwise the reply line to send. */
+	const char *(*rcpt)(void *ctx, const struct mm_envelope *env,
+	                    const struct mm_rcpt_args *rcpt);
+	/* A complete message: the body has CRLF line ends and no dot-stuffing.
+	 * Both stay valid until mm_smtpd_done(). */
+	void (*submit)(void *ctx, const struct mm_envelope *env, const struct mm_buf *body);
+};
+
+enum mm_smtpd_state {
+	MM_SMTPD_GREET, /* no HELO/EHLO yet */
+	MM_SMTPD_IDLE,  /* between transactions */
+	MM_SMTPD_MAIL,  /* MAIL given */
+	MM_SMTPD_DATA,  /* reading DATA lines */
+	MM_SMTPD_BDAT,  /* reading a BDAT chunk */
+	MM_SMTPD_WAIT,  /* message submitted, waiting for mm_smtpd_done */
+	MM_SMTPD_TLS,   /* STARTTLS accepted, waiting for mm_smtpd_tls_started */
+	MM_SMTPD_CLOSED,
+};
+
+struct mm_smtpd {
+	const struct mm_smtpd_conf *conf;
+	const struct mm_smtpd_ops *ops;
+	void *ctx;
+	enum mm_smtpd_state state;
+	struct mm_buf in, out, body;
+	struct mm_envelope env;
+	bool esmtp, tls_active;
+	uint32_t errors;
+	uint32_t rcpt_tried; /* RCPT commands in this transaction, accepted or not */
+	/* DATA */
+	bool line_start, prev_crlf, long_line, too_big, discarding;
+	size_t line_len;
+	/* BDAT */
+	uint64_t chunk_left;
+	bool chunk_last, bdat_failed, bdat_seen, prev_cr;
+	const char *chunk_err; /* reply after the chunk, or NULL */
+	enum mm_smtpd_state chunk_from;
+};
+
+void mm_smtpd_init(struct mm_smtpd *s, const struct mm_smtpd_conf *conf,
+                   const struct mm_smtpd_ops *ops, void *ctx);
+void mm_smtpd_free(struct mm_smtpd *s);
+/* The 220 greeting. */
+void mm_smtpd_start(struct mm_smtpd *s);
+void mm_smtpd_feed(struct mm_smtpd *s, const char *data, size_t n);
+/* The outcome of the last submit: reply is a full reply line without CRLF. */
+void mm_smtpd_done(struct mm_smtpd *s, const char *reply);
+/* The TLS handshake after STARTTLS succeeded: the session starts over. */
+void mm_smtpd_tls_started(struct mm_smtpd *s);
+/* Idle timeout or shutdown: a 421 and the session closes. */
+void mm_smtpd_abort(struct mm_smtpd *s, const char *reply);
+
+/* Received: headers in the header section of a CRLF body. */
+uint32_t mm_count_received(const char *body, size_t n);
+
+#endif

@@ -1,0 +1,111 @@
+/* The durable queue on disk (DESIGN §6): append-only segment files under
+ * SPOOL/queue/, one record per accepted message and one per finished
+ * recipient, each framed with its length and a CRC-32C.
+ *
+ * Group commit: the event loop appends records with write(2); a syncer
+ * thread runs fdatasync(2) and reports, through an eventfd, how far the log
+ * is durable. Every message whose record ends at or before that point may
+ * be answered 250. One fdatasync covers every message appended while the
+ * previous one ran, so under load the cost of durability is shared; with one
+ * client it is exactly one fdatasync per message, as before.
+ *
+ * Recovery reads every segment in order; a record that is cut short or
+ * fails its CRC ends that segment (it was never acknowledged). Recipients
+ * with a "done" record are not delivered again; everything else is.
+ * Delivery is at least once: a crash between a delivery and its done record
+ * repeats that delivery.
+ *
+ * A segment is removed when it and every older segment hold no pending
+ * message (done records in a segment may refer to older ones). */
+#ifndef MM_SPOOL_H
+#define MM_SPOOL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#define MM_SPOOL_SEGMENT_MAX (64u << 20)
+
+struct mm_spool_loc {
+	uint32_t seg;
+	uint64_t off; /* of the body in the segment file */
+	uint32_t len;
+};
+
+struct mm_spool_rcpt {
+	const char *addr, *orcpt;
+	uint8_t notify;
+};
+
+struct mm_spool_msg {
+	uint64_t id;
+	int64_t arrival; /* unix seconds */
+	uint8_t ret;     /* enum mm_smtp_ret */
+	uint8_t flags;   /* MM_SPOOL_8BIT */
+	const char *sender, *envid, *helo, *client;
+	uint32_t nrcpt;
+	const struct mm_spool_rcpt *rcpt;
+	/* recovery only */
+	const uint8_t *done; /* per recipient: 1 when finished */
+	struct mm_spool_loc body;
+};
+
+#define MM_SPOOL_8BIT 0x1
+
+struct mm_seg {
+	uint32_t seq;
+	int fd;
+	uint64_t size;
+	uint32_t live; /* messages with pending recipients */
+};
+
+struct mm_spool {
+	char *dir; /* SPOOL/queue */
+	int dirfd; /* of SPOOL/queue, for fsync after create/unlink */
+	size_t nsegs, capsegs;
+	struct mm_seg *segs; /* oldest first; the last is being written */
+	uint64_t lsn;        /* bytes appended since open, all segments */
+	uint64_t next_id;
+	/* syncer thread */
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int sync_fd;      /* the segment being written */
+	uint64_t want;    /* lsn asked to be durable */
+	uint64_t durable; /* lsn known durable */
+	int sync_err;     /* errno of a failed fdatasync; sticky */
+	bool stop, running;
+	int event_fd; /* readable when durable advanced */
+};
+
+typedef void (*mm_spool_recover_fn)(void *ctx, const struct mm_spool_msg *m);
+
+/* Open (creating) the spool, replay it through cb, start the syncer.
+ * Returns 0 or an errno value; *what names the step that failed. */
+int mm_spool_open(struct mm_spool *sp, const char *spool_dir, mm_spool_recover_fn cb, void *ctx,
+                  const char **what);
+void mm_spool_close(struct mm_spool *sp);
+
+/* A fresh message id: unique across restarts (milliseconds << 16 | n). */
+uint64_t mm_spool_new_id(struct mm_spool *sp, uint64_t now_ms);
+
+/* Append a message record; body is given as pieces. On success *lsn is
+ * the position to wait for and m->body-like location is stored in *body.
+ * On failure nothing of the record stays in the file. */
+int mm_spool_put(struct mm_spool *sp, const struct mm_spool_msg *m, const struct iovec *body,
+                 int nbody, struct mm_spool_loc *loc, uint64_t *lsn);
+/* Recipient idx of message id is finished (delivered, or a DSN was made). */
+int mm_spool_done(struct mm_spool *sp, uint64_t id, uint32_t idx);
+/* Ask the syncer to make everything up to lsn durable. */
+void mm_spool_sync(struct mm_spool *sp, uint64_t lsn);
+/* After event_fd fired: how far the log is durable, or 0 and *err set. */
+uint64_t mm_spool_durable(struct mm_spool *sp, int *err);
+
+/* Read a body back. Returns 0 or an errno value. */
+int mm_spool_read(const struct mm_spool *sp, const struct mm_spool_loc *loc, char *out);
+/* A message of segment seg needs it no more (it was counted once by
+ * mm_spool_put or by recovery). Drops dead segments. */
+void mm_spool_release(struct mm_spool *sp, uint32_t seg);
+
+#endif

@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Write a small organization LDIF for tests and benchmarks.
+
+One routing group "Lab" with one master, servers N1 (and N2 with --second),
+an SMTP connector "Internet" (smtp:*) on N1 through --smarthost, recipients
+alice@example.test (home N1) and bob@example.test (home N2, or N1).
+
+  mkorg.py OUT --bind IP:PORT [--second IP:PORT] [--smarthost HOST:PORT]
+           [--relay CIDR]... [--max-size N] [--max-hops N]
+           [--mil HOST:PORT]   (a more specific smtp:*.mil connector on N1)
+"""
+import argparse
+
+p = argparse.ArgumentParser()
+p.add_argument("out")
+p.add_argument("--bind", required=True)
+p.add_argument("--second")
+p.add_argument("--smarthost")
+p.add_argument("--relay", action="append", default=[])
+p.add_argument("--max-size", type=int)
+p.add_argument("--max-hops", type=int)
+p.add_argument("--mil")
+a = p.parse_args()
+
+ip1 = a.bind.rsplit(":", 1)[0]
+out = []
+w = out.append
+w("dn: o=Lab\nobjectClass: mmOrganization\no: Lab\n")
+w("dn: cn=Lab,o=Lab\nobjectClass: mmRoutingGroup\ncn: Lab\n")
+w("dn: cn=LAB-RGM,cn=Lab,o=Lab\nobjectClass: mmMaster\ncn: LAB-RGM\n"
+  "mmRoutingAddress: %s:6910\nmmPriority: 100\n" % ip1)
+
+
+def server(name, bind):
+    ip = bind.rsplit(":", 1)[0]
+    w("dn: cn=%s,cn=Lab,o=Lab\nobjectClass: mmServer\ncn: %s\nmmFqdn: %s.lab.test\n"
+      "mmRoutingAddress: %s:6911\n" % (name, name, name.lower(), ip))
+    vs = ("dn: cn=SMTP,cn=%s,cn=Lab,o=Lab\nobjectClass: mmVirtualServer\ncn: SMTP\n"
+          "mmBind: %s\nmmFqdn: %s.lab.test\n" % (name, bind, name.lower()))
+    if a.max_hops:
+        vs += "mmMaxHopCount: %d\n" % a.max_hops
+    if a.max_size:
+        vs += "mmMaxMessageSize: %d\n" % a.max_size
+    for r in a.relay:
+        vs += "mmRelayAllow: %s\n" % r
+    w(vs)
+
+
+server("N1", a.bind)
+if a.second:
+    server("N2", a.second)
+if a.smarthost:
+    w("dn: cn=Internet,cn=Lab,o=Lab\nobjectClass: mmConnector\ncn: Internet\n"
+      "mmConnectorType: smtp\nmmCost: 1\nmmLocalBridgehead: cn=SMTP,cn=N1,cn=Lab,o=Lab\n"
+      "mmAddressSpace: smtp:* 1\nmmSmartHost: [%s]:%s\nmmTlsPolicy: none\n"
+      % tuple(a.smarthost.rsplit(":", 1)))
+if a.mil:
+    w("dn: cn=Mil,cn=Lab,o=Lab\nobjectClass: mmConnector\ncn: Mil\n"
+      "mmConnectorType: smtp\nmmCost: 1\nmmLocalBridgehead: cn=SMTP,cn=N1,cn=Lab,o=Lab\n"
+      "mmAddressSpace: smtp:*.mil 1\nmmSmartHost: [%s]:%s\nmmTlsPolicy: none\n"
+      % tuple(a.mil.rsplit(":", 1)))
+w("dn: cn=Policy,o=Lab\nobjectClass: mmRecipientPolicy\ncn: Policy\n"
+  "mmAuthoritativeDomain: example.test\n")
+for uid, home in (("alice", "N1"), ("bob", "N2" if a.second else "N1")):
+    w("dn: uid=%s,o=Lab\nobjectClass: inetOrgPerson\nobjectClass: mmRecipient\nuid: %s\n"
+      "cn: %s\nsn: %s\nmail: %s@example.test\nmmHomeServer: cn=%s,cn=Lab,o=Lab\n"
+      % (uid, uid, uid, uid, uid, home))
+with open(a.out, "w") as f:
+    f.write("\n".join(out))
