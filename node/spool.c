@@ -504,7 +504,8 @@ static int recover(struct mm_spool *sp, mm_spool_recover_fn cb, void *ctx)
 		}
 	}
 	closedir(d);
-	qsort(seqs, n, sizeof(*seqs), cmp_u32);
+	if (n > 1)
+		qsort(seqs, n, sizeof(*seqs), cmp_u32);
 	int err = 0;
 	for (size_t i = 0; i < n; i++) {
 		char path[4096];

@@ -17,6 +17,8 @@ p.add_argument("--bind", required=True)
 p.add_argument("--second")
 p.add_argument("--smarthost")
 p.add_argument("--relay", action="append", default=[])
+p.add_argument("--relay-first", action="append", default=[],
+               help="relay allow-list of N1 only")
 p.add_argument("--max-size", type=int)
 p.add_argument("--max-hops", type=int)
 p.add_argument("--mil")
@@ -31,7 +33,7 @@ w("dn: cn=LAB-RGM,cn=Lab,o=Lab\nobjectClass: mmMaster\ncn: LAB-RGM\n"
   "mmRoutingAddress: %s:6910\nmmPriority: 100\n" % ip1)
 
 
-def server(name, bind):
+def server(name, bind, relay):
     ip = bind.rsplit(":", 1)[0]
     w("dn: cn=%s,cn=Lab,o=Lab\nobjectClass: mmServer\ncn: %s\nmmFqdn: %s.lab.test\n"
       "mmRoutingAddress: %s:6911\n" % (name, name, name.lower(), ip))
@@ -41,14 +43,14 @@ def server(name, bind):
         vs += "mmMaxHopCount: %d\n" % a.max_hops
     if a.max_size:
         vs += "mmMaxMessageSize: %d\n" % a.max_size
-    for r in a.relay:
+    for r in relay:
         vs += "mmRelayAllow: %s\n" % r
     w(vs)
 
 
-server("N1", a.bind)
+server("N1", a.bind, a.relay + a.relay_first)
 if a.second:
-    server("N2", a.second)
+    server("N2", a.second, a.relay)
 if a.smarthost:
     w("dn: cn=Internet,cn=Lab,o=Lab\nobjectClass: mmConnector\ncn: Internet\n"
       "mmConnectorType: smtp\nmmCost: 1\nmmLocalBridgehead: cn=SMTP,cn=N1,cn=Lab,o=Lab\n"

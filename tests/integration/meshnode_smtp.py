@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""meshnode end to end, with real peers: Python smtplib, swaks and Postfix's
+smtp-source as clients, smtp-sink as the next hop, two meshnode processes
+relaying to each other. Checks replies and enhanced codes, Maildir
+delivery, relaying, relay refusal, DSNs, limits and bad input.
+
+usage: meshnode_smtp.py MESHNODE MKORG
+"""
+import os
+import smtplib
+import subprocess
+import sys
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nodelib import Raw, check, done, files, maildir, node, sink, wait_for, workdir  # noqa
+
+meshnode, mkorg = sys.argv[1], sys.argv[2]
+W = workdir("smtp")
+N1, N2 = ("127.0.10.1", 2525), ("127.0.10.2", 2525)
+ldif = os.path.join(W, "lab.ldif")
+subprocess.run([sys.executable, mkorg, ldif, "--bind", "%s:%d" % N1, "--second", "%s:%d" % N2,
+                "--smarthost", "127.0.10.3:25250", "--mil", "127.0.10.4:25250",
+                "--relay-first", "127.0.0.1/32", "--max-size", "200000"], check=True)
+sink("127.0.10.3:25250", W + "/sink")
+sink("127.0.10.4:25250", W + "/milsink", "-f", "RCPT")
+s1, s2 = W + "/n1", W + "/n2"
+node(meshnode, ldif, "N1", s1, "--set", "retry_min_ms=200")
+node(meshnode, ldif, "N2", s2)
+
+
+def track(spool):
+    try:
+        return open(spool + "/tracking.log").read()
+    except FileNotFoundError:
+        return ""
+
+
+# --- the mail path -------------------------------------------------------
+c = smtplib.SMTP(*N1)
+code, ehlo = c.ehlo("client.test")
+caps = ehlo.decode().upper().split("\n")
+for kw in ("PIPELINING", "SIZE 200000", "8BITMIME", "CHUNKING", "DSN", "ENHANCEDSTATUSCODES"):
+    check(kw in caps, "EHLO advertises " + kw)
+refused = c.sendmail("sender@example.org", ["alice@example.test"],
+                     "Subject: local\r\n\r\nline one\r\n.leading dot\r\n")
+check(refused == {}, "smtplib: local recipient accepted")
+check(wait_for(lambda: maildir(s1, "alice@example.test")), "local delivery into Maildir")
+box = maildir(s1, "alice@example.test")
+text = open(box[0]).read() if box else ""
+check("\n.leading dot\n" in text and "Received: from client.test" in text and
+      "Return-Path: <sender@example.org>" in text, "Maildir file: trace headers, dot unstuffed")
+
+c.sendmail("sender@example.org", ["bob@example.test"], "Subject: to n2\r\n\r\nhello bob\r\n")
+check(wait_for(lambda: maildir(s2, "bob@example.test")),
+      "recipient homed on N2: relayed N1 -> N2 and delivered there")
+try:
+    c.sendmail("sender@example.org", ["nobody@example.test"], "Subject: x\r\n\r\nx\r\n")
+    check(False, "unknown recipient refused")
+except smtplib.SMTPRecipientsRefused as e:
+    code, msg = e.recipients["nobody@example.test"]
+    check(code == 550 and msg.startswith(b"5.1.1"), "unknown recipient: 550 5.1.1 at RCPT")
+c.sendmail("sender@example.org", ["someone@example.net"], "Subject: out\r\n\r\nexternal\r\n")
+check(wait_for(lambda: files(W + "/sink")), "external recipient relayed to the smart host")
+c.quit()
+
+# relay refused: N2 has no allow-list and 127.0.0.1 is no organization server
+r = subprocess.run(["swaks", "--server", "%s:%d" % N2, "--from", "a@example.org", "--to",
+                    "x@example.net", "--quit-after", "RCPT"], capture_output=True, text=True)
+check("550 5.7.1" in r.stdout, "swaks: relay for a stranger refused with 550 5.7.1")
+r = subprocess.run(["swaks", "--server", "%s:%d" % N2, "--from", "a@example.org", "--to",
+                    "bob@example.test", "--body", "from swaks"], capture_output=True, text=True)
+check("250 2.0.0 Ok: queued as" in r.stdout, "swaks: mail for an organization recipient")
+
+# DSN: the *.mil next hop refuses every recipient; the NDR comes back to alice
+c = smtplib.SMTP(*N1)
+c.sendmail("alice@example.test", ["general@army.mil"], "Subject: to mil\r\n\r\nhello\r\n",
+           rcpt_options=["NOTIFY=FAILURE", "ORCPT=rfc822;general@army.mil"])
+c.quit()
+
+
+def ndr():
+    for f in maildir(s1, "alice@example.test"):
+        t = open(f).read()
+        if "multipart/report" in t:
+            return t
+    return None
+
+
+report = wait_for(ndr)
+check(report is not None, "NDR delivered to the sender")
+report = report or ""
+check("Return-Path: <>" in report and "report-type=delivery-status" in report,
+      "NDR: from <>, multipart/report; report-type=delivery-status")
+check("Final-Recipient: rfc822; general@army.mil" in report and "Action: failed" in report and
+      "Status: 5." in report and "Original-Recipient: rfc822;general@army.mil" in report,
+      "NDR: RFC 3464 fields per recipient (Final-Recipient, Action, Status, ORCPT)")
+check("Subject: to mil" in report, "NDR: the original headers are attached")
+check(wait_for(lambda: all(w in track(s1) for w in ("NDR ", "DELIVERED ", "RECEIVED "))),
+      "tracking log: RECEIVED, DELIVERED and NDR lines")
+
+# --- BDAT ------------------------------------------------------------------
+t = Raw(*N1)
+t.cmd("EHLO raw.test")
+t.cmd("MAIL FROM:<raw@example.org>")
+t.cmd("RCPT TO:<alice@example.test>")
+body = b"Subject: bdat\r\n\r\nchunked\r\n"
+t.send(b"BDAT 10\r\n" + body[:10])
+r1 = t.reply()
+t.send(b"BDAT %d LAST\r\n" % (len(body) - 10) + body[10:])
+r2 = t.reply()
+check(r1.startswith("250 2.0.0") and r2.startswith("250 2.0.0 Ok: queued"),
+      "BDAT in two chunks: 250 per chunk, queued at LAST")
+t.send(b"BDAT 3 LAST\r\nabc")
+check(t.reply().startswith("503 5.5.1"), "BDAT without MAIL: chunk read and dropped, 503 5.5.1")
+check(t.cmd("NOOP").startswith("250"), "in sync after the refused chunk")
+t.close()
+
+# --- bad input -------------------------------------------------------------
+t = Raw(*N1)
+check(t.cmd("RCPT TO:<alice@example.test>").startswith("503 5.5.1"), "RCPT before MAIL: 503 5.5.1")
+check(t.cmd("EHLO raw.test").startswith("250"), "EHLO")
+check(t.cmd("RCPT TO:<alice@example.test>").startswith("503 5.5.1"),
+      "RCPT before MAIL after EHLO: 503 5.5.1")
+check(t.cmd("FOO bar").startswith("500 5.5.2"), "unknown command: 500 5.5.2")
+check(t.cmd("MAIL FROM:<" + "a" * 600 + "@x.org>").startswith("500 5.5.2"),
+      "command line over 512 octets: 500 5.5.2")
+check(t.cmd("MAIL FROM:<bad address>").startswith("501 5.1.7"), "bad sender syntax: 501 5.1.7")
+check(t.cmd("MAIL FROM:<a@example.org> SIZE=999999999").startswith("552 5.3.4"),
+      "SIZE over the limit: 552 5.3.4")
+check(t.cmd("MAIL FROM:<a@example.org> FOO=1").startswith("555 5.5.4"),
+      "unknown MAIL parameter: 555 5.5.4")
+check(t.cmd("VRFY alice").startswith("252"), "VRFY: 252 (disabled)")
+check(t.cmd("AUTH PLAIN AGFsaWNlAHg=").startswith("538 5.7.11"), "AUTH without TLS: 538 5.7.11")
+check(t.cmd("X-LINK2STATE DIGEST=00").startswith("530 5.7.0"),
+      "X-LINK2STATE unauthenticated: 530 5.7.0")
+check(t.cmd("MAIL FROM:<a@example.org>").startswith("250"), "MAIL")
+n_ok = 0
+t.send("".join("RCPT TO:<alice@example.test>\r\n" for _ in range(1005)))
+replies = [t.reply() for _ in range(1005)]
+check(all(r.startswith("250") for r in replies[:1000]) and
+      all(r.startswith("452 4.5.3") for r in replies[1000:]),
+      "1005 pipelined RCPTs: 1000 accepted, then 452 4.5.3")
+check(t.cmd("RSET").startswith("250"), "RSET")
+# SMTP smuggling: only CRLF.CRLF ends DATA; a bare-LF dot line is content
+t.cmd("MAIL FROM:<smuggle@example.org>")
+t.cmd("RCPT TO:<alice@example.test>")
+check(t.cmd("DATA").startswith("354"), "DATA: 354")
+t.send("Subject: smuggle\r\n\r\nbefore\n.\nMAIL FROM:<evil@example.org>\r\nafter\r\n.\r\n")
+check(t.reply().startswith("250 2.0.0"), "bare LF . LF does not end DATA (no smuggling)")
+check(t.cmd("NOOP").startswith("250"), "session in sync after the smuggling attempt")
+# too big
+t.cmd("MAIL FROM:<big@example.org>")
+t.cmd("RCPT TO:<alice@example.test>")
+t.cmd("DATA")
+t.send(("x" * 998 + "\r\n") * 250 + ".\r\n")
+check(t.reply().startswith("552 5.3.4"), "message over mmMaxMessageSize: 552 5.3.4")
+# hop count over the limit (15)
+t.cmd("MAIL FROM:<loop@example.org>")
+t.cmd("RCPT TO:<alice@example.test>")
+t.cmd("DATA")
+t.send("".join("Received: from hop%d\r\n" % i for i in range(16)) + "\r\nloop\r\n.\r\n")
+check(t.reply().startswith("554 5.4.6"), "16 Received headers: 554 5.4.6")
+# text line over 1000 octets
+t.cmd("MAIL FROM:<long@example.org>")
+t.cmd("RCPT TO:<alice@example.test>")
+t.cmd("DATA")
+t.send("x" * 1200 + "\r\n.\r\n")
+check(t.reply().startswith("500 5.5.6"), "text line over 1000 octets: 500 5.5.6")
+# BDAT size lie: fewer bytes than announced swallow the next command as data
+t.cmd("MAIL FROM:<lie@example.org>")
+t.cmd("RCPT TO:<alice@example.test>")
+t.send("BDAT 20 LAST\r\nshort\r\nNOOP\r\n")
+t.send("x" * 7)
+check(t.reply().startswith("250 2.0.0 Ok: queued"), "BDAT: exactly the announced octets read")
+check(t.cmd("QUIT").startswith("221"), "QUIT: 221")
+t.close()
+
+# pipelined garbage: the server closes after too many errors, others go on
+t = Raw(*N1)
+t.send("".join("GARBAGE %d\r\n" % i for i in range(50)))
+last = None
+while True:
+    r = t.reply()
+    if r is None:
+        break
+    last = r
+check(last is not None and last.startswith("421 4.7.0"), "pipelined garbage: 421 after 20 errors")
+t.close()
+check(Raw(*N1).cmd("NOOP").startswith("250"), "the server keeps serving other clients")
+
+# --- load from smtp-source -------------------------------------------------
+before = len(maildir(s1, "alice@example.test"))
+r = subprocess.run(["smtp-source", "-s", "10", "-m", "300", "-l", "2000", "-f",
+                    "load@example.org", "-t", "alice@example.test", "%s:%d" % N1],
+                   capture_output=True, text=True, timeout=120)
+check(r.returncode == 0, "smtp-source: 300 messages in 10 sessions")
+check(wait_for(lambda: len(maildir(s1, "alice@example.test")) >= before + 300, 60),
+      "all 300 delivered to the Maildir")
+
+# --- queue view and retry ----------------------------------------------------
+done()
