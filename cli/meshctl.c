@@ -17,6 +17,7 @@ static const char usage[] =
     "SOURCE:\n"
     "  --directory ldif:PATH | ldap://HOST:PORT/BASE-DN   offline, from the directory\n"
     "  --connect HOST:PORT --tls DIR [--as NAME]           a live node or rgmaster\n"
+    "  --spool DIR     a meshnode on this machine, through DIR/control.sock (queues)\n"
     "  --down NAME     mark a connector, server, master or bridgehead (SERVER/VS) down\n"
     "  --json          JSON instead of text\n"
     "\n"
@@ -29,7 +30,7 @@ static const char usage[] =
     "  pki init --dir DIR --org NAME | pki issue --dir DIR NAME...\n";
 
 struct args {
-	const char *directory, *connect, *tls, *as, *from, *output;
+	const char *directory, *connect, *tls, *as, *from, *output, *spool;
 	bool json;
 	size_t ndown, npos;
 	const char **down;
@@ -71,6 +72,8 @@ static int parse(int argc, char **argv, struct args *a)
 			slot = &a->from;
 		else if (strcmp(s, "--output") == 0)
 			slot = &a->output;
+		else if (strcmp(s, "--spool") == 0)
+			slot = &a->spool;
 		else if (strcmp(s, "--down") == 0)
 			slot = &a->down[a->ndown++];
 		else if (strncmp(s, "--", 2) == 0 && s[2]) {
@@ -163,12 +166,22 @@ static int run(struct args *a)
 			return usage_error("check takes one FILE");
 		return check(a->pos[1], a->json);
 	}
-	if (strcmp(cmd, "pki") == 0 || strcmp(cmd, "queues") == 0 || strcmp(cmd, "queue") == 0 ||
-	    strcmp(cmd, "retry") == 0 || strcmp(cmd, "freeze") == 0 || strcmp(cmd, "thaw") == 0 ||
-	    a->connect) {
+	bool queues = strcmp(cmd, "queues") == 0;
+	if (queues || strcmp(cmd, "queue") == 0 || strcmp(cmd, "retry") == 0 ||
+	    strcmp(cmd, "freeze") == 0 || strcmp(cmd, "thaw") == 0) {
+		if (a->spool == NULL && a->connect == NULL)
+			return usage_error("queues need a live node: --spool DIR (its spool)");
+		if (a->spool != NULL) {
+			if (a->npos != (queues ? 1u : 2u))
+				return usage_error(queues ? "queues takes no operands"
+				                          : "the command takes one QUEUE name");
+			return ctl_queues(a->spool, a->json, cmd, queues ? NULL : a->pos[1]);
+		}
+	}
+	if (strcmp(cmd, "pki") == 0 || a->connect) {
 		fprintf(stderr,
-		        "meshctl: %s: not available in this build: live sources, queues and "
-		        "the PKI helper come with meshnode and the routing engine\n",
+		        "meshctl: %s: not available in this build: live sources over 691 and "
+		        "the PKI helper come with the routing engine\n",
 		        a->connect ? "--connect" : cmd);
 		return EX_UNAVAILABLE;
 	}

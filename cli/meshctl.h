@@ -18,6 +18,8 @@ struct ctl {
 int ctl_table(struct ctl *c);
 int ctl_route(struct ctl *c, const char *from, const char *rcpt);
 int ctl_graph(struct ctl *c, const char *output);
+/* a live node's queues through SPOOL/control.sock */
+int ctl_queues(const char *spool, bool json, const char *verb, const char *queue);
 
 /* Smart host as an address: "[127.0.0.1]:2526" -> "127.0.0.1:2526",
  * a missing port is 25. */

@@ -147,6 +147,66 @@ static void show_queue(struct node *n, struct json *j, struct mm_queue *q)
 	json_end_obj(j);
 }
 
+/* Text for people: the same facts as the JSON, one queue per line. */
+static void text_queues(struct node *n, FILE *out)
+{
+	int64_t ms = node_now_ms();
+	time_t now = time(NULL);
+	uint64_t routing = 0;
+	for (struct commit *c = n->commits; c; c = c->next)
+		routing++;
+	fprintf(out, "%-42s %-7s %8s %10s %8s  %s\n", "QUEUE", "STATE", "MESSAGES", "RECIPIENTS",
+	        "OLDEST", "NEXT HOP / LAST ERROR");
+	fprintf(out, "%-42s %-7s %8u %10u %8s\n", "Pre-submission", n->nsessions ? "Active" : "Ready",
+	        n->nsessions, 0u, "-");
+	fprintf(out, "%-42s %-7s %8u %10u %8s\n", "Messages awaiting directory lookup", "Ready", 0u,
+	        0u, "-");
+	fprintf(out, "%-42s %-7s %8llu %10u %8s\n", "Messages waiting to be routed",
+	        routing ? "Active" : "Ready", (unsigned long long)routing, 0u, "-");
+	for (int pass = 0; pass < 3; pass++)
+		for (size_t i = 0; i < n->queues.n; i++) {
+			struct mm_queue *q = n->queues.q[i];
+			bool want = pass == 0 ? q->kind == MM_Q_LOCAL
+			          : pass == 1 ? q->kind == MM_Q_LINK
+			                      : q->kind == MM_Q_UNREACHABLE;
+			if (!want)
+				continue;
+			int64_t oldest = 0;
+			for (int list = 0; list < 2; list++)
+				for (struct mm_job *jb = list ? q->held : q->head; jb; jb = jb->next)
+					if (oldest == 0 || jb->msg->arrival < oldest)
+						oldest = jb->msg->arrival;
+			char age[32] = "-";
+			if (oldest)
+				snprintf(age, sizeof(age), "%llds", (long long)(now - oldest));
+			fprintf(out, "%-42s %-7s %8u %10u %8s  %s%s%s\n", q->name,
+			        mm_queue_state_name(mm_queue_state(q, ms)),
+			        q->njobs + q->nheld + q->inflight, q->nrcpt, age,
+			        q->target ? q->target : "", q->last_error ? "  " : "",
+			        q->last_error ? q->last_error : "");
+		}
+	fprintf(out, "%-42s %-7s %8u %10u %8s\n", "Messages pending reroute", "Ready", 0u, 0u, "-");
+}
+
+static void text_queue(struct node *n, FILE *out, struct mm_queue *q)
+{
+	time_t now = time(NULL);
+	fprintf(out, "%s: %s\n", q->name,
+	        mm_queue_state_name(mm_queue_state(q, node_now_ms())));
+	for (int list = 0; list < 2; list++)
+		for (struct mm_job *jb = list ? q->held : q->head; jb; jb = jb->next) {
+			const struct mm_qmsg *m = jb->msg;
+			fprintf(out, "%s  %6us  %8u bytes  from <%s>\n", m->idhex,
+			        (unsigned)(now - m->arrival), m->body.len, m->sender);
+			for (uint32_t i = 0; i < jb->n; i++) {
+				const struct mm_qrcpt *r = &m->rcpt[jb->idx[i]];
+				fprintf(out, "    to <%s>%s%s\n", r->addr, r->last_error ? "  " : "",
+				        r->last_error ? r->last_error : "");
+			}
+		}
+	(void)n;
+}
+
 static void error(struct json *j, const char *what, const char *name)
 {
 	json_begin_obj(j);
@@ -157,24 +217,37 @@ static void error(struct json *j, const char *what, const char *name)
 	json_end_obj(j);
 }
 
+/* A request is "[text ]VERB [QUEUE]"; errors start with {"error" or "error:". */
 static void answer(struct node *n, const char *line, FILE *out)
 {
 	struct json j;
 	json_init(&j, out);
+	bool text = strncmp(line, "text ", 5) == 0;
+	if (text)
+		line += 5;
 	const char *arg = strchr(line, ' ');
 	size_t vl = arg ? (size_t)(arg - line) : strlen(line);
 	arg = arg ? arg + 1 : "";
 	if (vl == 6 && strncmp(line, "queues", 6) == 0) {
-		show_queues(n, &j);
+		if (text)
+			text_queues(n, out);
+		else
+			show_queues(n, &j);
 		return;
 	}
 	struct mm_queue *q = mm_queue_find(&n->queues, arg);
 	if (q == NULL) {
-		error(&j, "no such queue", arg);
+		if (text)
+			fprintf(out, "error: no such queue: %s", arg);
+		else
+			error(&j, "no such queue", arg);
 		return;
 	}
 	if (vl == 5 && strncmp(line, "queue", 5) == 0) {
-		show_queue(n, &j, q);
+		if (text)
+			text_queue(n, out, q);
+		else
+			show_queue(n, &j, q);
 		return;
 	}
 	if (vl == 5 && strncmp(line, "retry", 5) == 0) {
@@ -189,7 +262,14 @@ static void answer(struct node *n, const char *line, FILE *out)
 		q->frozen = false;
 		node_kick(n, q);
 	} else {
-		error(&j, "unknown request", line);
+		if (text)
+			fprintf(out, "error: unknown request: %s", line);
+		else
+			error(&j, "unknown request", line);
+		return;
+	}
+	if (text) {
+		fprintf(out, "%s: %s\n", q->name, mm_queue_state_name(mm_queue_state(q, node_now_ms())));
 		return;
 	}
 	json_begin_obj(&j);
@@ -221,7 +301,8 @@ static void ctl_read_cb(struct bufferevent *bev, void *arg)
 	size_t tl = 0;
 	FILE *out = open_memstream(&text, &tl);
 	answer(n, line, out);
-	fputc('\n', out);
+	if (strncmp(line, "text ", 5) != 0)
+		fputc('\n', out);
 	fclose(out);
 	free(line);
 	bufferevent_disable(bev, EV_READ);

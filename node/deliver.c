@@ -471,16 +471,16 @@ static void conn_end(struct conn *c, bool failed)
 		job_results(c);
 	}
 	if (failed) {
+		/* the next hop itself failed: the whole queue waits for the retry
+		 * time, and every waiting recipient learns why */
 		q->failures++;
 		free(q->last_error);
 		q->last_error = mm_xstrdup(c->c.error.text);
-		if (q->retry_at == 0 && q->head != NULL) {
-			/* the whole queue waits: hold what is ready */
-			struct mm_job *j;
-			while ((j = mm_queue_pop(q)) != NULL)
-				mm_queue_hold(q, j);
+		if (q->retry_at == 0)
 			arm_retry(n, q, q->failures);
-		}
+		struct mm_job *j;
+		while ((j = mm_queue_pop(q)) != NULL)
+			defer_job(n, q, j, q->last_error);
 	}
 	q->active--;
 	conn_free(c);
