@@ -157,8 +157,8 @@ static void text_queues(struct node *n, FILE *out)
 		routing++;
 	fprintf(out, "%-42s %-7s %8s %10s %8s  %s\n", "QUEUE", "STATE", "MESSAGES", "RECIPIENTS",
 	        "OLDEST", "NEXT HOP / LAST ERROR");
-	fprintf(out, "%-42s %-7s %8u %10u %8s\n", "Pre-submission", n->nsessions ? "Active" : "Ready",
-	        n->nsessions, 0u, "-");
+	fprintf(out, "%-42s %-7s %8u %10u %8s\n", "Pre-submission",
+	        n->nsessions ? "Active" : "Ready", n->nsessions, 0u, "-");
 	fprintf(out, "%-42s %-7s %8u %10u %8s\n", "Messages awaiting directory lookup", "Ready", 0u,
 	        0u, "-");
 	fprintf(out, "%-42s %-7s %8llu %10u %8s\n", "Messages waiting to be routed",
@@ -166,14 +166,15 @@ static void text_queues(struct node *n, FILE *out)
 	for (int pass = 0; pass < 3; pass++)
 		for (size_t i = 0; i < n->queues.n; i++) {
 			struct mm_queue *q = n->queues.q[i];
-			bool want = pass == 0 ? q->kind == MM_Q_LOCAL
-			          : pass == 1 ? q->kind == MM_Q_LINK
-			                      : q->kind == MM_Q_UNREACHABLE;
+			bool want = pass == 0   ? q->kind == MM_Q_LOCAL
+			            : pass == 1 ? q->kind == MM_Q_LINK
+			                        : q->kind == MM_Q_UNREACHABLE;
 			if (!want)
 				continue;
 			int64_t oldest = 0;
 			for (int list = 0; list < 2; list++)
-				for (struct mm_job *jb = list ? q->held : q->head; jb; jb = jb->next)
+				for (struct mm_job *jb = list ? q->held : q->head; jb;
+				     jb = jb->next)
 					if (oldest == 0 || jb->msg->arrival < oldest)
 						oldest = jb->msg->arrival;
 			char age[32] = "-";
@@ -191,8 +192,7 @@ static void text_queues(struct node *n, FILE *out)
 static void text_queue(struct node *n, FILE *out, struct mm_queue *q)
 {
 	time_t now = time(NULL);
-	fprintf(out, "%s: %s\n", q->name,
-	        mm_queue_state_name(mm_queue_state(q, node_now_ms())));
+	fprintf(out, "%s: %s\n", q->name, mm_queue_state_name(mm_queue_state(q, node_now_ms())));
 	for (int list = 0; list < 2; list++)
 		for (struct mm_job *jb = list ? q->held : q->head; jb; jb = jb->next) {
 			const struct mm_qmsg *m = jb->msg;
@@ -200,7 +200,8 @@ static void text_queue(struct node *n, FILE *out, struct mm_queue *q)
 			        (unsigned)(now - m->arrival), m->body.len, m->sender);
 			for (uint32_t i = 0; i < jb->n; i++) {
 				const struct mm_qrcpt *r = &m->rcpt[jb->idx[i]];
-				fprintf(out, "    to <%s>%s%s\n", r->addr, r->last_error ? "  " : "",
+				fprintf(out, "    to <%s>%s%s\n", r->addr,
+				        r->last_error ? "  " : "",
 				        r->last_error ? r->last_error : "");
 			}
 		}
@@ -269,7 +270,8 @@ static void answer(struct node *n, const char *line, FILE *out)
 		return;
 	}
 	if (text) {
-		fprintf(out, "%s: %s\n", q->name, mm_queue_state_name(mm_queue_state(q, node_now_ms())));
+		fprintf(out, "%s: %s\n", q->name,
+		        mm_queue_state_name(mm_queue_state(q, node_now_ms())));
 		return;
 	}
 	json_begin_obj(&j);

@@ -14,6 +14,7 @@
 
 #include "alloc.h"
 #include "dsn.h"
+#include "dns.h"
 #include "maildir.h"
 #include "node.h"
 #include "smtp_client.h"
@@ -29,17 +30,25 @@ struct conn {
 	char *body;
 	const char **rcpts;
 	struct mm_smtpc_result *res;
+	char addr[64];     /* ip:port connected to */
 	struct conn *next; /* all connections, for shutdown */
 };
 
 static struct conn *conns;
 
-/* The driver's part of a queue: its retry timer. */
+/* The driver's part of a queue: its retry timer and, for delivery by MX,
+ * the addresses of the domain's mail exchangers. */
 struct qdrv {
 	struct event *timer;
 	struct node *n;
 	struct mm_queue *q;
+	char **addrs; /* best MX first */
+	size_t naddrs;
+	int64_t resolved_at; /* ms; the answer is kept MX_CACHE_MS */
+	bool resolving;
 };
+
+#define MX_CACHE_MS 300000
 
 static void arm_retry(struct node *n, struct mm_queue *q, uint32_t failures)
 {
@@ -168,7 +177,7 @@ struct mm_queue *node_queue(struct node *n, enum mm_queue_kind kind, const char 
 	struct mm_queue *q = mm_queue_get(&n->queues, kind, name, target, hop);
 	if (q->driver == NULL) {
 		struct qdrv *d = mm_xcalloc(1, sizeof(*d));
-		*d = (struct qdrv){evtimer_new(n->base, retry_cb, d), n, q};
+		*d = (struct qdrv){.timer = evtimer_new(n->base, retry_cb, d), .n = n, .q = q};
 		q->driver = d;
 	}
 	return q;
@@ -379,7 +388,7 @@ static void job_results(struct conn *c)
 		uint32_t idx = j->idx[i];
 		if (r->code / 100 == 2) {
 			track(n, "DELIVERED", m, "to=<%s> queue=\"%s\" next_hop=%s reply=\"%s\"",
-			      m->rcpt[idx].addr, q->name, q->target, r->text);
+			      m->rcpt[idx].addr, q->name, c->addr, r->text);
 			rcpt_done(n, m, idx);
 			any_ok = true;
 		} else if (r->code / 100 == 5) {
@@ -387,7 +396,7 @@ static void job_results(struct conn *c)
 			size_t dl = strlen(r->text) + 8;
 			diag[nf] = mm_xmalloc(dl);
 			snprintf(diag[nf], dl, "smtp; %s", r->text);
-			fail[nf] = (struct mm_dsn_rcpt){idx, status[nf], diag[nf], q->target};
+			fail[nf] = (struct mm_dsn_rcpt){idx, status[nf], diag[nf], c->addr};
 			nf++;
 		} else {
 			if (again == NULL)
@@ -532,7 +541,7 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
 	}
 	char why[300];
 	if (!c->connected)
-		snprintf(why, sizeof(why), "4.4.1 connect to %s failed: %s", c->q->target,
+		snprintf(why, sizeof(why), "4.4.1 connect to %s failed: %s", c->addr,
 		         what & BEV_EVENT_TIMEOUT
 		             ? "timed out"
 		             : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
@@ -543,22 +552,109 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
 	conn_end(c, true);
 }
 
+static void addrs_free(struct qdrv *d)
+{
+	for (size_t i = 0; i < d->naddrs; i++)
+		free(d->addrs[i]);
+	free(d->addrs);
+	d->addrs = NULL;
+	d->naddrs = 0;
+}
+
+/* Every job of the queue, ready or held, fails for good with status. */
+static void bounce_queue(struct node *n, struct mm_queue *q, const char *status, const char *diag)
+{
+	mm_queue_release_held(q);
+	struct mm_job *j;
+	while ((j = mm_queue_pop(q)) != NULL) {
+		struct mm_dsn_rcpt *r = mm_xcalloc(j->n, sizeof(*r));
+		for (uint32_t i = 0; i < j->n; i++)
+			r[i] = (struct mm_dsn_rcpt){j->idx[i], status, diag, NULL};
+		struct mm_qmsg *m = j->msg;
+		bounce(n, m, r, j->n);
+		free(r);
+		mm_job_free(j);
+		msg_release(n, m);
+	}
+}
+
+static void mx_resolved(void *arg, enum mm_dns_status st, const char *const *addrs, size_t na,
+                        const char *why)
+{
+	struct qdrv *d = arg;
+	struct mm_queue *q = d->q;
+	struct node *n = d->n;
+	d->resolving = false;
+	char status[16], diag[400];
+	switch (st) {
+	case MM_DNS_OK:
+		addrs_free(d);
+		d->addrs = mm_xcalloc(na, sizeof(*d->addrs));
+		for (size_t i = 0; i < na; i++) {
+			if (is_self(n, addrs[i])) {
+				snprintf(diag, sizeof(diag),
+				         "X-mailmesh; mail for %s loops back to myself (MX %s)",
+				         q->name, addrs[i]);
+				addrs_free(d);
+				bounce_queue(n, q, "5.3.5", diag);
+				return;
+			}
+			d->addrs[d->naddrs++] = mm_xstrdup(addrs[i]);
+		}
+		d->resolved_at = node_now_ms();
+		node_kick(n, q);
+		return;
+	case MM_DNS_TEMP: {
+		q->failures++;
+		free(q->last_error);
+		q->last_error = mm_xstrdup(why);
+		if (q->retry_at == 0)
+			arm_retry(n, q, q->failures);
+		struct mm_job *j;
+		while ((j = mm_queue_pop(q)) != NULL)
+			defer_job(n, q, j, why);
+		return;
+	}
+	default:
+		snprintf(status, sizeof(status), "%.*s", (int)strcspn(why, " "), why);
+		snprintf(diag, sizeof(diag), "X-mailmesh; %s", why);
+		bounce_queue(n, q, status, diag);
+		return;
+	}
+}
+
 static void conn_open(struct node *n, struct mm_queue *q)
 {
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
-	if (q->hop == MM_HOP_DNS ||
-	    evutil_parse_sockaddr_port(q->target, (struct sockaddr *)&ss, &len) != 0) {
-		/* names need the resolver; until it lands, say so and wait */
-		struct mm_job *j = mm_queue_pop(q);
-		if (j)
-			defer_job(n, q, j,
-			          "4.4.3 cannot resolve the next hop: DNS is not available");
+	const char *addr = q->target;
+	if (q->hop == MM_HOP_DNS) {
+		struct qdrv *d = q->driver;
+		if (d->naddrs == 0 || node_now_ms() - d->resolved_at > MX_CACHE_MS) {
+			if (!d->resolving && n->dns) {
+				d->resolving = true;
+				mm_dns_mx(n->dns, q->target, mx_resolved, d);
+			}
+			return;
+		}
+		/* after failures, the next mail exchanger in preference order */
+		addr = d->addrs[q->failures % d->naddrs];
+	}
+	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &len) != 0) {
+		/* a smart host given by name: names go through MX resolution
+		 * only; say so and wait */
+		q->failures++;
+		if (q->retry_at == 0)
+			arm_retry(n, q, q->failures);
+		struct mm_job *j;
+		while ((j = mm_queue_pop(q)) != NULL)
+			defer_job(n, q, j, "4.4.3 the next hop is not an IP address");
 		return;
 	}
 	struct conn *c = mm_xcalloc(1, sizeof(*c));
 	c->n = n;
 	c->q = q;
+	snprintf(c->addr, sizeof(c->addr), "%s", addr);
 	c->next = conns;
 	conns = c;
 	mm_smtpc_init(&c->c, n->fqdn);
@@ -597,8 +693,12 @@ void node_kick(struct node *n, struct mm_queue *q)
 	if (q->kind != MM_Q_LINK || q->retry_at > node_now_ms())
 		return;
 	/* one more connection while the ready jobs outnumber the open ones */
-	while (q->head && q->active < n->set.dest_concurrency && q->active < q->njobs)
+	while (q->head && q->active < n->set.dest_concurrency && q->active < q->njobs) {
+		uint32_t before = q->active;
 		conn_open(n, q);
+		if (q->active == before)
+			break; /* waiting for DNS, or nothing left to try */
+	}
 }
 
 static void retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -736,6 +836,7 @@ void node_deliver_free(struct node *n)
 				mark(j->msg, &msgs, &nm, &cap);
 		struct qdrv *d = q->driver;
 		if (d) {
+			addrs_free(d);
 			event_free(d->timer);
 			free(d);
 			q->driver = NULL;

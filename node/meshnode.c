@@ -259,9 +259,6 @@ int main(int argc, char **argv)
 		node_log("--tls %s: STARTTLS and routing over TLS are not built yet; "
 		         "serving plain SMTP",
 		         tls);
-	if (dns)
-		node_log("--dns %s: the resolver is not built yet; MX delivery defers with 4.4.3",
-		         dns);
 	signal(SIGPIPE, SIG_IGN);
 	int status = EX_SOFTWARE;
 	if (!load_directory(n, &n->dir, &status))
@@ -272,6 +269,12 @@ int main(int argc, char **argv)
 	mm_queues_init(&n->queues);
 	if (!configure(n)) {
 		status = EX_DATAERR;
+		goto out;
+	}
+	const char *dns_err;
+	if ((n->dns = mm_dns_new(n->base, dns, &dns_err)) == NULL) {
+		node_log("--dns %s: %s", dns ? dns : "(resolv.conf)", dns_err);
+		status = EX_USAGE;
 		goto out;
 	}
 	n->local = node_queue(n, MM_Q_LOCAL, "Local delivery", NULL, 0);
@@ -332,6 +335,7 @@ out:
 		free(cm);
 	}
 	node_close_sessions(n);
+	mm_dns_free(n->dns); /* before the queues its lookups point to */
 	node_deliver_free(n);
 	mm_queues_free(&n->queues);
 	if (n->spool_ev)

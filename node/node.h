@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "directory.h"
+#include "dns.h"
 #include "queue.h"
 #include "route.h"
 #include "settings.h"
@@ -58,6 +59,7 @@ struct node {
 	char *fqdn;
 	struct mm_directory dir;
 	struct mm_router router;
+	struct mm_dns *dns;
 	struct mm_spool spool;
 	struct mm_queues queues;
 	struct mm_queue *local, *unreachable;

@@ -22,6 +22,8 @@ p.add_argument("--relay-first", action="append", default=[],
 p.add_argument("--max-size", type=int)
 p.add_argument("--max-hops", type=int)
 p.add_argument("--mil")
+p.add_argument("--internet-mx", action="store_true",
+               help="the smtp:* connector delivers by MX (no smart host)")
 a = p.parse_args()
 
 ip1 = a.bind.rsplit(":", 1)[0]
@@ -51,11 +53,11 @@ def server(name, bind, relay):
 server("N1", a.bind, a.relay + a.relay_first)
 if a.second:
     server("N2", a.second, a.relay)
-if a.smarthost:
+if a.smarthost or a.internet_mx:
     w("dn: cn=Internet,cn=Lab,o=Lab\nobjectClass: mmConnector\ncn: Internet\n"
       "mmConnectorType: smtp\nmmCost: 1\nmmLocalBridgehead: cn=SMTP,cn=N1,cn=Lab,o=Lab\n"
-      "mmAddressSpace: smtp:* 1\nmmSmartHost: [%s]:%s\nmmTlsPolicy: none\n"
-      % tuple(a.smarthost.rsplit(":", 1)))
+      "mmAddressSpace: smtp:* 1\nmmTlsPolicy: none\n" +
+      ("mmSmartHost: [%s]:%s\n" % tuple(a.smarthost.rsplit(":", 1)) if a.smarthost else ""))
 if a.mil:
     w("dn: cn=Mil,cn=Lab,o=Lab\nobjectClass: mmConnector\ncn: Mil\n"
       "mmConnectorType: smtp\nmmCost: 1\nmmLocalBridgehead: cn=SMTP,cn=N1,cn=Lab,o=Lab\n"
