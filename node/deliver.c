@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -25,6 +26,9 @@ struct conn {
 	struct bufferevent *bev;
 	struct mm_smtpc c;
 	bool connected, has_job;
+	bool tls_pending;   /* the handshake after STARTTLS is running */
+	evutil_socket_t fd; /* ours: the bufferevents do not close it */
+	SSL *ssl;           /* ours too (libevent frees it only with the fd) */
 	struct mm_job *job;
 	struct mm_smtpc_job sj;
 	char *body;
@@ -277,6 +281,21 @@ void node_route_message(struct node *n, struct mm_qmsg *m)
 			}
 			break;
 		}
+		if (q->kind == MM_Q_LINK) {
+			/* mmTlsPolicy of the SMTP connector; inside the organization,
+			 * TLS whenever both sides have it */
+			int policy = MM_SMTPC_TLS_OPPORTUNISTIC;
+			if (rt.hop != MM_HOP_VSERVER && rt.nconns > 0) {
+				Mailmesh__TlsPolicy p =
+				    t->conns[rt.conns[rt.nconns - 1]].c->tls_policy;
+				policy = p == MAILMESH__TLS_POLICY__TLS_REQUIRED
+				             ? MM_SMTPC_TLS_REQUIRED
+				         : p == MAILMESH__TLS_POLICY__TLS_NONE
+				             ? MM_SMTPC_TLS_NONE
+				             : MM_SMTPC_TLS_OPPORTUNISTIC;
+			}
+			q->tls = policy;
+		}
 		track(n, "ROUTED", m, "to=<%s> kind=%s queue=\"%s\"%s%s", r->addr,
 		      mm_route_kind_name(rt.kind), q->name, q->target ? " next_hop=" : "",
 		      q->target ? q->target : "");
@@ -355,6 +374,9 @@ static void conn_free(struct conn *c)
 		}
 	if (c->bev)
 		bufferevent_free(c->bev);
+	SSL_free(c->ssl);
+	if (c->fd >= 0)
+		evutil_closesocket(c->fd);
 	mm_smtpc_free(&c->c);
 	free(c->body);
 	free(c->rcpts);
@@ -496,6 +518,38 @@ static void conn_end(struct conn *c, bool failed)
 	node_kick(n, q);
 }
 
+static void conn_event(struct bufferevent *bev, short what, void *arg);
+static void conn_read(struct bufferevent *bev, void *arg);
+
+/* 220 to our STARTTLS: wrap the connection; conn_event sees the end of
+ * the handshake. */
+static void start_tls(struct conn *c)
+{
+	struct node *n = c->n;
+	SSL_CTX *ctx = c->q->tls == MM_SMTPC_TLS_REQUIRED ? n->tls.client_verify : n->tls.client;
+	if (ctx == NULL) {
+		mm_smtpc_broken(&c->c, "4.7.4 TLS is required, but this server has no --tls");
+		conn_end(c, true);
+		return;
+	}
+	c->ssl = SSL_new(ctx);
+	bufferevent_free(c->bev);
+	c->bev =
+	    bufferevent_openssl_socket_new(n->base, c->fd, c->ssl, BUFFEREVENT_SSL_CONNECTING, 0);
+	if (c->bev == NULL) {
+		mm_smtpc_broken(&c->c, "4.7.0 cannot start TLS");
+		conn_end(c, true);
+		return;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	struct bufferevent *f = c->bev;
+	c->tls_pending = true;
+	bufferevent_setcb(f, conn_read, NULL, conn_event, c);
+	struct timeval tv = {(time_t)n->set.reply_timeout_s, 0};
+	bufferevent_set_timeouts(f, &tv, &tv);
+	bufferevent_enable(f, EV_READ | EV_WRITE);
+}
+
 static void conn_read(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
@@ -517,6 +571,10 @@ static void conn_read(struct bufferevent *bev, void *arg)
 				job_results(c);
 			conn_end(c, true);
 			return;
+		case MM_SMTPC_TLS:
+			conn_flush(c);
+			start_tls(c);
+			return;
 		}
 		if (c->c.state == MM_SMTPC_DEAD) {
 			conn_end(c, false);
@@ -529,6 +587,20 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
 {
 	(void)bev;
 	struct conn *c = arg;
+	if ((what & BEV_EVENT_CONNECTED) && c->tls_pending) {
+		c->tls_pending = false;
+		SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+		if (c->q->tls == MM_SMTPC_TLS_REQUIRED &&
+		    (ssl == NULL || !mm_tls_peer_verified(ssl, NULL, 0))) {
+			mm_smtpc_broken(&c->c, "4.7.5 TLS is required, and the next hop's "
+			                       "certificate is not trusted");
+			conn_end(c, true);
+			return;
+		}
+		mm_smtpc_tls_started(&c->c);
+		conn_flush(c);
+		return;
+	}
 	if (what & BEV_EVENT_CONNECTED) {
 		c->connected = true;
 		struct timeval tv = {(time_t)c->n->set.reply_timeout_s, 0};
@@ -651,6 +723,24 @@ static void conn_open(struct node *n, struct mm_queue *q)
 			defer_job(n, q, j, "4.4.3 the next hop is not an IP address");
 		return;
 	}
+	/* from this server's own address, so that the next hop knows an
+	 * organization server (relay rules), and without Nagle */
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		char why[128];
+		snprintf(why, sizeof(why), "4.3.0 no socket for the next hop: %s", strerror(errno));
+		struct mm_job *j;
+		while ((j = mm_queue_pop(q)) != NULL)
+			defer_job(n, q, j, why);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (ss.ss_family == AF_INET)
+		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+	if (n->src_len > 0 && n->src.ss_family == ss.ss_family &&
+	    bind(fd, (struct sockaddr *)&n->src, (socklen_t)n->src_len) != 0)
+		node_log("cannot bind the source address of a connection: %s", strerror(errno));
 	struct conn *c = mm_xcalloc(1, sizeof(*c));
 	c->n = n;
 	c->q = q;
@@ -658,18 +748,12 @@ static void conn_open(struct node *n, struct mm_queue *q)
 	c->next = conns;
 	conns = c;
 	mm_smtpc_init(&c->c, n->fqdn);
-	/* from this server's own address, so that the next hop knows an
-	 * organization server (relay rules), and without Nagle */
-	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd >= 0) {
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (n->src_len > 0 && n->src.ss_family == ss.ss_family &&
-		    bind(fd, (struct sockaddr *)&n->src, (socklen_t)n->src_len) != 0)
-			node_log("cannot bind the source address of a connection: %s",
-			         strerror(errno));
-	}
-	c->bev = bufferevent_socket_new(n->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	/* without --tls this server has no TLS client: opportunistic means
+	 * clear text, required stays required and fails closed */
+	c->c.tls_want =
+	    n->tls.client || q->tls == MM_SMTPC_TLS_REQUIRED ? q->tls : MM_SMTPC_TLS_NONE;
+	c->fd = fd;
+	c->bev = bufferevent_socket_new(n->base, fd, 0);
 	bufferevent_setcb(c->bev, conn_read, NULL, conn_event, c);
 	struct timeval tv = {(time_t)(n->set.connect_timeout_ms / 1000),
 	                     (suseconds_t)(n->set.connect_timeout_ms % 1000) * 1000};

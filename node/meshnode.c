@@ -15,19 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
 #include "node.h"
-
-#define EX_OK          0
-#define EX_USAGE       64
-#define EX_DATAERR     65
-#define EX_NOINPUT     66
-#define EX_UNAVAILABLE 69
-#define EX_SOFTWARE    70
-#define EX_CANTCREAT   73
 
 static FILE *logf_;
 
@@ -255,10 +248,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "meshnode: --log %s: %s\n", logpath, strerror(errno));
 		return EX_CANTCREAT;
 	}
-	if (tls)
-		node_log("--tls %s: STARTTLS and routing over TLS are not built yet; "
-		         "serving plain SMTP",
-		         tls);
 	signal(SIGPIPE, SIG_IGN);
 	int status = EX_SOFTWARE;
 	if (!load_directory(n, &n->dir, &status))
@@ -271,6 +260,18 @@ int main(int argc, char **argv)
 		status = EX_DATAERR;
 		goto out;
 	}
+	if (tls) {
+		char err[512];
+		if (!mm_tls_init(&n->tls, tls, n->self, err, sizeof(err))) {
+			node_log("--tls %s: %s", tls, err);
+			status = EX_CONFIG;
+			goto out;
+		}
+		for (size_t i = 0; i < n->nvs; i++)
+			n->vs[i].conf.starttls = true;
+	}
+	for (size_t i = 0; i < n->nvs; i++)
+		n->vs[i].conf.require_tls = n->vs[i].vc->require_tls;
 	const char *dns_err;
 	if ((n->dns = mm_dns_new(n->base, dns, &dns_err)) == NULL) {
 		node_log("--dns %s: %s", dns ? dns : "(resolv.conf)", dns_err);
@@ -359,6 +360,7 @@ out:
 	free(n->ips);
 	free(n->fqdn);
 	free(n->mailstore);
+	mm_tls_free(&n->tls);
 	mm_router_free(&n->router);
 	mm_directory_free(&n->dir);
 	event_base_free(n->base);

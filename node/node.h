@@ -20,6 +20,7 @@
 #include "settings.h"
 #include "smtp_server.h"
 #include "spool.h"
+#include "tls.h"
 
 struct node;
 struct session;
@@ -60,6 +61,7 @@ struct node {
 	struct mm_directory dir;
 	struct mm_router router;
 	struct mm_dns *dns;
+	struct mm_tls tls; /* contexts NULL without --tls */
 	struct mm_spool spool;
 	struct mm_queues queues;
 	struct mm_queue *local, *unreachable;

@@ -60,6 +60,7 @@ struct mm_queue {
 	enum mm_queue_kind kind;
 	char *target;                    /* MM_Q_LINK: "ip:port", or a domain for MX delivery */
 	int hop;                         /* enum mm_hop_type of the route that made it */
+	int tls;                         /* MM_SMTPC_TLS_*: the connector's policy */
 	struct mm_job *head, *tail;      /* ready to go */
 	struct mm_job *held, *held_tail; /* waiting for the retry time */
 	uint32_t njobs, nheld, nrcpt;

@@ -3,9 +3,11 @@
  * and categorizer at RCPT time (DESIGN §4.1), and the commit of accepted
  * mail: spool record written, fdatasync by the syncer, then 250. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -16,11 +18,14 @@
 
 #include "alloc.h"
 #include "node.h"
+#include "tls.h"
 
 struct session {
 	struct node *n;
 	struct vserver *vs;
 	struct bufferevent *bev;
+	evutil_socket_t fd; /* ours: the bufferevents do not close it */
+	SSL *ssl;           /* ours too (libevent frees it only with the fd) */
 	struct mm_smtpd smtpd;
 	char ip[48];
 	struct sockaddr_storage sa;
@@ -28,6 +33,9 @@ struct session {
 	bool waiting; /* a commit holds this session */
 	bool gone;    /* the connection closed while waiting */
 	bool closing;
+	bool tls_switching; /* 220 to STARTTLS sent; the handshake follows */
+	bool org_peer;      /* TLS client certificate from the organization's CA */
+	char peer_cn[256];
 	char reply[600];
 	struct session *prev, *next; /* node->sessions */
 };
@@ -119,6 +127,9 @@ static void session_free(struct session *s)
 	struct node *n = s->n;
 	if (s->bev)
 		bufferevent_free(s->bev);
+	SSL_free(s->ssl);
+	if (s->fd >= 0)
+		evutil_closesocket(s->fd);
 	ip_slot(n, s->ip)->n--;
 	n->nsessions--;
 	if (s->prev)
@@ -139,17 +150,52 @@ static void session_close(struct session *s)
 		bufferevent_free(s->bev);
 		s->bev = NULL;
 	}
+	SSL_free(s->ssl);
+	s->ssl = NULL;
+	if (s->fd >= 0) {
+		evutil_closesocket(s->fd);
+		s->fd = -1;
+	}
 	if (s->waiting)
 		s->gone = true;
 	else
 		session_free(s);
 }
 
+static void read_cb(struct bufferevent *bev, void *arg);
+static void event_cb(struct bufferevent *bev, short what, void *arg);
+static void write_cb(struct bufferevent *bev, void *arg);
+
+/* The 220 to STARTTLS is out: the rest of the session is TLS. Plaintext
+ * that came after the STARTTLS line is dropped unread (CVE-2011-0411). */
+static void start_tls(struct session *s)
+{
+	/* the plain bufferevent goes, with whatever it read */
+	bufferevent_free(s->bev);
+	s->ssl = SSL_new(s->n->tls.server);
+	s->bev =
+	    bufferevent_openssl_socket_new(s->n->base, s->fd, s->ssl, BUFFEREVENT_SSL_ACCEPTING, 0);
+	if (s->bev == NULL) {
+		session_close(s);
+		return;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
+	struct bufferevent *f = s->bev;
+	bufferevent_setcb(f, read_cb, write_cb, event_cb, s);
+	struct timeval idle = {(time_t)s->n->set.idle_timeout_s, 0};
+	bufferevent_set_timeouts(f, &idle, &idle);
+	bufferevent_enable(f, EV_READ | EV_WRITE);
+}
+
 static void write_cb(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
-	if (s->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+		return;
+	if (s->closing)
 		session_close(s);
+	else if (s->tls_switching && s->smtpd.state == MM_SMTPD_TLS)
+		start_tls(s);
 }
 
 /* Send what the machine wrote; close once it is out if the session ended. */
@@ -160,6 +206,12 @@ static void flush(struct session *s)
 	if (s->smtpd.out.len > 0) {
 		bufferevent_write(s->bev, s->smtpd.out.p, s->smtpd.out.len);
 		mm_buf_reset(&s->smtpd.out);
+	}
+	if (s->smtpd.state == MM_SMTPD_TLS && !s->tls_switching) {
+		s->tls_switching = true;
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+			start_tls(s);
+		return;
 	}
 	if (s->smtpd.state == MM_SMTPD_CLOSED && !s->closing) {
 		s->closing = true;
@@ -178,7 +230,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	/* while a message is being committed, input waits in the socket
 	 * buffer rather than in memory */
 	while (s->bev && !s->closing && s->smtpd.state != MM_SMTPD_WAIT &&
-	       (n = evbuffer_get_length(in)) > 0) {
+	       s->smtpd.state != MM_SMTPD_TLS && (n = evbuffer_get_length(in)) > 0) {
 		if (n > sizeof(chunk))
 			n = sizeof(chunk);
 		evbuffer_remove(in, chunk, n);
@@ -191,6 +243,16 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	(void)bev;
 	struct session *s = arg;
+	if (what & BEV_EVENT_CONNECTED) {
+		/* the TLS handshake after STARTTLS is done */
+		SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+		s->org_peer = ssl && mm_tls_peer_verified(ssl, s->peer_cn, sizeof(s->peer_cn));
+		if (s->org_peer)
+			s->relay_ok = true;
+		s->tls_switching = false;
+		mm_smtpd_tls_started(&s->smtpd);
+		return;
+	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		mm_smtpd_abort(&s->smtpd, "421 4.4.2 Idle timeout, closing connection");
 		flush(s);
@@ -223,11 +285,44 @@ static const char *rcpt_cb(void *ctx, const struct mm_envelope *env, const struc
 	return "451 4.3.0 Internal error";
 }
 
+static bool auth_cb(void *ctx, const char *mech, const char *user, const char *pass)
+{
+	struct session *s = ctx;
+	bool ok = false;
+	if (strcmp(mech, "EXTERNAL") == 0) {
+		/* an organization server, by its certificate */
+		ok = s->org_peer;
+	} else {
+		char mail[MM_SMTP_CMD_MAX];
+		size_t i = 0;
+		for (; user[i] && i + 1 < sizeof(mail); i++)
+			mail[i] = (char)tolower((unsigned char)user[i]);
+		mail[i] = '\0';
+		uint32_t r;
+		if (mm_strmap_get(&s->n->dir.by_mail, mail, &r))
+			ok = mm_password_ok(s->n->dir.recipients[r].password, pass);
+	}
+	node_log("AUTH %s %s from %s: %s", mech, mech[0] == 'E' ? s->peer_cn : user, s->ip,
+	         ok ? "ok" : "refused");
+	if (ok)
+		s->relay_ok = true;
+	return ok;
+}
+
 static void rfc5322_date(time_t t, char *out, size_t n)
 {
 	struct tm tm;
 	gmtime_r(&t, &tm);
 	strftime(out, n, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+}
+
+/* RFC 3848: ESMTP, ESMTPS (TLS), ESMTPA (AUTH), ESMTPSA (both) */
+static const char *with_protocol(const struct session *s)
+{
+	if (!s->smtpd.esmtp)
+		return "SMTP";
+	static const char *names[] = {"ESMTP", "ESMTPS", "ESMTPA", "ESMTPSA"};
+	return names[(s->smtpd.tls_active ? 1 : 0) + (s->smtpd.authenticated ? 2 : 0)];
 }
 
 static void submit_cb(void *ctx, const struct mm_envelope *env, const struct mm_buf *body)
@@ -260,9 +355,9 @@ static void submit_cb(void *ctx, const struct mm_envelope *env, const struct mm_
 	    snprintf(received, sizeof(received),
 	             "Received: from %.255s ([%s])\r\n\tby %s (mailmesh) with %s id %s%s%s%s;"
 	             "\r\n\t%s\r\n",
-	             env->helo, s->ip, s->vs->conf.fqdn, s->smtpd.esmtp ? "ESMTP" : "SMTP",
-	             m->idhex, env->nrcpt == 1 ? "\r\n\tfor <" : "",
-	             env->nrcpt == 1 ? env->rcpt[0].addr : "", env->nrcpt == 1 ? ">" : "", date);
+	             env->helo, s->ip, s->vs->conf.fqdn, with_protocol(s), m->idhex,
+	             env->nrcpt == 1 ? "\r\n\tfor <" : "", env->nrcpt == 1 ? env->rcpt[0].addr : "",
+	             env->nrcpt == 1 ? ">" : "", date);
 	if (rl < 0 || (size_t)rl >= sizeof(received))
 		rl = 0;
 	struct mm_spool_msg sm = {.id = m->id,
@@ -342,7 +437,7 @@ void node_commits_durable(struct node *n, uint64_t durable, int err)
 	}
 }
 
-static const struct mm_smtpd_ops ops = {.rcpt = rcpt_cb, .submit = submit_cb};
+static const struct mm_smtpd_ops ops = {.rcpt = rcpt_cb, .submit = submit_cb, .auth = auth_cb};
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                       int socklen, void *arg)
@@ -378,7 +473,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	/* replies are small and come in bursts: never wait for an ACK */
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	s->bev = bufferevent_socket_new(n->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	s->fd = fd;
+	s->bev = bufferevent_socket_new(n->base, fd, 0);
 	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
 	struct timeval idle = {(time_t)n->set.idle_timeout_s, 0};
 	bufferevent_set_timeouts(s->bev, &idle, &idle);

@@ -10,6 +10,17 @@ void mm_smtpc_init(struct mm_smtpc *c, const char *helo)
 	*c = (struct mm_smtpc){.state = MM_SMTPC_GREETING, .helo = helo};
 }
 
+void mm_smtpc_tls_started(struct mm_smtpc *c)
+{
+	/* RFC 3207 §4.2: forget what the server said before TLS */
+	c->tls_active = true;
+	c->pipelining = c->chunking = c->eightbit = c->dsn = c->starttls = c->size = false;
+	c->max_size = 0;
+	mm_buf_reset(&c->in);
+	mm_buf_printf(&c->out, "EHLO %s\r\n", c->helo);
+	c->state = MM_SMTPC_EHLO;
+}
+
 void mm_smtpc_free(struct mm_smtpc *c)
 {
 	mm_buf_free(&c->in);
@@ -196,11 +207,32 @@ static enum mm_smtpc_event reply(struct mm_smtpc *c, const struct mm_smtpc_resul
 		return MM_SMTPC_NONE;
 	case MM_SMTPC_EHLO:
 		if (r->code / 100 != 2) {
+			if (c->tls_want == MM_SMTPC_TLS_REQUIRED)
+				return die(c, 421,
+				           "4.7.4 TLS is required, but the next hop does not "
+				           "speak ESMTP");
 			mm_buf_printf(&c->out, "HELO %s\r\n", c->helo);
 			c->state = MM_SMTPC_HELO;
 			return MM_SMTPC_NONE;
 		}
+		if (!c->tls_active && c->tls_want != MM_SMTPC_TLS_NONE && c->starttls) {
+			mm_buf_adds(&c->out, "STARTTLS\r\n");
+			c->state = MM_SMTPC_STARTTLS;
+			return MM_SMTPC_NONE;
+		}
+		if (!c->tls_active && c->tls_want == MM_SMTPC_TLS_REQUIRED)
+			return die(c, 421,
+			           "4.7.4 TLS is required, but the next hop does not offer "
+			           "STARTTLS");
 		c->state = MM_SMTPC_IDLE;
+		return MM_SMTPC_READY;
+	case MM_SMTPC_STARTTLS:
+		if (r->code == 220)
+			return MM_SMTPC_TLS;
+		if (c->tls_want == MM_SMTPC_TLS_REQUIRED)
+			return die(c, 421,
+			           "4.7.4 TLS is required, but the next hop refused STARTTLS");
+		c->state = MM_SMTPC_IDLE; /* opportunistic: go on in the clear */
 		return MM_SMTPC_READY;
 	case MM_SMTPC_HELO:
 		if (r->code / 100 != 2)
@@ -274,8 +306,8 @@ enum mm_smtpc_event mm_smtpc_feed(struct mm_smtpc *c, const char *data, size_t n
 		enum mm_smtpc_event e = reply(c, &c->last);
 		if (e != MM_SMTPC_NONE)
 			ev = e;
-		if (e == MM_SMTPC_FAILED)
-			break;
+		if (e == MM_SMTPC_FAILED || e == MM_SMTPC_TLS)
+			break; /* after 220 to STARTTLS, any byte left is not ours */
 	}
 	mm_buf_consume(&c->in, pos);
 	return ev;

@@ -39,12 +39,14 @@ enum mm_smtpc_event {
 	MM_SMTPC_READY,    /* idle, give it a job (or quit) */
 	MM_SMTPC_JOB_DONE, /* every result of the job is in; READY follows */
 	MM_SMTPC_FAILED,   /* the session is over: reply says why */
+	MM_SMTPC_TLS,      /* 220 to STARTTLS: handshake, then mm_smtpc_tls_started */
 };
 
 enum mm_smtpc_state {
 	MM_SMTPC_GREETING,
 	MM_SMTPC_EHLO,
 	MM_SMTPC_HELO,
+	MM_SMTPC_STARTTLS,
 	MM_SMTPC_IDLE,
 	MM_SMTPC_TXN,
 	MM_SMTPC_QUIT,
@@ -54,6 +56,8 @@ enum mm_smtpc_state {
 struct mm_smtpc {
 	enum mm_smtpc_state state;
 	const char *helo;
+	int tls_want; /* MM_SMTPC_TLS_* */
+	bool tls_active;
 	struct mm_buf in, out;
 	/* server capabilities */
 	bool pipelining, chunking, eightbit, dsn, starttls, size;
@@ -72,7 +76,15 @@ struct mm_smtpc {
 	struct mm_smtpc_result error; /* why FAILED */
 };
 
+/* STARTTLS per connector policy: none, opportunistic (when offered),
+ * required (fail closed: no mail in the clear). */
+#define MM_SMTPC_TLS_NONE          0
+#define MM_SMTPC_TLS_OPPORTUNISTIC 1
+#define MM_SMTPC_TLS_REQUIRED      2
+
 void mm_smtpc_init(struct mm_smtpc *c, const char *helo);
+/* The handshake after MM_SMTPC_TLS worked: EHLO again, over TLS. */
+void mm_smtpc_tls_started(struct mm_smtpc *c);
 void mm_smtpc_free(struct mm_smtpc *c);
 enum mm_smtpc_event mm_smtpc_feed(struct mm_smtpc *c, const char *data, size_t n);
 /* Only when the last event was READY (or JOB_DONE). */

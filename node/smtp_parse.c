@@ -237,6 +237,11 @@ static const char *mail_param(const char *k, size_t kn, const char *v, size_t vn
 			m->ret = MM_RET_HDRS;
 		else
 			return "501 5.5.4 RET is FULL or HDRS";
+	} else if (key_is(k, kn, "AUTH")) {
+		/* RFC 4954 §5: accepted and not trusted; the session's own
+		 * authentication is what counts */
+		if (vn == 0 || !mm_smtp_xtext_valid(v, vn))
+			return "501 5.5.4 Bad AUTH parameter";
 	} else if (key_is(k, kn, "ENVID")) {
 		if (vn == 0 || vn > MM_SMTP_ENVID_MAX || m->envid[0] != '\0' ||
 		    !mm_smtp_xtext_valid(v, vn))
@@ -330,4 +335,36 @@ bool mm_smtp_parse_bdat(const char *arg, uint64_t *size, bool *last)
 		return false;
 	*last = true;
 	return true;
+}
+
+long mm_base64_decode(const char *s, size_t n, unsigned char *out, size_t outlen)
+{
+	static const char alphabet[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	if (n % 4 != 0)
+		return -1;
+	size_t o = 0;
+	for (size_t i = 0; i < n; i += 4) {
+		uint32_t v = 0;
+		int pad = 0;
+		for (int k = 0; k < 4; k++) {
+			char c = s[i + k];
+			const char *p = c ? strchr(alphabet, c) : NULL;
+			if (c == '=' && i + 4 == n && k >= 2) {
+				pad++;
+				v <<= 6;
+				continue;
+			}
+			if (p == NULL || pad)
+				return -1;
+			v = v << 6 | (uint32_t)(p - alphabet);
+		}
+		for (int k = 0; k < 3 - pad; k++) {
+			if (o + 1 >= outlen)
+				return -1;
+			out[o++] = (unsigned char)(v >> (16 - 8 * k));
+		}
+	}
+	out[o] = '\0';
+	return (long)o;
 }

@@ -77,6 +77,10 @@ bool mm_smtp_mailbox_valid(const char *s, size_t n);
 /* BDAT <size> [LAST]. Returns false on bad syntax. */
 bool mm_smtp_parse_bdat(const char *arg, uint64_t *size, bool *last);
 
+/* RFC 4648 base64 (no line breaks). Returns the decoded length, or -1 when
+ * s is not base64 or out is too small. out is NUL-terminated. */
+long mm_base64_decode(const char *s, size_t n, unsigned char *out, size_t outlen);
+
 /* RFC 3461 §4: xtext = *( xchar / "+" 2HEXCHAR ) */
 bool mm_smtp_xtext_valid(const char *s, size_t n);
 

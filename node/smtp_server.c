@@ -1,5 +1,6 @@
 #include "smtp_server.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,8 @@ static void ehlo(struct mm_smtpd *s, const char *arg, bool extended)
 		mm_buf_adds(&s->out, "250-SIZE\r\n");
 	if (s->conf->starttls && !s->tls_active)
 		mm_buf_adds(&s->out, "250-STARTTLS\r\n");
+	if (s->tls_active && s->ops->auth)
+		mm_buf_adds(&s->out, "250-AUTH PLAIN LOGIN EXTERNAL\r\n");
 	mm_buf_adds(&s->out, "250-8BITMIME\r\n250-CHUNKING\r\n250-DSN\r\n"
 	                     "250 ENHANCEDSTATUSCODES\r\n");
 }
@@ -93,6 +96,10 @@ static void mail(struct mm_smtpd *s, const char *arg)
 	}
 	if (s->state == MM_SMTPD_MAIL) {
 		fail(s, "503 5.5.1 Sender already specified");
+		return;
+	}
+	if (s->conf->require_tls && !s->tls_active) {
+		fail(s, "530 5.7.0 Must issue a STARTTLS command first");
 		return;
 	}
 	struct mm_mail_args m;
@@ -345,8 +352,127 @@ static size_t bdat_bytes(struct mm_smtpd *s, const char *p, size_t n)
 	return take;
 }
 
+static void auth_done(struct mm_smtpd *s, bool ok)
+{
+	s->state = s->auth_from;
+	if (ok) {
+		s->authenticated = true;
+		reply(s, "235 2.7.0 Authentication successful");
+	} else {
+		fail(s, "535 5.7.8 Authentication credentials invalid");
+	}
+}
+
+/* PLAIN: authzid NUL authcid NUL password (RFC 4616) */
+static void auth_plain(struct mm_smtpd *s, const char *b64)
+{
+	unsigned char raw[MM_SMTP_CMD_MAX];
+	long n = mm_base64_decode(b64, strlen(b64), raw, sizeof(raw));
+	const unsigned char *user = n > 0 ? memchr(raw, '\0', (size_t)n) : NULL;
+	const unsigned char *pass =
+	    user ? memchr(user + 1, '\0', (size_t)(raw + n - user - 1)) : NULL;
+	if (pass == NULL) {
+		s->state = s->auth_from;
+		fail(s, "501 5.5.2 Cannot decode the AUTH PLAIN response");
+		return;
+	}
+	auth_done(s, s->ops->auth(s->ctx, "PLAIN", (const char *)user + 1, (const char *)pass + 1));
+}
+
+static void auth(struct mm_smtpd *s, const char *arg)
+{
+	if (!s->tls_active || s->ops->auth == NULL) {
+		fail(s, "538 5.7.11 Encryption required for requested authentication mechanism");
+		return;
+	}
+	if (s->state == MM_SMTPD_GREET) {
+		fail(s, "503 5.5.1 Send EHLO first");
+		return;
+	}
+	if (s->authenticated || s->state == MM_SMTPD_MAIL) {
+		fail(s, "503 5.5.1 Already authenticated, or a transaction is in progress");
+		return;
+	}
+	size_t ml = strcspn(arg, " ");
+	const char *initial = arg[ml] == ' ' ? arg + ml + 1 : NULL;
+	snprintf(s->auth_mech, sizeof(s->auth_mech), "%.*s", (int)(ml < 15 ? ml : 15), arg);
+	for (char *p = s->auth_mech; *p; p++)
+		*p = (char)toupper((unsigned char)*p);
+	s->auth_from = s->state;
+	s->auth_user[0] = '\0';
+	if (strcmp(s->auth_mech, "PLAIN") == 0) {
+		if (initial && strcmp(initial, "=") != 0) {
+			auth_plain(s, initial);
+			return;
+		}
+		s->state = MM_SMTPD_AUTH;
+		reply(s, "334 ");
+	} else if (strcmp(s->auth_mech, "LOGIN") == 0) {
+		s->state = MM_SMTPD_AUTH;
+		if (initial) {
+			unsigned char u[MM_SMTP_CMD_MAX];
+			if (mm_base64_decode(initial, strlen(initial), u, sizeof(u)) < 0) {
+				s->state = s->auth_from;
+				fail(s, "501 5.5.2 Cannot decode the AUTH LOGIN response");
+				return;
+			}
+			snprintf(s->auth_user, sizeof(s->auth_user), "%s", (char *)u);
+			reply(s, "334 UGFzc3dvcmQ6"); /* "Password:" */
+		} else {
+			reply(s, "334 VXNlcm5hbWU6"); /* "Username:" */
+		}
+	} else if (strcmp(s->auth_mech, "EXTERNAL") == 0) {
+		/* the identity is the TLS client certificate; an authzid, if
+		 * any, is only passed on */
+		unsigned char id[MM_SMTP_CMD_MAX] = "";
+		if (initial && strcmp(initial, "=") != 0 &&
+		    mm_base64_decode(initial, strlen(initial), id, sizeof(id)) < 0) {
+			fail(s, "501 5.5.2 Cannot decode the AUTH EXTERNAL response");
+			return;
+		}
+		auth_done(s, s->ops->auth(s->ctx, "EXTERNAL", (const char *)id, NULL));
+	} else {
+		fail(s, "504 5.5.4 Unrecognized authentication type");
+	}
+}
+
+/* A line of an AUTH exchange: base64, or "*" to cancel. */
+static void auth_line(struct mm_smtpd *s, const char *line)
+{
+	if (strcmp(line, "*") == 0) {
+		s->state = s->auth_from;
+		fail(s, "501 5.0.0 Authentication aborted");
+		return;
+	}
+	if (strcmp(s->auth_mech, "PLAIN") == 0) {
+		auth_plain(s, line);
+		return;
+	}
+	unsigned char v[MM_SMTP_CMD_MAX];
+	if (mm_base64_decode(line, strlen(line), v, sizeof(v)) < 0) {
+		s->state = s->auth_from;
+		fail(s, "501 5.5.2 Cannot decode the AUTH LOGIN response");
+		return;
+	}
+	if (s->auth_user[0] == '\0') {
+		snprintf(s->auth_user, sizeof(s->auth_user), "%s", (char *)v);
+		if (s->auth_user[0] == '\0') {
+			s->state = s->auth_from;
+			fail(s, "501 5.5.2 Empty user name");
+			return;
+		}
+		reply(s, "334 UGFzc3dvcmQ6");
+		return;
+	}
+	auth_done(s, s->ops->auth(s->ctx, "LOGIN", s->auth_user, (const char *)v));
+}
+
 static void command(struct mm_smtpd *s, char *line)
 {
+	if (s->state == MM_SMTPD_AUTH) {
+		auth_line(s, line);
+		return;
+	}
 	const char *arg;
 	switch (mm_smtp_verb(line, &arg)) {
 	case MM_SMTP_HELO: ehlo(s, arg, false); break;
@@ -380,13 +506,7 @@ static void command(struct mm_smtpd *s, char *line)
 			s->state = MM_SMTPD_TLS;
 		}
 		break;
-	case MM_SMTP_AUTH:
-		if (!s->tls_active)
-			fail(s, "538 5.7.11 Encryption required for requested authentication "
-			        "mechanism");
-		else
-			fail(s, "504 5.5.4 Unrecognized authentication type");
-		break;
+	case MM_SMTP_AUTH: auth(s, arg); break;
 	case MM_SMTP_XLINK2STATE: fail(s, "530 5.7.0 Authentication required"); break;
 	case MM_SMTP_UNKNOWN: fail(s, "500 5.5.2 Command unrecognized"); break;
 	}
@@ -459,6 +579,7 @@ void mm_smtpd_tls_started(struct mm_smtpd *s)
 	mm_buf_reset(&s->in);
 	s->tls_active = true;
 	s->esmtp = false;
+	s->authenticated = false; /* RFC 3207 §4.2: forget what came before */
 	s->state = MM_SMTPD_GREET;
 	reset_transaction(s);
 }

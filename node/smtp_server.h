@@ -23,7 +23,8 @@ struct mm_smtpd_conf {
 	uint32_t max_rcpts; /* per transaction */
 	uint32_t max_hops;  /* Received: headers allowed (DESIGN §6, default 15) */
 	uint32_t max_errors;
-	bool starttls; /* offer STARTTLS */
+	bool starttls;    /* offer STARTTLS */
+	bool require_tls; /* mmRequireTls: no mail transaction in the clear */
 };
 
 struct mm_envelope {
@@ -40,6 +41,10 @@ struct mm_smtpd_ops {
 	/* A complete message: the body has CRLF line ends and no dot-stuffing.
 	 * Both stay valid until mm_smtpd_done(). */
 	void (*submit)(void *ctx, const struct mm_envelope *env, const struct mm_buf *body);
+	/* AUTH (RFC 4954), asked only under TLS. mech is "PLAIN", "LOGIN" or
+	 * "EXTERNAL" (then pass is NULL and the TLS client certificate
+	 * decides). True when the credentials hold. */
+	bool (*auth)(void *ctx, const char *mech, const char *user, const char *pass);
 };
 
 enum mm_smtpd_state {
@@ -50,6 +55,7 @@ enum mm_smtpd_state {
 	MM_SMTPD_BDAT,  /* reading a BDAT chunk */
 	MM_SMTPD_WAIT,  /* message submitted, waiting for mm_smtpd_done */
 	MM_SMTPD_TLS,   /* STARTTLS accepted, waiting for mm_smtpd_tls_started */
+	MM_SMTPD_AUTH,  /* reading an AUTH response line */
 	MM_SMTPD_CLOSED,
 };
 
@@ -60,7 +66,11 @@ struct mm_smtpd {
 	enum mm_smtpd_state state;
 	struct mm_buf in, out, body;
 	struct mm_envelope env;
-	bool esmtp, tls_active;
+	bool esmtp, tls_active, authenticated;
+	/* AUTH exchange */
+	char auth_mech[16];
+	char auth_user[MM_SMTP_CMD_MAX];
+	enum mm_smtpd_state auth_from;
 	uint32_t errors;
 	uint32_t rcpt_tried; /* RCPT commands in this transaction, accepted or not */
 	/* DATA */

@@ -10,6 +10,9 @@ alice@example.test (home N1) and bob@example.test (home N2, or N1).
            [--mil HOST:PORT]   (a more specific smtp:*.mil connector on N1)
 """
 import argparse
+import base64
+import hashlib
+import os
 
 p = argparse.ArgumentParser()
 p.add_argument("out")
@@ -22,6 +25,9 @@ p.add_argument("--relay-first", action="append", default=[],
 p.add_argument("--max-size", type=int)
 p.add_argument("--max-hops", type=int)
 p.add_argument("--mil")
+p.add_argument("--mil-tls", default="none", help="mmTlsPolicy of the *.mil connector")
+p.add_argument("--passwords", action="store_true",
+               help="alice: userPassword alice-secret (clear), bob: bob-secret ({SSHA})")
 p.add_argument("--internet-mx", action="store_true",
                help="the smtp:* connector delivers by MX (no smart host)")
 a = p.parse_args()
@@ -61,13 +67,23 @@ if a.smarthost or a.internet_mx:
 if a.mil:
     w("dn: cn=Mil,cn=Lab,o=Lab\nobjectClass: mmConnector\ncn: Mil\n"
       "mmConnectorType: smtp\nmmCost: 1\nmmLocalBridgehead: cn=SMTP,cn=N1,cn=Lab,o=Lab\n"
-      "mmAddressSpace: smtp:*.mil 1\nmmSmartHost: [%s]:%s\nmmTlsPolicy: none\n"
-      % tuple(a.mil.rsplit(":", 1)))
+      "mmAddressSpace: smtp:*.mil 1\nmmSmartHost: [%s]:%s\nmmTlsPolicy: %s\n"
+      % (tuple(a.mil.rsplit(":", 1)) + (a.mil_tls,)))
 w("dn: cn=Policy,o=Lab\nobjectClass: mmRecipientPolicy\ncn: Policy\n"
   "mmAuthoritativeDomain: example.test\n")
+
+
+def ssha(pw):
+    salt = os.urandom(8)
+    return "{SSHA}" + base64.b64encode(hashlib.sha1(pw.encode() + salt).digest() + salt).decode()
+
+
 for uid, home in (("alice", "N1"), ("bob", "N2" if a.second else "N1")):
-    w("dn: uid=%s,o=Lab\nobjectClass: inetOrgPerson\nobjectClass: mmRecipient\nuid: %s\n"
-      "cn: %s\nsn: %s\nmail: %s@example.test\nmmHomeServer: cn=%s,cn=Lab,o=Lab\n"
-      % (uid, uid, uid, uid, uid, home))
+    e = ("dn: uid=%s,o=Lab\nobjectClass: inetOrgPerson\nobjectClass: mmRecipient\nuid: %s\n"
+         "cn: %s\nsn: %s\nmail: %s@example.test\nmmHomeServer: cn=%s,cn=Lab,o=Lab\n"
+         % (uid, uid, uid, uid, uid, home))
+    if a.passwords:
+        e += "userPassword: %s\n" % ("alice-secret" if uid == "alice" else ssha("bob-secret"))
+    w(e)
 with open(a.out, "w") as f:
     f.write("\n".join(out))
