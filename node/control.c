@@ -62,8 +62,8 @@ static void queue_summary(struct json *j, struct node *n, const char *name, cons
 	json_str(j, q ? q->target : NULL);
 	json_key(j, "next_retry_s");
 	int64_t ms = node_now_ms();
-	if (q && q->retry_at > ms)
-		json_u64(j, (uint64_t)(q->retry_at - ms + 999) / 1000);
+	if (q && !mm_hop_may_try(&q->st, ms))
+		json_u64(j, (uint64_t)(q->st.retry_at - ms + 999) / 1000);
 	else
 		json_null(j);
 	json_key(j, "last_error");
@@ -253,7 +253,7 @@ static void answer(struct node *n, const char *line, FILE *out)
 	}
 	if (vl == 5 && strncmp(line, "retry", 5) == 0) {
 		/* now, not at the retry time */
-		q->retry_at = 0;
+		mm_hop_timer(&q->st);
 		mm_queue_release_held(q);
 		q->frozen = false;
 		node_kick(n, q);

@@ -54,14 +54,47 @@ struct qdrv {
 
 #define MX_CACHE_MS 300000
 
-static void arm_retry(struct node *n, struct mm_queue *q, uint32_t failures)
+static void arm_timer_at(struct mm_queue *q, int64_t at)
 {
-	struct mm_retry_conf rc = {(uint32_t)n->set.retry_min_ms, (uint32_t)n->set.retry_max_ms,
-	                           (uint32_t)n->set.retry_jitter_pct};
-	uint32_t d = mm_retry_delay_ms(&rc, failures ? failures : 1, node_random(n));
-	q->retry_at = node_now_ms() + d;
-	struct timeval tv = {d / 1000, (d % 1000) * 1000};
+	int64_t d = at - node_now_ms();
+	if (d < 0)
+		d = 0;
+	struct timeval tv = {(time_t)(d / 1000), (suseconds_t)(d % 1000) * 1000};
 	evtimer_add(((struct qdrv *)q->driver)->timer, &tv);
+}
+
+static void defer_job(struct node *n, struct mm_queue *q, struct mm_job *j, const char *why);
+
+/* The next hop itself failed (connect, session, DNS): the hop machine says
+ * when to try again and whether the path is now down; every job waiting
+ * for the hop is deferred with the reason. */
+static void hop_failed(struct node *n, struct mm_queue *q, const char *why)
+{
+	struct mm_hop_conf hc = {(uint32_t)n->set.retry_min_ms, (uint32_t)n->set.retry_max_ms,
+	                         (uint32_t)n->set.retry_jitter_pct,
+	                         (uint32_t)n->set.glitch_retry_count,
+	                         (uint32_t)n->set.glitch_retry_interval_ms};
+	struct mm_hop_actions a;
+	mm_hop_failed(&q->st, &hc, node_now_ms(), node_random(n), &a);
+	free(q->last_error);
+	q->last_error = mm_xstrdup(why);
+	if (a.timer_at)
+		arm_timer_at(q, a.timer_at);
+	if (a.report_down)
+		node_log("next hop %s (%s) is down after %u failures: %s", q->name,
+		         q->target ? q->target : "-", q->st.failures, why);
+	struct mm_job *j;
+	while ((j = mm_queue_pop(q)) != NULL)
+		defer_job(n, q, j, why);
+}
+
+static void hop_ok(struct node *n, struct mm_queue *q)
+{
+	(void)n;
+	struct mm_hop_actions a;
+	mm_hop_ok(&q->st, &a);
+	if (a.report_up)
+		node_log("next hop %s (%s) is up again", q->name, q->target ? q->target : "-");
 }
 
 /* --- finishing recipients ---------------------------------------------- */
@@ -167,8 +200,12 @@ static void defer_job(struct node *n, struct mm_queue *q, struct mm_job *j, cons
 		return;
 	}
 	mm_queue_hold(q, j);
-	if (q->retry_at == 0)
-		arm_retry(n, q, q->failures);
+	/* held jobs come back with the hop's retry, or after retry_min_ms
+	 * when only this job failed (a 4xx to a recipient) */
+	struct event *t = ((struct qdrv *)q->driver)->timer;
+	if (!evtimer_pending(t, NULL))
+		arm_timer_at(q, q->st.retry_at ? q->st.retry_at
+		                               : node_now_ms() + (int64_t)n->set.retry_min_ms);
 }
 
 /* --- routing ----------------------------------------------------------- */
@@ -435,7 +472,7 @@ static void job_results(struct conn *c)
 	free(status);
 	free(fail);
 	if (any_ok)
-		q->failures = 0;
+		hop_ok(n, q);
 	if (again)
 		defer_job(n, q, again, why && why[0] ? why : "4.4.2 no reply");
 	mm_job_free(j);
@@ -504,14 +541,7 @@ static void conn_end(struct conn *c, bool failed)
 	if (failed) {
 		/* the next hop itself failed: the whole queue waits for the retry
 		 * time, and every waiting recipient learns why */
-		q->failures++;
-		free(q->last_error);
-		q->last_error = mm_xstrdup(c->c.error.text);
-		if (q->retry_at == 0)
-			arm_retry(n, q, q->failures);
-		struct mm_job *j;
-		while ((j = mm_queue_pop(q)) != NULL)
-			defer_job(n, q, j, q->last_error);
+		hop_failed(n, q, c->c.error.text);
 	}
 	q->active--;
 	conn_free(c);
@@ -676,17 +706,7 @@ static void mx_resolved(void *arg, enum mm_dns_status st, const char *const *add
 		d->resolved_at = node_now_ms();
 		node_kick(n, q);
 		return;
-	case MM_DNS_TEMP: {
-		q->failures++;
-		free(q->last_error);
-		q->last_error = mm_xstrdup(why);
-		if (q->retry_at == 0)
-			arm_retry(n, q, q->failures);
-		struct mm_job *j;
-		while ((j = mm_queue_pop(q)) != NULL)
-			defer_job(n, q, j, why);
-		return;
-	}
+	case MM_DNS_TEMP: hop_failed(n, q, why); return;
 	default:
 		snprintf(status, sizeof(status), "%.*s", (int)strcspn(why, " "), why);
 		snprintf(diag, sizeof(diag), "X-mailmesh; %s", why);
@@ -710,17 +730,12 @@ static void conn_open(struct node *n, struct mm_queue *q)
 			return;
 		}
 		/* after failures, the next mail exchanger in preference order */
-		addr = d->addrs[q->failures % d->naddrs];
+		addr = d->addrs[q->st.failures % d->naddrs];
 	}
 	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &len) != 0) {
 		/* a smart host given by name: names go through MX resolution
 		 * only; say so and wait */
-		q->failures++;
-		if (q->retry_at == 0)
-			arm_retry(n, q, q->failures);
-		struct mm_job *j;
-		while ((j = mm_queue_pop(q)) != NULL)
-			defer_job(n, q, j, "4.4.3 the next hop is not an IP address");
+		hop_failed(n, q, "4.4.3 the next hop is not an IP address");
 		return;
 	}
 	/* from this server's own address, so that the next hop knows an
@@ -774,7 +789,7 @@ void node_kick(struct node *n, struct mm_queue *q)
 		event_active(n->local_ev, 0, 0);
 		return;
 	}
-	if (q->kind != MM_Q_LINK || q->retry_at > node_now_ms())
+	if (q->kind != MM_Q_LINK || !mm_hop_may_try(&q->st, node_now_ms()))
 		return;
 	/* one more connection while the ready jobs outnumber the open ones */
 	while (q->head && q->active < n->set.dest_concurrency && q->active < q->njobs) {
@@ -789,7 +804,7 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
 	struct qdrv *d = arg;
-	d->q->retry_at = 0;
+	mm_hop_timer(&d->q->st);
 	mm_queue_release_held(d->q);
 	node_kick(d->n, d->q);
 }

@@ -152,7 +152,7 @@ enum mm_queue_state mm_queue_state(const struct mm_queue *q, int64_t now_ms)
 		return MM_QS_FROZEN;
 	if (q->active > 0)
 		return MM_QS_ACTIVE;
-	if (q->retry_at > now_ms)
+	if (!mm_hop_may_try(&q->st, now_ms))
 		return MM_QS_RETRY;
 	return MM_QS_READY;
 }
@@ -171,22 +171,4 @@ void mm_qmsg_free(struct mm_qmsg *m)
 	free(m->envid);
 	free(m->client);
 	free(m);
-}
-
-/* Doubling from min to max, then ± jitter: after a long outage the
- * backlog of one destination does not all come due in the same second
- * (the weakness QSHAPE_README names in Postfix). */
-uint32_t mm_retry_delay_ms(const struct mm_retry_conf *c, uint32_t failures, uint32_t rnd)
-{
-	uint64_t d = c->min_ms;
-	for (uint32_t i = 1; i < failures && d < c->max_ms; i++)
-		d *= 2;
-	if (d > c->max_ms)
-		d = c->max_ms;
-	uint64_t span = d * c->jitter_pct / 100;
-	if (span > 0) {
-		uint64_t off = (uint64_t)rnd % (2 * span + 1);
-		d = d - span + off;
-	}
-	return d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
 }

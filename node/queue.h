@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "hopstate.h"
 #include "spool.h"
 #include "strmap.h"
 
@@ -65,10 +66,9 @@ struct mm_queue {
 	struct mm_job *held, *held_tail; /* waiting for the retry time */
 	uint32_t njobs, nheld, nrcpt;
 	bool frozen;
-	uint32_t active;   /* connections open */
-	uint32_t inflight; /* jobs taken by a connection */
-	uint32_t failures; /* consecutive; 0 after a success */
-	int64_t retry_at;  /* ms, monotonic; 0: none */
+	uint32_t active;       /* connections open */
+	uint32_t inflight;     /* jobs taken by a connection */
+	struct mm_hopstate st; /* failures, retry time, reported down */
 	char *last_error;
 	void *driver; /* the driver's per-queue state (timer) */
 };
@@ -99,13 +99,5 @@ void mm_queue_release_held(struct mm_queue *q);
 enum mm_queue_state mm_queue_state(const struct mm_queue *q, int64_t now_ms);
 
 void mm_qmsg_free(struct mm_qmsg *m);
-
-/* Retry with backoff and jitter (sans I/O): the delay before attempt
- * failures+1. rnd is uniform in [0, 2^32). */
-struct mm_retry_conf {
-	uint32_t min_ms, max_ms;
-	uint32_t jitter_pct; /* the delay varies by ± this percentage */
-};
-uint32_t mm_retry_delay_ms(const struct mm_retry_conf *c, uint32_t failures, uint32_t rnd);
 
 #endif

@@ -35,6 +35,7 @@ sink("127.0.16.3:25", W + "/mx")
 sink("127.0.16.4:25", W + "/plain")
 s1 = W + "/n1"
 node(meshnode, ldif, "N1", s1, "--dns", DNS + ":5353", "--set", "retry_min_ms=300",
+     "--set", "glitch_retry_interval_ms=300",
      "--set", "retry_jitter_pct=0", "--set", "connect_timeout_ms=2000")
 
 c = smtplib.SMTP(*N1)

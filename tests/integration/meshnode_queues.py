@@ -84,6 +84,7 @@ subprocess.run([sys.executable, mkorg, ldif2, "--bind", "%s:%d" % N5,
                 "--smarthost", "127.0.13.6:25250", "--relay", "127.0.0.0/8"], check=True)
 s5 = W + "/n5"
 node(meshnode, ldif2, "N1", s5, "--set", "retry_min_ms=300", "--set", "retry_jitter_pct=0",
+     "--set", "glitch_retry_interval_ms=300",
      "--set", "expire_s=2")
 c = smtplib.SMTP(*N5)
 c.sendmail("alice@example.test", ["far@example.net"], "Subject: expire me\r\n\r\nx\r\n")
@@ -101,4 +102,7 @@ def dsn():
 t = wait_for(dsn, 30)
 check(t is not None, "expired after expire_s: DSN with Status 5.4.7 to the sender")
 check(t is not None and "4.4.1" in t, "the DSN carries the last error (4.4.1 connect)")
+log = open(os.path.join(W, "N1.log")).read()
+check("next hop Internet (127.0.13.6:25250) is down after 4 failures" in log,
+      "glitch retry: the hop is reported down after glitch_retry_count (3) retries fail")
 done()

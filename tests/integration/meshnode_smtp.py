@@ -25,7 +25,7 @@ subprocess.run([sys.executable, mkorg, ldif, "--bind", "%s:%d" % N1, "--second",
 sink("127.0.10.3:25250", W + "/sink")
 sink("127.0.10.4:25250", W + "/milsink", "-f", "RCPT")
 s1, s2 = W + "/n1", W + "/n2"
-node(meshnode, ldif, "N1", s1, "--set", "retry_min_ms=200")
+node(meshnode, ldif, "N1", s1, "--set", "retry_min_ms=200", "--set", "glitch_retry_interval_ms=200")
 node(meshnode, ldif, "N2", s2)
 
 

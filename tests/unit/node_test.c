@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "dsn.h"
+#include "hopstate.h"
 #include "queue.h"
 #include "smtp_client.h"
 #include "smtp_parse.h"
@@ -241,18 +242,55 @@ static void test_client_data_dotstuff(void **state)
 static void test_retry_backoff(void **state)
 {
 	(void)state;
-	struct mm_retry_conf rc = {1000, 60000, 20};
 	for (uint32_t f = 1; f < 12; f++) {
 		uint64_t base = 1000ull << (f - 1);
 		if (base > 60000)
 			base = 60000;
 		for (uint32_t rnd = 0; rnd < 2000000000u; rnd += 99999989u) {
-			uint32_t d = mm_retry_delay_ms(&rc, f, rnd);
+			uint32_t d = mm_backoff_ms(1000, 60000, 20, f, rnd);
 			if (d < base * 80 / 100 || d > base * 120 / 100)
 				fail_msg("failures %u: delay %u outside %llu±20%%", f, d,
 				         (unsigned long long)base);
 		}
 	}
+}
+
+/* glitch retry, then down with backoff, then up on the first success */
+static void test_hopstate(void **state)
+{
+	(void)state;
+	struct mm_hop_conf c = {.retry_min_ms = 1000,
+	                        .retry_max_ms = 8000,
+	                        .jitter_pct = 0,
+	                        .glitch_count = 3,
+	                        .glitch_interval_ms = 100};
+	struct mm_hopstate h = {0};
+	struct mm_hop_actions a;
+	int64_t now = 10000;
+	static const struct {
+		int64_t delay;
+		bool down;
+	} want[] = {{100, false},  {100, false},  {100, false},  {1000, true},
+	            {2000, false}, {4000, false}, {8000, false}, {8000, false}};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		assert_true(mm_hop_may_try(&h, now));
+		mm_hop_failed(&h, &c, now, 0, &a);
+		if (a.timer_at != now + want[i].delay || a.report_down != want[i].down)
+			fail_msg("failure %zu: timer +%lld down %d, want +%lld down %d", i + 1,
+			         (long long)(a.timer_at - now), a.report_down,
+			         (long long)want[i].delay, want[i].down);
+		assert_false(mm_hop_may_try(&h, now + want[i].delay - 1));
+		/* a second connection failing at the same time changes nothing */
+		mm_hop_failed(&h, &c, now, 0, &a);
+		assert_int_equal(a.timer_at, 0);
+		now += want[i].delay;
+		mm_hop_timer(&h);
+	}
+	mm_hop_ok(&h, &a);
+	assert_true(a.report_up);
+	assert_int_equal(h.failures, 0);
+	mm_hop_ok(&h, &a);
+	assert_false(a.report_up);
 }
 
 static void test_dsn_status(void **state)
@@ -357,6 +395,7 @@ int main(void)
 	    cmocka_unit_test(test_client_pipelined_bdat),
 	    cmocka_unit_test(test_client_data_dotstuff),
 	    cmocka_unit_test(test_retry_backoff),
+	    cmocka_unit_test(test_hopstate),
 	    cmocka_unit_test(test_dsn_status),
 	    cmocka_unit_test(test_spool_recovery),
 	};
