@@ -249,7 +249,7 @@ static void hostport(const char *smart, char *out, size_t size)
 static bool is_self(struct node *n, const char *target)
 {
 	for (size_t i = 0; i < n->nvs; i++)
-		if (strcmp(n->vs[i].vc->bind, target) == 0)
+		if (strcmp(n->vs[i].bind, target) == 0)
 			return true;
 	return false;
 }
@@ -259,12 +259,15 @@ struct pick {
 	struct mm_job *j;
 };
 
-void node_route_message(struct node *n, struct mm_qmsg *m)
+/* Categorize and route recipients idx of m, and queue them: one job per
+ * next hop. */
+static void place(struct node *n, struct mm_qmsg *m, const uint32_t *idx, uint32_t nidx)
 {
-	struct pick *picks = mm_xcalloc(m->nrcpt, sizeof(*picks));
+	struct pick *picks = mm_xcalloc(nidx, sizeof(*picks));
 	uint32_t np = 0;
 	m->pending++; /* hold the message while its recipients are placed */
-	for (uint32_t i = 0; i < m->nrcpt; i++) {
+	for (uint32_t k = 0; k < nidx; k++) {
+		uint32_t i = idx[k];
 		struct mm_qrcpt *r = &m->rcpt[i];
 		if (r->done)
 			continue;
@@ -336,12 +339,12 @@ void node_route_message(struct node *n, struct mm_qmsg *m)
 		track(n, "ROUTED", m, "to=<%s> kind=%s queue=\"%s\"%s%s", r->addr,
 		      mm_route_kind_name(rt.kind), q->name, q->target ? " next_hop=" : "",
 		      q->target ? q->target : "");
-		uint32_t k = 0;
-		while (k < np && picks[k].q != q)
-			k++;
-		if (k == np)
+		uint32_t p = 0;
+		while (p < np && picks[p].q != q)
+			p++;
+		if (p == np)
 			picks[np++] = (struct pick){q, mm_job_new(m)};
-		mm_job_add(picks[k].j, i);
+		mm_job_add(picks[p].j, i);
 	}
 	for (uint32_t k = 0; k < np; k++) {
 		mm_queue_push(picks[k].q, picks[k].j);
@@ -350,6 +353,33 @@ void node_route_message(struct node *n, struct mm_qmsg *m)
 	free(picks);
 	m->pending--;
 	msg_release(n, m);
+}
+
+void node_route_message(struct node *n, struct mm_qmsg *m)
+{
+	uint32_t *all = mm_xcalloc(m->nrcpt, sizeof(*all));
+	for (uint32_t i = 0; i < m->nrcpt; i++)
+		all[i] = i;
+	place(n, m, all, m->nrcpt);
+	free(all);
+}
+
+void node_reroute(struct node *n)
+{
+	struct mm_queue *q = n->unreachable;
+	struct mm_job *list = NULL, *j;
+	mm_queue_release_held(q);
+	while ((j = mm_queue_pop(q)) != NULL) {
+		j->next = list;
+		list = j;
+	}
+	while ((j = list) != NULL) {
+		list = j->next;
+		for (uint32_t i = 0; i < j->n; i++)
+			track(n, "REROUTED", j->msg, "to=<%s>", j->msg->rcpt[j->idx[i]].addr);
+		place(n, j->msg, j->idx, j->n);
+		mm_job_free(j);
+	}
 }
 
 /* --- local delivery ---------------------------------------------------- */

@@ -105,6 +105,12 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(n->base, NULL);
 }
 
+static void hup_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig, (void)what;
+	node_reload(arg);
+}
+
 static bool load_directory(struct node *n, struct mm_directory *dir, int *status)
 {
 	struct mm_diag diag = {0};
@@ -120,88 +126,6 @@ static bool load_directory(struct node *n, struct mm_directory *dir, int *status
 	}
 	mm_directory_free(dir);
 	return false;
-}
-
-static void add_org_address(struct node *n, const char *hostport)
-{
-	char host[64];
-	const char *colon = strrchr(hostport, ':');
-	size_t len = colon ? (size_t)(colon - hostport) : strlen(hostport);
-	if (len == 0 || len >= sizeof(host))
-		return;
-	memcpy(host, hostport, len);
-	host[len] = '\0';
-	if (host[0] == '[' && host[len - 1] == ']') {
-		memmove(host, host + 1, len - 2);
-		host[len - 2] = '\0';
-	}
-	struct cidr c;
-	if (!cidr_parse(host, &c))
-		return;
-	n->org = mm_xrealloc(n->org, n->norg + 1, sizeof(*n->org));
-	n->org[n->norg++] = c;
-}
-
-/* What the node needs from the directory: its virtual servers, the
- * organization's addresses (they may relay), its name. */
-static bool configure(struct node *n)
-{
-	const struct mm_table *t = &n->dir.table;
-	const Mailmesh__Server *self = NULL;
-	for (size_t g = 0; g < t->n; g++) {
-		const mm_entry *e = t->entries[g];
-		for (size_t s = 0; s < e->n_servers; s++) {
-			const Mailmesh__Server *sv = e->servers[s];
-			if (strcmp(sv->name, n->self) == 0)
-				self = sv;
-			add_org_address(n, sv->routing_address);
-			for (size_t v = 0; v < sv->n_virtual_servers; v++)
-				add_org_address(n, sv->virtual_servers[v]->address);
-		}
-	}
-	if (self == NULL) {
-		node_log("--server %s: no such server in the directory", n->self);
-		return false;
-	}
-	n->fqdn = mm_xstrdup(self->fqdn[0] ? self->fqdn : self->name);
-	for (size_t i = 0; i < n->dir.nvservers; i++) {
-		const struct mm_vserver_conf *vc = &n->dir.vservers[i];
-		if (strcmp(vc->server, n->self) != 0)
-			continue;
-		n->vs = mm_xrealloc(n->vs, n->nvs + 1, sizeof(*n->vs));
-		struct vserver *vs = &n->vs[n->nvs++];
-		*vs = (struct vserver){.node = n, .vc = vc};
-		vs->conf = (struct mm_smtpd_conf){.fqdn = vc->fqdn[0] ? vc->fqdn : n->fqdn,
-		                                  .max_size = vc->max_size,
-		                                  .max_rcpts = (uint32_t)n->set.max_rcpts,
-		                                  .max_hops = vc->max_hops,
-		                                  .max_errors = (uint32_t)n->set.max_errors};
-		vs->relay = mm_xcalloc(vc->nrelay, sizeof(*vs->relay));
-		for (size_t k = 0; k < vc->nrelay; k++)
-			if (cidr_parse(vc->relay[k], &vs->relay[vs->nrelay]))
-				vs->nrelay++;
-	}
-	/* outgoing SMTP leaves from the first virtual server's address */
-	if (n->nvs > 0) {
-		int len = sizeof(n->src);
-		if (evutil_parse_sockaddr_port(n->vs[0].vc->bind, (struct sockaddr *)&n->src,
-		                               &len) == 0) {
-			n->src_len = len;
-			if (n->src.ss_family == AF_INET)
-				((struct sockaddr_in *)&n->src)->sin_port = 0;
-			else
-				((struct sockaddr_in6 *)&n->src)->sin6_port = 0;
-		}
-	}
-	if (n->nvs == 0) {
-		node_log("server %s has no virtual server in the directory", n->self);
-		return false;
-	}
-	if (!mm_router_init(&n->router, t, n->self)) {
-		node_log("server %s is not in the link-state table", n->self);
-		return false;
-	}
-	return true;
 }
 
 int main(int argc, char **argv)
@@ -250,13 +174,15 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	int status = EX_SOFTWARE;
-	if (!load_directory(n, &n->dir, &status))
+	struct mm_directory dir;
+	if (!load_directory(n, &dir, &status))
 		return status;
 	if (getrandom(&n->rnd, sizeof(n->rnd), 0) != sizeof(n->rnd) || n->rnd == 0)
 		n->rnd = (uint64_t)node_now_ms() | 1;
 	n->base = event_base_new();
 	mm_queues_init(&n->queues);
-	if (!configure(n)) {
+	if (!node_configure(n, &dir)) {
+		mm_directory_free(&dir);
 		status = EX_DATAERR;
 		goto out;
 	}
@@ -270,8 +196,6 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < n->nvs; i++)
 			n->vs[i].conf.starttls = true;
 	}
-	for (size_t i = 0; i < n->nvs; i++)
-		n->vs[i].conf.require_tls = n->vs[i].vc->require_tls;
 	const char *dns_err;
 	if ((n->dns = mm_dns_new(n->base, dns, &dns_err)) == NULL) {
 		node_log("--dns %s: %s", dns ? dns : "(resolv.conf)", dns_err);
@@ -306,6 +230,8 @@ int main(int argc, char **argv)
 	event_add(n->tick_ev, &second);
 	n->sig_term = evsignal_new(n->base, SIGTERM, stop_cb, n);
 	n->sig_int = evsignal_new(n->base, SIGINT, stop_cb, n);
+	n->sig_hup = evsignal_new(n->base, SIGHUP, hup_cb, n);
+	event_add(n->sig_hup, NULL);
 	event_add(n->sig_term, NULL);
 	event_add(n->sig_int, NULL);
 	if (node_listen(n) != 0) {
@@ -349,20 +275,17 @@ out:
 		event_free(n->sig_term);
 	if (n->sig_int)
 		event_free(n->sig_int);
+	if (n->sig_hup)
+		event_free(n->sig_hup);
 	if (n->spool.dir)
 		mm_spool_close(&n->spool);
 	if (n->track)
 		fclose(n->track);
-	for (size_t i = 0; i < n->nvs; i++)
-		free(n->vs[i].relay);
-	free(n->vs);
-	free(n->org);
+	node_config_free(n);
 	free(n->ips);
 	free(n->fqdn);
 	free(n->mailstore);
 	mm_tls_free(&n->tls);
-	mm_router_free(&n->router);
-	mm_directory_free(&n->dir);
 	event_base_free(n->base);
 	if (logf_)
 		fclose(logf_);

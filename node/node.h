@@ -33,7 +33,7 @@ struct cidr {
 
 struct vserver {
 	struct node *node;
-	const struct mm_vserver_conf *vc;
+	char *name, *bind, *fqdn; /* copies: the directory may be reloaded */
 	struct mm_smtpd_conf conf;
 	struct evconnlistener *listener;
 	size_t nrelay;
@@ -60,6 +60,7 @@ struct node {
 	char *fqdn;
 	struct mm_directory dir;
 	struct mm_router router;
+	bool configured; /* router and dir are set */
 	struct mm_dns *dns;
 	struct mm_tls tls; /* contexts NULL without --tls */
 	struct mm_spool spool;
@@ -97,8 +98,15 @@ void node_commits_durable(struct node *n, uint64_t durable, int err);
 bool cidr_parse(const char *s, struct cidr *out);
 bool cidr_match(const struct cidr *c, const struct sockaddr *sa);
 
+/* config.c: the directory applied at start and on SIGHUP; takes dir over */
+bool node_configure(struct node *n, struct mm_directory *dir);
+void node_reload(struct node *n);
+void node_config_free(struct node *n);
+
 /* deliver.c */
 void node_route_message(struct node *n, struct mm_qmsg *m);
+/* The table changed: what waits for a path is routed again. */
+void node_reroute(struct node *n);
 void node_recovered(void *ctx, const struct mm_spool_msg *sm);
 void node_tick(struct node *n);
 void node_local_cb(evutil_socket_t fd, short what, void *arg);

@@ -490,17 +490,17 @@ int node_listen(struct node *n)
 		struct vserver *vs = &n->vs[i];
 		struct sockaddr_storage ss;
 		int len = sizeof(ss);
-		if (evutil_parse_sockaddr_port(vs->vc->bind, (struct sockaddr *)&ss, &len) != 0) {
-			node_log("virtual server %s/%s: bad bind address %s", vs->vc->server,
-			         vs->vc->name, vs->vc->bind);
+		if (evutil_parse_sockaddr_port(vs->bind, (struct sockaddr *)&ss, &len) != 0) {
+			node_log("virtual server %s/%s: bad bind address %s", n->self, vs->name,
+			         vs->bind);
 			return -1;
 		}
 		vs->listener = evconnlistener_new_bind(n->base, accept_cb, vs,
 		                                       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
 		                                       1024, (struct sockaddr *)&ss, len);
 		if (vs->listener == NULL) {
-			node_log("virtual server %s/%s: cannot listen on %s: %s", vs->vc->server,
-			         vs->vc->name, vs->vc->bind, strerror(errno));
+			node_log("virtual server %s/%s: cannot listen on %s: %s", n->self, vs->name,
+			         vs->bind, strerror(errno));
 			return -1;
 		}
 	}

@@ -198,5 +198,19 @@ check(r.returncode == 0, "smtp-source: 300 messages in 10 sessions")
 check(wait_for(lambda: len(maildir(s1, "alice@example.test")) >= before + 300, 60),
       "all 300 delivered to the Maildir")
 
-# --- queue view and retry ----------------------------------------------------
+# --- sessions per client address, idle timeout -------------------------------
+ldif3 = os.path.join(W, "lab3.ldif")
+N3 = ("127.0.10.5", 2525)
+subprocess.run([sys.executable, mkorg, ldif3, "--bind", "%s:%d" % N3], check=True)
+node(meshnode, ldif3, "N1", W + "/n3", "--set", "max_sessions_per_ip=3",
+     "--set", "idle_timeout_s=1")
+held = [Raw(*N3) for _ in range(3)]
+check(all(h.greeting.startswith("220") for h in held), "3 sessions from one address")
+extra = Raw(*N3)
+check(extra.greeting.startswith("421 4.7.0"), "the 4th from that address: 421 4.7.0")
+extra.close()
+check(held[0].reply().startswith("421 4.4.2"), "idle for idle_timeout_s: 421 4.4.2")
+for h in held:
+    h.close()
+check(wait_for(lambda: Raw(*N3).greeting.startswith("220")), "sessions freed: served again")
 done()

@@ -88,7 +88,8 @@ def start(args, ready=None, **kw):
 
 def node(meshnode, ldif, server, spool, *extra):
     log = open(os.path.join(os.path.dirname(spool), server + ".log"), "ab")
-    p = start([meshnode, "--directory", "ldif:" + ldif, "--server", server,
+    spec = ldif if ldif.startswith(("ldif:", "ldap://")) else "ldif:" + ldif
+    p = start([meshnode, "--directory", spec, "--server", server,
                "--spool", spool] + list(extra), ready="ready", stderr=log)
     p.is_node = True
     return p
