@@ -30,7 +30,7 @@ static int make_dir(const char *path, const char *parent)
 
 static int ensure(const char *store, const char *box)
 {
-	char sub[4096];
+	char sub[4096 + 8];
 	int e;
 	const char *dirs[] = {"tmp", "new", "cur"};
 	struct stat st;
