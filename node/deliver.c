@@ -32,7 +32,8 @@ struct conn {
 	struct mm_job *job;
 	struct mm_smtpc_job sj;
 	char *body;
-	const char **rcpts;
+	const char **rcpts, **orcpts;
+	uint8_t *notify;
 	struct mm_smtpc_result *res;
 	char addr[64];     /* ip:port connected to */
 	struct conn *next; /* all connections, for shutdown */
@@ -447,6 +448,8 @@ static void conn_free(struct conn *c)
 	mm_smtpc_free(&c->c);
 	free(c->body);
 	free(c->rcpts);
+	free(c->orcpts);
+	free(c->notify);
 	free(c->res);
 	free(c);
 }
@@ -544,15 +547,24 @@ static void conn_next(struct conn *c)
 		return;
 	}
 	c->rcpts = mm_xrealloc(c->rcpts, j->n, sizeof(*c->rcpts));
+	c->orcpts = mm_xrealloc(c->orcpts, j->n, sizeof(*c->orcpts));
+	c->notify = mm_xrealloc(c->notify, j->n, sizeof(*c->notify));
 	c->res = mm_xrealloc(c->res, j->n, sizeof(*c->res));
-	for (uint32_t i = 0; i < j->n; i++)
+	for (uint32_t i = 0; i < j->n; i++) {
 		c->rcpts[i] = m->rcpt[j->idx[i]].addr;
+		c->orcpts[i] = m->rcpt[j->idx[i]].orcpt;
+		c->notify[i] = m->rcpt[j->idx[i]].notify;
+	}
 	c->sj = (struct mm_smtpc_job){.sender = m->sender,
 	                              .nrcpt = j->n,
 	                              .rcpt = c->rcpts,
 	                              .body = c->body,
 	                              .len = m->body.len,
 	                              .body_8bit = m->flags & MM_SPOOL_8BIT,
+	                              .envid = m->envid,
+	                              .ret = m->ret,
+	                              .notify = c->notify,
+	                              .orcpt = c->orcpts,
 	                              .res = c->res};
 	mm_smtpc_send(&c->c, &c->sj);
 	conn_flush(c);

@@ -35,8 +35,10 @@ struct lookup {
 		unsigned short prio;
 		char host[256];
 		int naddr;
-		char addr[8][64];
-		int status;
+		char addr[16][64]; /* IPv4 first, then IPv6 */
+		int status, status6;
+		char addr6[8][64];
+		int naddr6;
 	} mx[MAX_MX];
 };
 
@@ -148,7 +150,7 @@ static void finish(struct lookup *l)
 		free(l);
 		return;
 	}
-	const char *addrs[MAX_MX * 8];
+	const char *addrs[MAX_MX * 24];
 	size_t n = 0;
 	bool temp = false;
 	/* best preference first; equal preferences keep the server's order */
@@ -158,11 +160,18 @@ static void finish(struct lookup *l)
 			if (l->mx[i].prio != prio)
 				continue;
 			any = true;
-			if (l->mx[i].status != ARES_SUCCESS && l->mx[i].status != ARES_ENOTFOUND &&
-			    l->mx[i].status != ARES_ENODATA)
+			bool t4 = l->mx[i].status != ARES_SUCCESS &&
+			          l->mx[i].status != ARES_ENOTFOUND &&
+			          l->mx[i].status != ARES_ENODATA;
+			bool t6 = l->mx[i].status6 != ARES_SUCCESS &&
+			          l->mx[i].status6 != ARES_ENOTFOUND &&
+			          l->mx[i].status6 != ARES_ENODATA;
+			if (t4 && t6)
 				temp = true;
 			for (int k = 0; k < l->mx[i].naddr; k++)
 				addrs[n++] = l->mx[i].addr[k];
+			for (int k = 0; k < l->mx[i].naddr6; k++)
+				addrs[n++] = l->mx[i].addr6[k];
 		}
 		if (!any && prio > 0) {
 			/* skip quickly to the next preference in use */
@@ -193,6 +202,7 @@ static void finish(struct lookup *l)
 struct a_req {
 	struct lookup *l;
 	int i;
+	bool v6;
 };
 
 static void on_addr(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
@@ -201,7 +211,24 @@ static void on_addr(void *arg, int status, int timeouts, unsigned char *abuf, in
 	struct a_req *r = arg;
 	struct lookup *l = r->l;
 	int i = r->i;
+	bool v6 = r->v6;
 	free(r);
+	if (v6) {
+		l->mx[i].status6 = status;
+		struct ares_addr6ttl ttls[8];
+		int n = 8;
+		if (status == ARES_SUCCESS &&
+		    ares_parse_aaaa_reply(abuf, alen, NULL, ttls, &n) == ARES_SUCCESS) {
+			for (int k = 0; k < n && k < 8; k++) {
+				char ip[INET6_ADDRSTRLEN];
+				inet_ntop(AF_INET6, &ttls[k].ip6addr, ip, sizeof(ip));
+				snprintf(l->mx[i].addr6[l->mx[i].naddr6++], 64, "[%s]:25", ip);
+			}
+		}
+		if (--l->pending == 0)
+			finish(l);
+		return;
+	}
 	l->mx[i].status = status;
 	if (status == ARES_SUCCESS) {
 		struct ares_addrttl ttls[8];
@@ -220,11 +247,15 @@ static void on_addr(void *arg, int status, int timeouts, unsigned char *abuf, in
 
 static void resolve_hosts(struct lookup *l)
 {
-	l->pending = l->nmx;
+	/* A and AAAA of every exchanger; IPv4 addresses are tried first */
+	l->pending = 2 * l->nmx;
 	for (int i = 0; i < l->nmx; i++) {
 		struct a_req *r = mm_xmalloc(sizeof(*r));
-		*r = (struct a_req){l, i};
+		*r = (struct a_req){l, i, false};
 		ares_query(l->d->ch, l->mx[i].host, ns_c_in, ns_t_a, on_addr, r);
+		r = mm_xmalloc(sizeof(*r));
+		*r = (struct a_req){l, i, true};
+		ares_query(l->d->ch, l->mx[i].host, ns_c_in, ns_t_aaaa, on_addr, r);
 	}
 }
 

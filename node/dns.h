@@ -1,7 +1,7 @@
 /* MX resolution for delivery to a domain (DESIGN §6): c-ares driven by the
  * node's libevent loop. The answer is the list of addresses to try, best
  * MX first (RFC 5321 §5.1: no MX records means the domain itself, the
- * "implicit MX"). IPv4 only for now. --dns IP:PORT points the resolver at
+ * "implicit MX"). A and AAAA (IPv4 tried first). --dns IP:PORT points the resolver at
  * any server, so tests use a local dnsmasq. */
 #ifndef MM_DNS_H
 #define MM_DNS_H

@@ -215,6 +215,7 @@ int main(int argc, char **argv)
 		status = EX_CANTCREAT;
 		goto out;
 	}
+	n->spool.id_salt = (uint8_t)mm_strhash(n->self);
 	char tpath[4096];
 	snprintf(tpath, sizeof(tpath), "%s/tracking.log", n->spool_dir);
 	if ((n->track = fopen(tpath, "a")) == NULL) {

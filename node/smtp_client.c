@@ -1,5 +1,7 @@
 #include "smtp_client.h"
 
+#include "smtp_parse.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
@@ -99,9 +101,35 @@ static void send_command(struct mm_smtpc *c, uint32_t k)
 			mm_buf_adds(&c->out, " BODY=8BITMIME");
 		if (c->size) /* RFC 1870: declare it when SIZE is offered */
 			mm_buf_printf(&c->out, " SIZE=%zu", j->len);
+		if (c->dsn && j->ret == MM_RET_FULL)
+			mm_buf_adds(&c->out, " RET=FULL");
+		else if (c->dsn && j->ret == MM_RET_HDRS)
+			mm_buf_adds(&c->out, " RET=HDRS");
+		if (c->dsn && j->envid && j->envid[0])
+			mm_buf_printf(&c->out, " ENVID=%s", j->envid);
 		mm_buf_adds(&c->out, "\r\n");
 	} else if (k <= j->nrcpt) {
-		mm_buf_printf(&c->out, "RCPT TO:<%s>\r\n", j->rcpt[k - 1]);
+		mm_buf_printf(&c->out, "RCPT TO:<%s>", j->rcpt[k - 1]);
+		unsigned nt = c->dsn && j->notify ? j->notify[k - 1] : 0;
+		if (nt) {
+			/* RFC 3461 §4.1, in its order */
+			static const struct {
+				unsigned bit;
+				const char *name;
+			} kw[] = {{MM_NOTIFY_NEVER, "NEVER"},
+			          {MM_NOTIFY_SUCCESS, "SUCCESS"},
+			          {MM_NOTIFY_FAILURE, "FAILURE"},
+			          {MM_NOTIFY_DELAY, "DELAY"}};
+			const char *sep = " NOTIFY=";
+			for (size_t i = 0; i < sizeof(kw) / sizeof(kw[0]); i++)
+				if (nt & kw[i].bit) {
+					mm_buf_printf(&c->out, "%s%s", sep, kw[i].name);
+					sep = ",";
+				}
+		}
+		if (c->dsn && j->orcpt && j->orcpt[k - 1] && j->orcpt[k - 1][0])
+			mm_buf_printf(&c->out, " ORCPT=%s", j->orcpt[k - 1]);
+		mm_buf_adds(&c->out, "\r\n");
 	} else if (c->chunking) {
 		mm_buf_printf(&c->out, "BDAT %zu LAST\r\n", j->len);
 		mm_buf_add(&c->out, j->body, j->len);

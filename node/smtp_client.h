@@ -31,6 +31,11 @@ struct mm_smtpc_job {
 	const char *body; /* CRLF lines, not dot-stuffed */
 	size_t len;
 	bool body_8bit;
+	/* RFC 3461, passed on when the next hop offers DSN (may be NULL) */
+	const char *envid;           /* xtext, or "" */
+	int ret;                     /* enum mm_smtp_ret */
+	const uint8_t *notify;       /* per recipient, MM_NOTIFY_* bits */
+	const char *const *orcpt;    /* per recipient, "rfc822;xtext" or "" */
 	struct mm_smtpc_result *res; /* nrcpt results, filled by the machine */
 };
 

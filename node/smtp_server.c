@@ -113,7 +113,7 @@ static void mail(struct mm_smtpd *s, const char *arg)
 		return;
 	}
 	if (m.has_size && s->conf->max_size && m.size > s->conf->max_size) {
-		reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
+		reply(s, "552 5.2.3 Message length exceeds the administrative limit");
 		return;
 	}
 	s->env.mail = m;
@@ -185,7 +185,7 @@ static void data(struct mm_smtpd *s, const char *arg)
 static void finish_message(struct mm_smtpd *s)
 {
 	if (s->too_big) {
-		reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
+		reply(s, "552 5.2.3 Message length exceeds the administrative limit");
 		reset_transaction(s);
 		return;
 	}
@@ -283,7 +283,7 @@ static void bdat_chunk_end(struct mm_smtpd *s)
 		return;
 	}
 	if (s->too_big) {
-		reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
+		reply(s, "552 5.2.3 Message length exceeds the administrative limit");
 		if (s->chunk_last)
 			reset_transaction(s);
 		else
@@ -316,7 +316,7 @@ static void bdat(struct mm_smtpd *s, const char *arg)
 		s->chunk_err =
 		    s->rcpt_tried ? "554 5.5.1 No valid recipients" : "503 5.5.1 Need RCPT command";
 	else if (s->bdat_failed)
-		s->chunk_err = "552 5.3.4 Message size exceeds fixed maximum message size";
+		s->chunk_err = "552 5.2.3 Message length exceeds the administrative limit";
 	if (s->chunk_err == NULL && !s->bdat_seen) {
 		s->prev_cr = false;
 		s->bdat_seen = true;

@@ -193,7 +193,7 @@ static int append(struct mm_spool *sp, int type, const struct iovec *parts, int 
 
 uint64_t mm_spool_new_id(struct mm_spool *sp, uint64_t now_ms)
 {
-	uint64_t id = now_ms << 16;
+	uint64_t id = now_ms << 16 | (uint64_t)sp->id_salt << 8;
 	if (id <= sp->next_id)
 		id = sp->next_id + 1;
 	sp->next_id = id;

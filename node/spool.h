@@ -67,6 +67,7 @@ struct mm_spool {
 	struct mm_seg *segs; /* oldest first; the last is being written */
 	uint64_t lsn;        /* bytes appended since open, all segments */
 	uint64_t next_id;
+	uint8_t id_salt; /* set by the owner: keeps ids of different servers apart */
 	/* syncer thread */
 	pthread_t thread;
 	pthread_mutex_t mu;
@@ -87,7 +88,8 @@ int mm_spool_open(struct mm_spool *sp, const char *spool_dir, mm_spool_recover_f
                   const char **what);
 void mm_spool_close(struct mm_spool *sp);
 
-/* A fresh message id: unique across restarts (milliseconds << 16 | n). */
+/* A fresh message id: unique across restarts (milliseconds << 16 | salt << 8
+ * | n), and apart from other servers' ids made in the same millisecond. */
 uint64_t mm_spool_new_id(struct mm_spool *sp, uint64_t now_ms);
 
 /* Append a message record; body is given as pieces. On success *lsn is

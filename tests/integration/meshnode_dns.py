@@ -30,9 +30,11 @@ start(["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--user=nobod
        "--mx-host=backup.test,dead.backup.test,10", "--mx-host=backup.test,live.backup.test,20",
        "--host-record=dead.backup.test,127.0.16.9", "--host-record=live.backup.test,127.0.16.4",
        "--dns-rr=nullmx.test,15,000000",
+       "--mx-host=v6.test,mail.v6.test,10", "--host-record=mail.v6.test,::1",
        "--server=/timeout.test/127.0.16.53#9"], stderr=subprocess.DEVNULL)
 sink("127.0.16.3:25", W + "/mx")
 sink("127.0.16.4:25", W + "/plain")
+sink("[::1]:25", W + "/v6")
 s1 = W + "/n1"
 node(meshnode, ldif, "N1", s1, "--dns", DNS + ":5353", "--set", "retry_min_ms=300",
      "--set", "glitch_retry_interval_ms=300",
@@ -45,6 +47,7 @@ c.sendmail("alice@example.test", ["c@backup.test"], "Subject: backup\r\n\r\nx\r\
 c.sendmail("alice@example.test", ["d@nullmx.test"], "Subject: nullmx\r\n\r\nx\r\n")
 c.sendmail("alice@example.test", ["e@nosuch.test"], "Subject: nosuch\r\n\r\nx\r\n")
 c.sendmail("alice@example.test", ["f@timeout.test"], "Subject: timeout\r\n\r\nx\r\n")
+c.sendmail("alice@example.test", ["g@v6.test"], "Subject: v6\r\n\r\nx\r\n")
 c.quit()
 
 
@@ -54,6 +57,7 @@ def dumped(d, subject):
 
 check(wait_for(lambda: dumped(W + "/mx", "mx")), "MX record: delivered to its mail exchanger")
 check(wait_for(lambda: dumped(W + "/plain", "nomx")), "no MX: delivered to the domain's A")
+check(wait_for(lambda: dumped(W + "/v6", "v6")), "an exchanger with only AAAA: over IPv6")
 check(wait_for(lambda: dumped(W + "/plain", "backup")),
       "first MX down: the next MX in preference order takes the mail")
 

@@ -60,8 +60,14 @@ try:
 except smtplib.SMTPRecipientsRefused as e:
     code, msg = e.recipients["nobody@example.test"]
     check(code == 550 and msg.startswith(b"5.1.1"), "unknown recipient: 550 5.1.1 at RCPT")
-c.sendmail("sender@example.org", ["someone@example.net"], "Subject: out\r\n\r\nexternal\r\n")
+c.sendmail("sender@example.org", ["someone@example.net"], "Subject: out\r\n\r\nexternal\r\n",
+           mail_options=["RET=HDRS", "ENVID=abc+2B1"],
+           rcpt_options=["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;someone@example.net"])
 check(wait_for(lambda: files(W + "/sink")), "external recipient relayed to the smart host")
+dump = open(files(W + "/sink")[0], errors="replace").read() if files(W + "/sink") else ""
+check("RET=HDRS" in dump and "ENVID=abc+2B1" in dump and "NOTIFY=SUCCESS,FAILURE" in dump and
+      "ORCPT=rfc822;someone@example.net" in dump,
+      "DSN parameters passed on to a next hop that offers DSN")
 c.quit()
 
 # relay refused: N2 has no allow-list and 127.0.0.1 is no organization server
@@ -126,8 +132,8 @@ check(t.cmd("FOO bar").startswith("500 5.5.2"), "unknown command: 500 5.5.2")
 check(t.cmd("MAIL FROM:<" + "a" * 600 + "@x.org>").startswith("500 5.5.2"),
       "command line over 512 octets: 500 5.5.2")
 check(t.cmd("MAIL FROM:<bad address>").startswith("501 5.1.7"), "bad sender syntax: 501 5.1.7")
-check(t.cmd("MAIL FROM:<a@example.org> SIZE=999999999").startswith("552 5.3.4"),
-      "SIZE over the limit: 552 5.3.4")
+check(t.cmd("MAIL FROM:<a@example.org> SIZE=999999999").startswith("552 5.2.3"),
+      "SIZE over the limit: 552 5.2.3")
 check(t.cmd("MAIL FROM:<a@example.org> FOO=1").startswith("555 5.5.4"),
       "unknown MAIL parameter: 555 5.5.4")
 check(t.cmd("VRFY alice").startswith("252"), "VRFY: 252 (disabled)")
@@ -136,11 +142,11 @@ check(t.cmd("X-LINK2STATE DIGEST=00").startswith("530 5.7.0"),
       "X-LINK2STATE unauthenticated: 530 5.7.0")
 check(t.cmd("MAIL FROM:<a@example.org>").startswith("250"), "MAIL")
 n_ok = 0
-t.send("".join("RCPT TO:<alice@example.test>\r\n" for _ in range(1005)))
-replies = [t.reply() for _ in range(1005)]
+t.send("".join("RCPT TO:<alice@example.test>\r\n" for _ in range(10000)))
+replies = [t.reply() for _ in range(10000)]
 check(all(r.startswith("250") for r in replies[:1000]) and
       all(r.startswith("452 4.5.3") for r in replies[1000:]),
-      "1005 pipelined RCPTs: 1000 accepted, then 452 4.5.3")
+      "10,000 pipelined RCPTs: 1000 accepted, then 452 4.5.3")
 check(t.cmd("RSET").startswith("250"), "RSET")
 # SMTP smuggling: only CRLF.CRLF ends DATA; a bare-LF dot line is content
 t.cmd("MAIL FROM:<smuggle@example.org>")
@@ -154,7 +160,7 @@ t.cmd("MAIL FROM:<big@example.org>")
 t.cmd("RCPT TO:<alice@example.test>")
 t.cmd("DATA")
 t.send(("x" * 998 + "\r\n") * 250 + ".\r\n")
-check(t.reply().startswith("552 5.3.4"), "message over mmMaxMessageSize: 552 5.3.4")
+check(t.reply().startswith("552 5.2.3"), "message over mmMaxMessageSize: 552 5.2.3")
 # hop count over the limit (15)
 t.cmd("MAIL FROM:<loop@example.org>")
 t.cmd("RCPT TO:<alice@example.test>")

@@ -108,6 +108,7 @@ def sink(addr, dump_dir, *flags):
     os.makedirs(dump_dir, exist_ok=True)
     os.chmod(dump_dir, 0o777)
     host, port = addr.rsplit(":", 1)
+    host = host.strip("[]")
     p = start(["smtp-sink", "-u", "nobody", "-d", dump_dir + "/%H%M%S."] + list(flags) +
               [addr, "256"], stderr=subprocess.DEVNULL)
     wait_for(lambda: port_open(host, int(port)), 10)

@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""DSN causes not covered elsewhere: no connector matches (5.4.0), the
+smart host is this server (5.3.5, loops back to myself), never a DSN for a
+DSN, and a next hop that drops the connection (deferred with 4.4.2).
+
+usage: meshnode_ndr.py MESHNODE MESHCTL MKORG
+"""
+import json
+import os
+import smtplib
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nodelib import check, done, maildir, node, sink, wait_for, workdir  # noqa
+
+meshnode, meshctl, mkorg = sys.argv[1:4]
+W = workdir("ndr")
+
+
+def org(name, bind, *extra):
+    path = os.path.join(W, name + ".ldif")
+    subprocess.run([sys.executable, mkorg, path, "--bind", bind, "--relay", "127.0.0.0/8"] +
+                   list(extra), check=True)
+    spool = os.path.join(W, name)
+    node(meshnode, path, "N1", spool, "--set", "retry_min_ms=60000")
+    return spool
+
+
+def dsn(spool, status, rcpt):
+    for f in maildir(spool, "alice@example.test"):
+        t = open(f).read()
+        if "Status: " + status in t and rcpt in t:
+            return True
+    return False
+
+
+def send(addr, sender, rcpt):
+    host, port = addr.rsplit(":", 1)
+    c = smtplib.SMTP(host, int(port))
+    c.sendmail(sender, [rcpt], "Subject: t\r\n\r\nx\r\n")
+    c.quit()
+
+
+# no connector at all: nothing matches example.net
+s4 = org("noroute", "127.0.20.1:2525")
+send("127.0.20.1:2525", "alice@example.test", "x@example.net")
+check(wait_for(lambda: dsn(s4, "5.4.0", "x@example.net")), "no matching connector: DSN 5.4.0")
+send("127.0.20.1:2525", "", "y@example.net")
+track = lambda: open(s4 + "/tracking.log").read()  # noqa: E731
+check(wait_for(lambda: "NDR-SUPPRESSED" in track()), "a message from <> gets no DSN")
+check(not dsn(s4, "5.4.0", "y@example.net"), "and nothing reached a mailbox for it")
+
+# the smart host is this very server
+s3 = org("self", "127.0.20.2:2525", "--smarthost", "127.0.20.2:2525")
+send("127.0.20.2:2525", "alice@example.test", "x@example.net")
+check(wait_for(lambda: dsn(s3, "5.3.5", "x@example.net")), "smart host is myself: DSN 5.3.5")
+
+# the next hop hangs up after RCPT
+sink("127.0.20.4:25250", W + "/dropper", "-q", "RCPT")
+s5 = org("drop", "127.0.20.3:2525", "--smarthost", "127.0.20.4:25250")
+send("127.0.20.3:2525", "alice@example.test", "x@example.net")
+
+
+def last_error():
+    r = subprocess.run([meshctl, "--spool", s5, "--json", "queues"], capture_output=True,
+                       text=True)
+    for q in json.loads(r.stdout)["queues"] if r.returncode == 0 else []:
+        if q["name"] == "Internet" and q["last_error"]:
+            return q["last_error"]
+    return None
+
+
+err = wait_for(last_error)
+check(err is not None and err.startswith("4.4.2"), "connection dropped: deferred, %s" % err)
+check(not dsn(s5, "", "x@example.net"), "and not bounced")
+done()
