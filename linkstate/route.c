@@ -68,8 +68,10 @@ static void cache_clear(struct mm_router *r)
 
 static bool compile(struct mm_router *r, const struct mm_table *t)
 {
-	mm_topo_free(&r->topo);
-	mm_topo_compile(&r->topo, t);
+	if (r->topo.groups == NULL || !mm_topo_refresh(&r->topo, t)) {
+		mm_topo_free(&r->topo);
+		mm_topo_compile(&r->topo, t);
+	}
 	r->self = mm_topo_server(&r->topo, r->self_name);
 	if (r->self == MM_NONE)
 		return false;
@@ -85,7 +87,7 @@ bool mm_router_init(struct mm_router *r, const struct mm_table *t, const char *s
 		mm_router_free(r);
 		return false;
 	}
-	mm_table_digest(t, r->digest);
+	mm_table_digest_cached(t, &r->dcache, r->digest);
 	mm_spf_run(&r->topo, r->self_group, &r->spf);
 	return true;
 }
@@ -97,6 +99,7 @@ void mm_router_free(struct mm_router *r)
 	mm_strmap_free(&r->cache);
 	mm_spf_free(&r->spf);
 	mm_topo_free(&r->topo);
+	mm_digest_cache_free(&r->dcache);
 	free(r->self_name);
 	*r = (struct mm_router){0};
 }
@@ -104,7 +107,7 @@ void mm_router_free(struct mm_router *r)
 bool mm_router_update(struct mm_router *r, const struct mm_table *t)
 {
 	uint8_t d[MM_DIGEST_LEN];
-	mm_table_digest(t, d);
+	mm_table_digest_cached(t, &r->dcache, d);
 	bool known = compile(r, t);
 	if (memcmp(d, r->digest, MM_DIGEST_LEN) == 0 && known)
 		return false; /* same content, same indices: the cache stands */
@@ -182,12 +185,12 @@ static void add_path_options(struct mm_router *r, struct mm_decision *d, uint32_
 	bool self_bh = false;
 	for (uint32_t ci = g->conn_first; ci < g->conn_first + g->nconn; ci++) {
 		const struct mm_topo_conn *c = &t->conns[ci];
-		if (!c->smtp && c->up && c->target == first->target && c->c->cost == first->c->cost)
+		if (!c->smtp && c->up && c->target == first->target && c->cost == first->cost)
 			self_bh |= self_is_up_bh(r, c);
 	}
 	for (uint32_t ci = g->conn_first; ci < g->conn_first + g->nconn; ci++) {
 		const struct mm_topo_conn *c = &t->conns[ci];
-		if (c->smtp || !c->up || c->target != first->target || c->c->cost != first->c->cost)
+		if (c->smtp || !c->up || c->target != first->target || c->cost != first->cost)
 			continue;
 		if (self_bh && !self_is_up_bh(r, c))
 			continue;

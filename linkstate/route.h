@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "digest.h"
 #include "spf.h"
 #include "table.h"
 #include "topo.h"
@@ -55,6 +56,7 @@ struct mm_router {
 	struct mm_spf spf;
 	uint32_t self, self_group;
 	uint8_t digest[MM_DIGEST_LEN];
+	struct mm_digest_cache dcache;
 	struct mm_strmap cache;
 	struct mm_decision **dec;
 	size_t ndec, capdec;
@@ -64,9 +66,9 @@ struct mm_router {
 /* Returns false when self is not a server of the table. */
 bool mm_router_init(struct mm_router *r, const struct mm_table *t, const char *self);
 void mm_router_free(struct mm_router *r);
-/* After every change of the table: recompiles the topology (it borrows the
- * table's strings) and, when the digest changed, the paths and the cache.
- * Returns true when the digest changed. */
+/* After every change of the table: brings the topology up to date (in
+ * place when only states and costs changed) and, when the digest changed,
+ * the paths and the cache. Returns true when the digest changed. */
 bool mm_router_update(struct mm_router *r, const struct mm_table *t);
 
 /* Decisions. key is the message's rendezvous key (its message id).

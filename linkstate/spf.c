@@ -84,7 +84,7 @@ void mm_spf_run(const struct mm_topo *t, uint32_t src, struct mm_spf *out)
 			const struct mm_topo_conn *c = &t->conns[ci];
 			if (c->smtp || !c->up)
 				continue;
-			uint32_t nd = it.dist + c->c->cost, nh = it.hops + 1;
+			uint32_t nd = it.dist + c->cost, nh = it.hops + 1;
 			uint32_t *d = &out->dist[c->target];
 			if (nd < *d || (nd == *d && nh < out->hops[c->target])) {
 				*d = nd;

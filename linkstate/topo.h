@@ -8,9 +8,11 @@
  *                          routing-group connector a remote bridgehead up
  *                          and a known target group.
  *
- * The topology borrows the table's strings: recompile after the table
- * changes. Indices follow table order (names sorted), so equal tables give
- * equal indices. */
+ * Names and addresses are copied into the topology (one arena); connectors
+ * and bridgeheads keep pointers into the table for what they do not copy
+ * (costs, address spaces, smart host, down flags), so after every change of
+ * the table call mm_topo_refresh (or compile again). Indices follow table
+ * order (names sorted), so equal tables give equal indices. */
 #ifndef MM_TOPO_H
 #define MM_TOPO_H
 
@@ -24,7 +26,10 @@
 
 struct mm_topo_group {
 	const char *name;
-	uint32_t conn_first, nconn; /* its connectors, contiguous */
+	uint32_t conn_first, nconn;     /* its connectors, contiguous */
+	uint32_t server_first, nserver; /* its servers, contiguous */
+	const mm_entry *entry;          /* compiled from, and its version: */
+	uint32_t incarnation, major, minor, user;
 };
 
 struct mm_topo_server {
@@ -44,11 +49,13 @@ struct mm_topo_vs {
 struct mm_topo_bh {
 	uint32_t vs; /* MM_NONE: names no known virtual server */
 	bool up;
+	const Mailmesh__Bridgehead *b;
 };
 
 struct mm_topo_conn {
 	const Mailmesh__Connector *c;
 	uint32_t group, target; /* target MM_NONE for SMTP connectors */
+	uint32_t cost;
 	bool smtp, up;
 	uint32_t local_first, nlocal, remote_first, nremote; /* into bhs */
 	uint64_t hash;
@@ -63,9 +70,18 @@ struct mm_topo {
 	struct mm_topo_bh *bhs;
 	uint32_t nsmtp, *smtp; /* SMTP connectors */
 	struct mm_strmap group_idx, server_idx, conn_idx;
+	char *arena; /* every name and address above */
+	/* per group, the connectors of other groups with a remote bridgehead
+	 * on one of its servers: whose state follows that group's servers */
+	uint32_t *rev_first, *rev; /* rev[rev_first[g] .. rev_first[g + 1]) */
 };
 
 void mm_topo_compile(struct mm_topo *t, const struct mm_table *table);
+/* After a table change: when no group, server, virtual server, connector or
+ * bridgehead was added, removed or renamed (the common case: states and
+ * costs), update in place and return true; otherwise return false and
+ * leave t for the caller to compile again. */
+bool mm_topo_refresh(struct mm_topo *t, const struct mm_table *table);
 void mm_topo_free(struct mm_topo *t);
 uint32_t mm_topo_server(const struct mm_topo *t, const char *name);
 uint32_t mm_topo_group(const struct mm_topo *t, const char *name);

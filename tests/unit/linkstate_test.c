@@ -224,6 +224,96 @@ static void test_routes_match_oracle(void **state)
 	}
 }
 
+/* Random organizations (as above) changed step by step: connectors and
+ * servers going down and up in place, entries replaced by merges with new
+ * costs, sometimes a new connector (a change of shape). After each step the
+ * updated router (topology refreshed in place, cached digest) must answer
+ * exactly like a router built from scratch, and its digest must be the
+ * digest of the whole table. */
+static void test_incremental_update(void **state)
+{
+	(void)state;
+	for (unsigned seed = 1; seed <= 150; seed++) {
+		uint64_t rng = seed * 7919;
+		unsigned ng = 2 + synth_rand(&rng, NG_MAX - 1);
+		struct mm_table t;
+		mm_table_init(&t);
+		for (unsigned g = 0; g < ng; g++) {
+			mm_entry *e = synth_group(g, 2);
+			for (unsigned k = 0; k < 3; k++) {
+				unsigned to = synth_rand(&rng, ng);
+				if (to != g)
+					synth_connector(e, g, k, to, 1 + synth_rand(&rng, 50),
+					                synth_rand(&rng, 2),
+					                1 + synth_rand(&rng, 2));
+			}
+			mm_table_merge(&t, e);
+		}
+		struct mm_router r;
+		assert_true(mm_router_init(&r, &t, "S0-0"));
+		for (unsigned step = 0; step < 12; step++) {
+			unsigned g = synth_rand(&rng, ng);
+			mm_entry *e = t.entries[g];
+			switch (synth_rand(&rng, 4)) {
+			case 0:
+				if (e->n_connectors)
+					mm_entry_set_connector(
+					    e,
+					    e->connectors[synth_rand(&rng,
+					                             (uint32_t)e->n_connectors)]
+					        ->name,
+					    synth_rand(&rng, 2));
+				break;
+			case 1:
+				mm_entry_set_server(e, e->servers[synth_rand(&rng, 2)]->name,
+				                    synth_rand(&rng, 2));
+				break;
+			case 2: {
+				mm_entry *c = mm_entry_clone(e);
+				for (size_t k = 0; k < c->n_connectors; k++)
+					c->connectors[k]->cost = 1 + synth_rand(&rng, 50);
+				c->version->major++;
+				assert_int_equal(mm_table_merge(&t, c), MM_MERGE_NEWER);
+				break;
+			}
+			default: {
+				mm_entry *c = mm_entry_clone(e);
+				synth_connector(c, g, 10 + step, synth_rand(&rng, ng),
+				                1 + synth_rand(&rng, 50), 0, 1);
+				mm_entry_canonicalize(c);
+				c->version->major++;
+				assert_int_equal(mm_table_merge(&t, c), MM_MERGE_NEWER);
+				break;
+			}
+			}
+			mm_router_update(&r, &t);
+			uint8_t want[MM_DIGEST_LEN];
+			mm_table_digest(&t, want);
+			if (memcmp(want, r.digest, MM_DIGEST_LEN) != 0)
+				fail_msg("seed %u step %u: cached digest differs", seed, step);
+			struct mm_router fresh;
+			assert_true(mm_router_init(&fresh, &t, "S0-0"));
+			for (unsigned d = 0; d < ng; d++) {
+				char *home = synth_name("S%u-%u", d, 1);
+				struct mm_route a, b;
+				mm_route_to_server(&r, home, "m", &a);
+				mm_route_to_server(&fresh, home, "m", &b);
+				if (a.kind != b.kind || a.has_cost != b.has_cost ||
+				    a.cost != b.cost || a.hop != b.hop ||
+				    (a.hop == MM_HOP_VSERVER && a.hop_vs != b.hop_vs))
+					fail_msg("seed %u step %u to %u: updated router kind %d "
+					         "cost %u, "
+					         "fresh kind %d cost %u",
+					         seed, step, d, a.kind, a.cost, b.kind, b.cost);
+				free(home);
+			}
+			mm_router_free(&fresh);
+		}
+		mm_router_free(&r);
+		mm_table_free(&t);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -231,6 +321,7 @@ int main(void)
 	    cmocka_unit_test(test_addrspace_parse),
 	    cmocka_unit_test(test_merge),
 	    cmocka_unit_test(test_routes_match_oracle),
+	    cmocka_unit_test(test_incremental_update),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
