@@ -23,6 +23,5 @@ int ctl_queues(const char *spool, bool json, const char *verb, const char *queue
 
 /* Smart host as an address: "[127.0.0.1]:2526" -> "127.0.0.1:2526",
  * a missing port is 25. */
-void ctl_smart_host_address(const char *smart, char *out, size_t size);
 
 #endif

@@ -8,27 +8,6 @@
 #include "meshctl.h"
 #include "route.h"
 
-void ctl_smart_host_address(const char *smart, char *out, size_t size)
-{
-	const char *host = smart, *port = NULL;
-	size_t hl;
-	if (*smart == '[') {
-		const char *end = strchr(smart, ']');
-		host = smart + 1;
-		hl = end ? (size_t)(end - host) : strlen(host);
-		port = end && end[1] == ':' ? end + 2 : NULL;
-		if (memchr(host, ':', hl)) { /* IPv6 keeps its brackets */
-			snprintf(out, size, "[%.*s]:%s", (int)hl, host, port ? port : "25");
-			return;
-		}
-	} else {
-		const char *colon = strrchr(smart, ':');
-		hl = colon ? (size_t)(colon - smart) : strlen(smart);
-		port = colon ? colon + 1 : NULL;
-	}
-	snprintf(out, size, "%.*s:%s", (int)hl, host, port ? port : "25");
-}
-
 static void route_json(const struct mm_router *r, const char *rcpt, const char *from,
                        const char *domain, const struct mm_route *rt)
 {
@@ -84,7 +63,7 @@ static void route_json(const struct mm_router *r, const char *rcpt, const char *
 		json_null(&j);
 		json_key(&j, "address");
 		if (rt->hop == MM_HOP_SMART_HOST) {
-			ctl_smart_host_address(rt->smart_host, addr, sizeof(addr));
+			mm_smart_host_address(rt->smart_host, addr, sizeof(addr));
 			json_str(&j, addr);
 			json_key(&j, "via");
 			json_str(&j, "smart-host");
@@ -127,7 +106,7 @@ static void route_text(const struct mm_router *r, const char *rcpt, const char *
 		       t->vs[rt->hop_vs].name, t->vs[rt->hop_vs].address);
 		break;
 	case MM_HOP_SMART_HOST:
-		ctl_smart_host_address(rt->smart_host, addr, sizeof(addr));
+		mm_smart_host_address(rt->smart_host, addr, sizeof(addr));
 		printf("  next hop     smart host %s (this server delivers)\n", addr);
 		break;
 	case MM_HOP_DNS: printf("  next hop     MX of %s (this server delivers)\n", domain); break;

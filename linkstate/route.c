@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "addrspace.h"
@@ -425,4 +426,25 @@ void mm_route_to_domain(struct mm_router *r, const char *domain, const char *key
 		buf[2 + i] = (char)tolower((unsigned char)domain[i]);
 	buf[2 + n] = '\0';
 	answer(r, cached(r, buf, true), key, out);
+}
+
+void mm_smart_host_address(const char *smart, char *out, size_t size)
+{
+	const char *host = smart, *port = NULL;
+	size_t hl;
+	if (*smart == '[') {
+		const char *end = strchr(smart, ']');
+		host = smart + 1;
+		hl = end ? (size_t)(end - host) : strlen(host);
+		port = end && end[1] == ':' ? end + 2 : NULL;
+		if (memchr(host, ':', hl)) { /* IPv6 keeps its brackets */
+			snprintf(out, size, "[%.*s]:%s", (int)hl, host, port ? port : "25");
+			return;
+		}
+	} else {
+		const char *colon = strrchr(smart, ':');
+		hl = colon ? (size_t)(colon - smart) : strlen(smart);
+		port = colon ? colon + 1 : NULL;
+	}
+	snprintf(out, size, "%.*s:%s", (int)hl, host, port ? port : "25");
 }

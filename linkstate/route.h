@@ -78,4 +78,8 @@ void mm_route_to_server(struct mm_router *r, const char *home, const char *key,
 void mm_route_to_domain(struct mm_router *r, const char *domain, const char *key,
                         struct mm_route *out);
 
+/* A smart host as the directory writes it ("[host]:port", "host:port" or
+ * "host") as "host:port", port 25 when none; IPv6 keeps its brackets. */
+void mm_smart_host_address(const char *smart, char *out, size_t size);
+
 #endif

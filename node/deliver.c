@@ -225,28 +225,6 @@ struct mm_queue *node_queue(struct node *n, enum mm_queue_kind kind, const char 
 	return q;
 }
 
-/* "[host]:port" or "host:port" or "host" → "host:port" */
-static void hostport(const char *smart, char *out, size_t size)
-{
-	const char *host = smart, *port = NULL;
-	size_t hl;
-	if (*smart == '[') {
-		const char *end = strchr(smart, ']');
-		host = smart + 1;
-		hl = end ? (size_t)(end - host) : strlen(host);
-		port = end && end[1] == ':' ? end + 2 : NULL;
-		if (memchr(host, ':', hl)) {
-			snprintf(out, size, "[%.*s]:%s", (int)hl, host, port ? port : "25");
-			return;
-		}
-	} else {
-		const char *colon = strrchr(smart, ':');
-		hl = colon ? (size_t)(colon - smart) : strlen(smart);
-		port = colon ? colon + 1 : NULL;
-	}
-	snprintf(out, size, "%.*s:%s", (int)hl, host, port ? port : "25");
-}
-
 static bool is_self(struct node *n, const char *target)
 {
 	for (size_t i = 0; i < n->nvs; i++)
@@ -306,7 +284,7 @@ static void place(struct node *n, struct mm_qmsg *m, const uint32_t *idx, uint32
 				q = node_queue(n, MM_Q_LINK, t->servers[vs->server].name,
 				               vs->address, rt.hop);
 			} else if (rt.hop == MM_HOP_SMART_HOST) {
-				hostport(rt.smart_host, target, sizeof(target));
+				mm_smart_host_address(rt.smart_host, target, sizeof(target));
 				if (is_self(n, target)) {
 					bounce_one(
 					    n, m, i, "5.3.5",
@@ -855,20 +833,9 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 
 void node_inject(struct node *n, const char *sender, const char *rcpt, const char *body, size_t len)
 {
-	struct mm_qmsg *m = mm_xcalloc(1, sizeof(*m));
-	m->id = mm_spool_new_id(&n->spool, node_wall_ms());
-	snprintf(m->idhex, sizeof(m->idhex), "%016llx", (unsigned long long)m->id);
-	m->arrival = time(NULL);
-	m->sender = mm_xstrdup(sender);
-	m->envid = mm_xstrdup("");
-	m->client = mm_xstrdup("");
-	m->nrcpt = m->pending = 1;
-	m->rcpt = mm_xcalloc(1, sizeof(*m->rcpt));
-	m->rcpt[0].addr = mm_xstrdup(rcpt);
-	m->rcpt[0].orcpt = mm_xstrdup("");
-	struct mm_spool_rcpt sr = {m->rcpt[0].addr, "", 0};
-	struct mm_spool_msg sm = {.id = m->id,
-	                          .arrival = m->arrival,
+	struct mm_spool_rcpt sr = {rcpt, "", 0};
+	struct mm_spool_msg sm = {.id = mm_spool_new_id(&n->spool, node_wall_ms()),
+	                          .arrival = time(NULL),
 	                          .sender = sender,
 	                          .envid = "",
 	                          .helo = n->fqdn,
@@ -876,47 +843,16 @@ void node_inject(struct node *n, const char *sender, const char *rcpt, const cha
 	                          .nrcpt = 1,
 	                          .rcpt = &sr};
 	struct iovec iov = {(void *)body, len};
-	uint64_t lsn;
-	int e = mm_spool_put(&n->spool, &sm, &iov, 1, &m->body, &lsn);
-	if (e != 0) {
+	int e = node_enqueue(n, NULL, &sm, &iov, 1);
+	if (e != 0)
 		node_log("queue: cannot write a DSN to <%s>: %s", rcpt, strerror(e));
-		mm_qmsg_free(m);
-		return;
-	}
-	struct commit *c = mm_xcalloc(1, sizeof(*c));
-	*c = (struct commit){.msg = m, .lsn = lsn};
-	if (n->commits_tail)
-		n->commits_tail->next = c;
-	else
-		n->commits = c;
-	n->commits_tail = c;
-	mm_spool_sync(&n->spool, lsn);
 }
 
 void node_recovered(void *ctx, const struct mm_spool_msg *sm)
 {
 	struct node *n = ctx;
-	struct mm_qmsg *m = mm_xcalloc(1, sizeof(*m));
-	m->id = sm->id;
-	snprintf(m->idhex, sizeof(m->idhex), "%016llx", (unsigned long long)m->id);
-	m->arrival = sm->arrival;
-	m->sender = mm_xstrdup(sm->sender);
-	m->envid = mm_xstrdup(sm->envid);
-	m->client = mm_xstrdup(sm->client);
-	m->ret = sm->ret;
-	m->flags = sm->flags;
-	m->body = sm->body;
-	m->nrcpt = sm->nrcpt;
-	m->rcpt = mm_xcalloc(sm->nrcpt, sizeof(*m->rcpt));
-	for (uint32_t i = 0; i < sm->nrcpt; i++) {
-		m->rcpt[i].addr = mm_xstrdup(sm->rcpt[i].addr);
-		m->rcpt[i].orcpt = mm_xstrdup(sm->rcpt[i].orcpt);
-		m->rcpt[i].notify = sm->rcpt[i].notify;
-		m->rcpt[i].done = sm->done[i];
-		if (!m->rcpt[i].done)
-			m->pending++;
-	}
-	/* routed once the node is up: node_start_recovered */
+	struct mm_qmsg *m = mm_qmsg_from_spool(sm);
+	/* routed once the node is up */
 	mm_grow(&n->recovered, &n->caprecovered, n->nrecovered + 1, sizeof(*n->recovered));
 	n->recovered[n->nrecovered++] = m;
 	track(n, "RECOVERED", m, "from=<%s> pending=%u", m->sender, m->pending);

@@ -24,16 +24,22 @@
 
 static FILE *logf_;
 
-void node_log(const char *fmt, ...)
+void node_timestamp(char out[32])
 {
-	FILE *f = logf_ ? logf_ : stderr;
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	struct tm tm;
 	gmtime_r(&ts.tv_sec, &tm);
+	size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + n, 32 - n, ".%03ldZ", ts.tv_nsec / 1000000);
+}
+
+void node_log(const char *fmt, ...)
+{
+	FILE *f = logf_ ? logf_ : stderr;
 	char when[32];
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	fprintf(f, "%s.%03ldZ meshnode: ", when, ts.tv_nsec / 1000000);
+	node_timestamp(when);
+	fprintf(f, "%s meshnode: ", when);
 	va_list ap;
 	va_start(ap, fmt);
 	vfprintf(f, fmt, ap);

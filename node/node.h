@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "directory.h"
 #include "dns.h"
@@ -94,6 +95,11 @@ struct node {
 int node_listen(struct node *n);
 void node_stop_listening(struct node *n);
 void node_close_sessions(struct node *n);
+/* Append a message to the spool and queue its commit; s (or NULL for a
+ * message the node makes) hears the outcome in node_commits_durable.
+ * Returns 0 or an errno value (nothing kept). */
+int node_enqueue(struct node *n, struct session *s, const struct mm_spool_msg *sm,
+                 const struct iovec *body, int nbody);
 void node_commits_durable(struct node *n, uint64_t durable, int err);
 bool cidr_parse(const char *s, struct cidr *out);
 bool cidr_match(const struct cidr *c, const struct sockaddr *sa);
@@ -130,6 +136,8 @@ void control_close(struct node *n);
 int64_t node_now_ms(void);   /* monotonic */
 uint64_t node_wall_ms(void); /* since the epoch: message ids */
 uint32_t node_random(struct node *n);
+/* 2026-11-22T19:50:00.123Z, for logs */
+void node_timestamp(char out[32]);
 void node_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -1,5 +1,6 @@
 #include "queue.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,6 +156,31 @@ enum mm_queue_state mm_queue_state(const struct mm_queue *q, int64_t now_ms)
 	if (!mm_hop_may_try(&q->st, now_ms))
 		return MM_QS_RETRY;
 	return MM_QS_READY;
+}
+
+struct mm_qmsg *mm_qmsg_from_spool(const struct mm_spool_msg *sm)
+{
+	struct mm_qmsg *m = mm_xcalloc(1, sizeof(*m));
+	m->id = sm->id;
+	snprintf(m->idhex, sizeof(m->idhex), "%016llx", (unsigned long long)m->id);
+	m->arrival = sm->arrival;
+	m->sender = mm_xstrdup(sm->sender ? sm->sender : "");
+	m->envid = mm_xstrdup(sm->envid ? sm->envid : "");
+	m->client = mm_xstrdup(sm->client ? sm->client : "");
+	m->ret = sm->ret;
+	m->flags = sm->flags;
+	m->body = sm->body;
+	m->nrcpt = sm->nrcpt;
+	m->rcpt = mm_xcalloc(sm->nrcpt, sizeof(*m->rcpt));
+	for (uint32_t i = 0; i < sm->nrcpt; i++) {
+		m->rcpt[i].addr = mm_xstrdup(sm->rcpt[i].addr);
+		m->rcpt[i].orcpt = mm_xstrdup(sm->rcpt[i].orcpt ? sm->rcpt[i].orcpt : "");
+		m->rcpt[i].notify = sm->rcpt[i].notify;
+		m->rcpt[i].done = sm->done && sm->done[i];
+		if (!m->rcpt[i].done)
+			m->pending++;
+	}
+	return m;
 }
 
 void mm_qmsg_free(struct mm_qmsg *m)

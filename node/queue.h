@@ -98,6 +98,9 @@ void mm_queue_hold(struct mm_queue *q, struct mm_job *j);
 void mm_queue_release_held(struct mm_queue *q);
 enum mm_queue_state mm_queue_state(const struct mm_queue *q, int64_t now_ms);
 
+/* The message in memory, from its spool description (recipients with a
+ * done flag set come finished). */
+struct mm_qmsg *mm_qmsg_from_spool(const struct mm_spool_msg *sm);
 void mm_qmsg_free(struct mm_qmsg *m);
 
 #endif

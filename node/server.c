@@ -325,64 +325,16 @@ static const char *with_protocol(const struct session *s)
 	return names[(s->smtpd.tls_active ? 1 : 0) + (s->smtpd.authenticated ? 2 : 0)];
 }
 
-static void submit_cb(void *ctx, const struct mm_envelope *env, const struct mm_buf *body)
+int node_enqueue(struct node *n, struct session *s, const struct mm_spool_msg *sm,
+                 const struct iovec *body, int nbody)
 {
-	struct session *s = ctx;
-	struct node *n = s->n;
-	struct mm_qmsg *m = mm_xcalloc(1, sizeof(*m));
-	m->id = mm_spool_new_id(&n->spool, node_wall_ms());
-	snprintf(m->idhex, sizeof(m->idhex), "%016llx", (unsigned long long)m->id);
-	m->arrival = time(NULL);
-	m->sender = mm_xstrdup(env->mail.addr);
-	m->envid = mm_xstrdup(env->mail.envid);
-	m->client = mm_xstrdup(s->ip);
-	m->ret = (uint8_t)env->mail.ret;
-	m->flags = env->mail.body_8bit ? MM_SPOOL_8BIT : 0;
-	m->nrcpt = m->pending = (uint32_t)env->nrcpt;
-	m->rcpt = mm_xcalloc(env->nrcpt, sizeof(*m->rcpt));
-	struct mm_spool_rcpt *sr = mm_xcalloc(env->nrcpt, sizeof(*sr));
-	for (size_t i = 0; i < env->nrcpt; i++) {
-		m->rcpt[i].addr = mm_xstrdup(env->rcpt[i].addr);
-		m->rcpt[i].orcpt = mm_xstrdup(env->rcpt[i].orcpt);
-		m->rcpt[i].notify = (uint8_t)env->rcpt[i].notify;
-		sr[i] =
-		    (struct mm_spool_rcpt){m->rcpt[i].addr, m->rcpt[i].orcpt, m->rcpt[i].notify};
-	}
-	/* RFC 5321 §4.4: our trace header; it is also what counts hops */
-	char date[64], received[1024];
-	rfc5322_date((time_t)m->arrival, date, sizeof(date));
-	int rl =
-	    snprintf(received, sizeof(received),
-	             "Received: from %.255s ([%s])\r\n\tby %s (mailmesh) with %s id %s%s%s%s;"
-	             "\r\n\t%s\r\n",
-	             env->helo, s->ip, s->vs->conf.fqdn, with_protocol(s), m->idhex,
-	             env->nrcpt == 1 ? "\r\n\tfor <" : "", env->nrcpt == 1 ? env->rcpt[0].addr : "",
-	             env->nrcpt == 1 ? ">" : "", date);
-	if (rl < 0 || (size_t)rl >= sizeof(received))
-		rl = 0;
-	struct mm_spool_msg sm = {.id = m->id,
-	                          .arrival = m->arrival,
-	                          .ret = m->ret,
-	                          .flags = m->flags,
-	                          .sender = m->sender,
-	                          .envid = m->envid,
-	                          .helo = env->helo,
-	                          .client = m->client,
-	                          .nrcpt = m->nrcpt,
-	                          .rcpt = sr};
-	struct iovec iov[2] = {{received, (size_t)rl}, {body->p, body->len}};
+	struct mm_spool_loc loc;
 	uint64_t lsn;
-	int e = mm_spool_put(&n->spool, &sm, iov, 2, &m->body, &lsn);
-	free(sr);
-	if (e != 0) {
-		node_log("queue write failed: %s", strerror(e));
-		mm_qmsg_free(m);
-		mm_smtpd_done(&s->smtpd, e == EFBIG
-		                             ? "552 5.3.4 Message too big for the queue"
-		                             : "451 4.3.0 Queue write failed, try again later");
-		flush(s);
-		return;
-	}
+	int e = mm_spool_put(&n->spool, sm, body, nbody, &loc, &lsn);
+	if (e != 0)
+		return e;
+	struct mm_qmsg *m = mm_qmsg_from_spool(sm);
+	m->body = loc;
 	struct commit *c = mm_xcalloc(1, sizeof(*c));
 	*c = (struct commit){.session = s, .msg = m, .lsn = lsn};
 	if (n->commits_tail)
@@ -390,8 +342,52 @@ static void submit_cb(void *ctx, const struct mm_envelope *env, const struct mm_
 	else
 		n->commits = c;
 	n->commits_tail = c;
-	s->waiting = true;
+	if (s)
+		s->waiting = true;
 	mm_spool_sync(&n->spool, lsn);
+	return 0;
+}
+
+static void submit_cb(void *ctx, const struct mm_envelope *env, const struct mm_buf *body)
+{
+	struct session *s = ctx;
+	struct node *n = s->n;
+	struct mm_spool_rcpt *sr = mm_xcalloc(env->nrcpt, sizeof(*sr));
+	for (size_t i = 0; i < env->nrcpt; i++)
+		sr[i] = (struct mm_spool_rcpt){env->rcpt[i].addr, env->rcpt[i].orcpt,
+		                               (uint8_t)env->rcpt[i].notify};
+	struct mm_spool_msg sm = {.id = mm_spool_new_id(&n->spool, node_wall_ms()),
+	                          .arrival = time(NULL),
+	                          .ret = (uint8_t)env->mail.ret,
+	                          .flags = env->mail.body_8bit ? MM_SPOOL_8BIT : 0,
+	                          .sender = env->mail.addr,
+	                          .envid = env->mail.envid,
+	                          .helo = env->helo,
+	                          .client = s->ip,
+	                          .nrcpt = (uint32_t)env->nrcpt,
+	                          .rcpt = sr};
+	/* RFC 5321 §4.4: our trace header; it is also what counts hops */
+	char date[64], received[1024];
+	rfc5322_date((time_t)sm.arrival, date, sizeof(date));
+	int rl =
+	    snprintf(received, sizeof(received),
+	             "Received: from %.255s ([%s])\r\n\tby %s (mailmesh) with %s id %016llx%s%s%s;"
+	             "\r\n\t%s\r\n",
+	             env->helo, s->ip, s->vs->conf.fqdn, with_protocol(s),
+	             (unsigned long long)sm.id, env->nrcpt == 1 ? "\r\n\tfor <" : "",
+	             env->nrcpt == 1 ? env->rcpt[0].addr : "", env->nrcpt == 1 ? ">" : "", date);
+	if (rl < 0 || (size_t)rl >= sizeof(received))
+		rl = 0;
+	struct iovec iov[2] = {{received, (size_t)rl}, {body->p, body->len}};
+	int e = node_enqueue(n, s, &sm, iov, 2);
+	free(sr);
+	if (e != 0) {
+		node_log("queue write failed: %s", strerror(e));
+		mm_smtpd_done(&s->smtpd, e == EFBIG
+		                             ? "552 5.3.4 Message too big for the queue"
+		                             : "451 4.3.0 Queue write failed, try again later");
+		flush(s);
+	}
 }
 
 void node_commits_durable(struct node *n, uint64_t durable, int err)

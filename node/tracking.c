@@ -12,13 +12,9 @@ void track(struct node *n, const char *event, const struct mm_qmsg *m, const cha
 {
 	if (n->track == NULL)
 		return;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	struct tm tm;
-	gmtime_r(&ts.tv_sec, &tm);
 	char when[32];
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	fprintf(n->track, "%s.%03ldZ %s %s ", when, ts.tv_nsec / 1000000, event, m->idhex);
+	node_timestamp(when);
+	fprintf(n->track, "%s %s %s ", when, event, m->idhex);
 	va_list ap;
 	va_start(ap, fmt);
 	vfprintf(n->track, fmt, ap);

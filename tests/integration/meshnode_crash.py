@@ -3,7 +3,7 @@
 restart it on the same spool, and count. Every message that got a 250 must
 end up delivered (duplicates are allowed, and counted).
 
-usage: meshnode_crash.py MESHNODE MKORG [ROUNDS] [SEED]
+usage: meshnode_crash.py MESHNODE MESHCTL MKORG SCHEMA [ROUNDS] [SEED]
 """
 import os
 import random
@@ -17,9 +17,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nodelib import check, done, maildir, node, procs, wait_for, workdir  # noqa
 
-meshnode, mkorg = sys.argv[1], sys.argv[2]
-rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 6
-seed = int(sys.argv[4]) if len(sys.argv) > 4 else int(time.time())
+meshnode, mkorg = sys.argv[1], sys.argv[3]
+rounds = int(sys.argv[5]) if len(sys.argv) > 5 else 6
+seed = int(sys.argv[6]) if len(sys.argv) > 6 else int(time.time())
 rng = random.Random(seed)
 print("seed %d" % seed)
 W = workdir("crash")

@@ -4,7 +4,7 @@ domain without MX (implicit MX), a first MX that is down (the next one
 takes the mail), a null MX (5.1.10), a domain that does not exist (5.4.4)
 and one whose DNS times out (deferred with 4.4.3).
 
-usage: meshnode_dns.py MESHNODE MESHCTL MKORG
+usage: meshnode_dns.py MESHNODE MESHCTL MKORG SCHEMA
 """
 import json
 import os

@@ -4,7 +4,7 @@ added with ldapadd is unknown (550 5.1.1) until the node re-reads the
 directory, then accepted and delivered. A broken LDIF directory on SIGHUP
 is refused and the node keeps serving with the one it had.
 
-usage: meshnode_ldap.py MESHNODE MKORG SCHEMA
+usage: meshnode_ldap.py MESHNODE MESHCTL MKORG SCHEMA
 """
 import os
 import signal
@@ -16,7 +16,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nodelib import check, done, maildir, node, start, wait_for, workdir  # noqa
 
-meshnode, mkorg, schema = sys.argv[1:4]
+meshnode, mkorg, schema = sys.argv[1], sys.argv[3], sys.argv[4]
 W = workdir("ldap")
 N1 = ("127.0.18.1", 2525)
 ldif = os.path.join(W, "lab.ldif")

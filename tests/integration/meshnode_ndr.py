@@ -3,16 +3,15 @@
 smart host is this server (5.3.5, loops back to myself), never a DSN for a
 DSN, and a next hop that drops the connection (deferred with 4.4.2).
 
-usage: meshnode_ndr.py MESHNODE MESHCTL MKORG
+usage: meshnode_ndr.py MESHNODE MESHCTL MKORG SCHEMA
 """
-import json
 import os
 import smtplib
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nodelib import check, done, maildir, node, sink, wait_for, workdir  # noqa
+from nodelib import check, done, last_error, maildir, node, sink, wait_for, workdir  # noqa
 
 meshnode, meshctl, mkorg = sys.argv[1:4]
 W = workdir("ndr")
@@ -62,16 +61,7 @@ s5 = org("drop", "127.0.20.3:2525", "--smarthost", "127.0.20.4:25250")
 send("127.0.20.3:2525", "alice@example.test", "x@example.net")
 
 
-def last_error():
-    r = subprocess.run([meshctl, "--spool", s5, "--json", "queues"], capture_output=True,
-                       text=True)
-    for q in json.loads(r.stdout)["queues"] if r.returncode == 0 else []:
-        if q["name"] == "Internet" and q["last_error"]:
-            return q["last_error"]
-    return None
-
-
-err = wait_for(last_error)
+err = wait_for(lambda: last_error(meshctl, s5, "Internet"))
 check(err is not None and err.startswith("4.4.2"), "connection dropped: deferred, %s" % err)
 check(not dsn(s5, "", "x@example.net"), "and not bounced")
 done()

@@ -4,7 +4,7 @@ Retry with the reason; meshctl --spool shows it (text and JSON), freezes,
 thaws and retries it; mail flows once the next hop is back. A message that
 cannot go before expire_s comes back as a 5.4.7 DSN.
 
-usage: meshnode_queues.py MESHNODE MESHCTL MKORG
+usage: meshnode_queues.py MESHNODE MESHCTL MKORG SCHEMA
 """
 import json
 import os
@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import nodelib  # noqa
 from nodelib import check, done, files, maildir, node, sink, wait_for, workdir  # noqa
 
 meshnode, meshctl, mkorg = sys.argv[1:4]
@@ -34,11 +35,7 @@ def ctl(*args, want_json=True):
 
 
 def queue(name):
-    rc, q = ctl("queues")
-    for x in q["queues"] if rc == 0 else []:
-        if x["name"] == name:
-            return x
-    return None
+    return nodelib.queue(meshctl, s1, name)
 
 
 c = smtplib.SMTP(*N1)

@@ -4,7 +4,7 @@ smtp-source as clients, smtp-sink as the next hop, two meshnode processes
 relaying to each other. Checks replies and enhanced codes, Maildir
 delivery, relaying, relay refusal, DSNs, limits and bad input.
 
-usage: meshnode_smtp.py MESHNODE MKORG
+usage: meshnode_smtp.py MESHNODE MESHCTL MKORG SCHEMA
 """
 import os
 import smtplib
@@ -15,7 +15,7 @@ import threading
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nodelib import Raw, check, done, files, maildir, node, sink, wait_for, workdir  # noqa
 
-meshnode, mkorg = sys.argv[1], sys.argv[2]
+meshnode, mkorg = sys.argv[1], sys.argv[3]
 W = workdir("smtp")
 N1, N2 = ("127.0.10.1", 2525), ("127.0.10.2", 2525)
 ldif = os.path.join(W, "lab.ldif")

@@ -7,10 +7,9 @@ stranger's), relay rules after AUTH, plaintext injection after STARTTLS
 (CVE-2011-0411), TLS between two nodes, and a connector whose TLS policy
 is "required" failing closed against a next hop without STARTTLS.
 
-usage: meshnode_tls.py MESHNODE MESHCTL MKORG
+usage: meshnode_tls.py MESHNODE MESHCTL MKORG SCHEMA
 """
 import base64
-import json
 import os
 import smtplib
 import socket
@@ -19,7 +18,8 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nodelib import Raw, check, done, files, maildir, node, sink, wait_for, workdir  # noqa
+from nodelib import (Raw, check, done, files, last_error, maildir, node, sink,  # noqa
+                     wait_for, workdir)
 
 meshnode, meshctl, mkorg = sys.argv[1:4]
 W = workdir("tls")
@@ -153,16 +153,7 @@ c.sendmail("alice@example.test", ["general@army.mil"], "Subject: secret\r\n\r\nx
 c.quit()
 
 
-def mil_error():
-    r = subprocess.run([meshctl, "--spool", s1, "--json", "queues"], capture_output=True,
-                       text=True)
-    for q in json.loads(r.stdout)["queues"] if r.returncode == 0 else []:
-        if q["name"] == "Mil" and q["last_error"]:
-            return q["last_error"]
-    return None
-
-
-err = wait_for(mil_error)
+err = wait_for(lambda: last_error(meshctl, s1, "Mil"))
 check(err is not None and err.startswith("4.7.4"), "required TLS not offered: deferred, %s" % err)
 check(not files(W + "/milsink"), "nothing sent in the clear to that next hop")
 done()

@@ -1,6 +1,7 @@
 """Helpers for the meshnode integration tests: real processes on loopback,
 polling with deadlines (never a fixed sleep), and cleanup on exit."""
 import atexit
+import json
 import os
 import shutil
 import signal
@@ -93,6 +94,21 @@ def node(meshnode, ldif, server, spool, *extra):
                "--spool", spool] + list(extra), ready="ready", stderr=log)
     p.is_node = True
     return p
+
+
+def queue(meshctl, spool, name):
+    """One queue of a running node, as meshctl --json queues shows it."""
+    r = subprocess.run([meshctl, "--spool", spool, "--json", "queues"], capture_output=True,
+                       text=True)
+    for q in json.loads(r.stdout)["queues"] if r.returncode == 0 else []:
+        if q["name"] == name:
+            return q
+    return None
+
+
+def last_error(meshctl, spool, name):
+    q = queue(meshctl, spool, name)
+    return q["last_error"] if q else None
 
 
 def port_open(host, port):
