@@ -882,6 +882,94 @@ void node_tick(struct node *n)
 	}
 }
 
+/* Spool compaction: the messages still queued from the oldest segment
+ * (older than compact_after_s) are written again into the current one,
+ * made durable, and only then let go of the old segment, so a message
+ * that waits for days does not keep every later segment on disk. */
+static void relocate(struct node *n, struct mm_qmsg *m, struct mm_spool_loc *loc, int *err)
+{
+	char *body = mm_xmalloc(m->body.len + 1);
+	struct mm_spool_rcpt *sr = mm_xcalloc(m->nrcpt, sizeof(*sr));
+	uint8_t *done = mm_xcalloc(m->nrcpt, 1);
+	for (uint32_t i = 0; i < m->nrcpt; i++) {
+		sr[i] =
+		    (struct mm_spool_rcpt){m->rcpt[i].addr, m->rcpt[i].orcpt, m->rcpt[i].notify};
+		done[i] = m->rcpt[i].done;
+	}
+	struct mm_spool_msg sm = {.id = m->id,
+	                          .arrival = m->arrival,
+	                          .ret = m->ret,
+	                          .flags = m->flags,
+	                          .sender = m->sender,
+	                          .envid = m->envid,
+	                          .helo = "",
+	                          .client = m->client,
+	                          .nrcpt = m->nrcpt,
+	                          .rcpt = sr,
+	                          .done = done};
+	*err = mm_spool_read(&n->spool, &m->body, body);
+	if (*err == 0) {
+		struct iovec iov = {body, m->body.len};
+		uint64_t lsn;
+		*err = mm_spool_put(&n->spool, &sm, &iov, 1, loc, &lsn);
+	}
+	free(done);
+	free(sr);
+	free(body);
+}
+
+void node_compact(struct node *n)
+{
+	const struct mm_seg *seg =
+	    mm_spool_oldest(&n->spool, (int64_t)n->set.compact_after_s * 1000);
+	if (seg == NULL)
+		return;
+	uint32_t seq = seg->seq;
+	size_t nm = 0, cap = 0;
+	struct mm_qmsg **msgs = NULL;
+	struct mm_spool_loc *locs = NULL;
+	for (struct conn *c = conns; c; c = c->next)
+		if (c->has_job && !c->job->msg->marked && c->job->msg->body.seg == seq) {
+			c->job->msg->marked = true;
+			mm_grow(&msgs, &cap, nm + 1, sizeof(*msgs));
+			msgs[nm++] = c->job->msg;
+		}
+	for (size_t i = 0; i < n->queues.n; i++) {
+		struct mm_queue *q = n->queues.q[i];
+		for (int list = 0; list < 2; list++)
+			for (struct mm_job *j = list ? q->held : q->head; j; j = j->next)
+				if (!j->msg->marked && j->msg->body.seg == seq) {
+					j->msg->marked = true;
+					mm_grow(&msgs, &cap, nm + 1, sizeof(*msgs));
+					msgs[nm++] = j->msg;
+				}
+	}
+	locs = mm_xcalloc(nm, sizeof(*locs));
+	size_t moved = 0;
+	int err = 0;
+	while (moved < nm && err == 0) {
+		relocate(n, msgs[moved], &locs[moved], &err);
+		if (err == 0)
+			moved++;
+	}
+	if (moved > 0 && (err = mm_spool_sync_now(&n->spool)) != 0)
+		moved = 0; /* not durable: the old copies stay in charge */
+	for (size_t i = 0; i < nm; i++) {
+		msgs[i]->marked = false;
+		if (i < moved) {
+			uint32_t old = msgs[i]->body.seg;
+			msgs[i]->body = locs[i];
+			mm_spool_release(&n->spool, old);
+		}
+	}
+	if (err)
+		node_log("spool compaction of segment %08x stopped: %s", seq, strerror(err));
+	else if (nm > 0)
+		node_log("spool: %zu queued message(s) moved out of segment %08x", nm, seq);
+	free(locs);
+	free(msgs);
+}
+
 static void mark(struct mm_qmsg *m, struct mm_qmsg ***msgs, size_t *nm, size_t *cap)
 {
 	if (m->freeing)

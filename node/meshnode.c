@@ -95,6 +95,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd, (void)what;
 	struct node *n = arg;
 	node_tick(n);
+	node_compact(n);
 	if (n->track)
 		fflush(n->track);
 }

@@ -115,6 +115,8 @@ void node_route_message(struct node *n, struct mm_qmsg *m);
 void node_reroute(struct node *n);
 void node_recovered(void *ctx, const struct mm_spool_msg *sm);
 void node_tick(struct node *n);
+/* Move queued messages out of an old spool segment (see spool.h). */
+void node_compact(struct node *n);
 void node_local_cb(evutil_socket_t fd, short what, void *arg);
 void node_kick(struct node *n, struct mm_queue *q);
 struct mm_queue *node_queue(struct node *n, enum mm_queue_kind kind, const char *name,

@@ -47,6 +47,7 @@ struct mm_qmsg {
 	uint32_t nrcpt, pending;
 	struct mm_qrcpt *rcpt;
 	bool freeing; /* shutdown bookkeeping */
+	bool marked;  /* compaction bookkeeping */
 };
 
 struct mm_job {

@@ -32,6 +32,7 @@ static const struct {
     S(max_errors, 20, "protocol errors in a session before 421"),
     S(dest_concurrency, 20, "connections to one next hop"),
     S(insecure, 0, "1: routing traffic without TLS (tests only)"),
+    S(compact_after_s, 300, "queued messages of an older spool segment move to the current one"),
 #undef S
 };
 

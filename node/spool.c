@@ -9,6 +9,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -56,6 +57,13 @@ static void buf_str(struct mm_buf *b, const char *s)
 
 /* --- segments ---------------------------------------------------------- */
 
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void seg_path(const struct mm_spool *sp, uint32_t seq, char *out, size_t n)
 {
 	snprintf(out, n, "%s/%08x.seg", sp->dir, seq);
@@ -96,7 +104,7 @@ static int seg_new(struct mm_spool *sp)
 		}
 	}
 	mm_grow(&sp->segs, &sp->capsegs, sp->nsegs + 1, sizeof(*sp->segs));
-	sp->segs[sp->nsegs++] = (struct mm_seg){.seq = seq, .fd = fd};
+	sp->segs[sp->nsegs++] = (struct mm_seg){.seq = seq, .fd = fd, .created_ms = mono_ms()};
 	pthread_mutex_lock(&sp->mu);
 	sp->sync_fd = fd;
 	if (sp->durable < sp->lsn) {
@@ -215,7 +223,9 @@ int mm_spool_put(struct mm_spool *sp, const struct mm_spool_msg *m, const struct
 	for (uint32_t i = 0; i < m->nrcpt; i++) {
 		buf_str(&meta, m->rcpt[i].addr);
 		buf_str(&meta, m->rcpt[i].orcpt);
-		buf_u32(&meta, m->rcpt[i].notify);
+		/* low byte NOTIFY, bit 8: finished (a relocated copy carries
+		 * what its DONE records said) */
+		buf_u32(&meta, m->rcpt[i].notify | (m->done && m->done[i] ? 0x100u : 0));
 	}
 	size_t blen = 0;
 	for (int i = 0; i < nbody; i++)
@@ -265,6 +275,28 @@ int mm_spool_read(const struct mm_spool *sp, const struct mm_spool_loc *loc, cha
 		done += (size_t)r;
 	}
 	return 0;
+}
+
+int mm_spool_sync_now(struct mm_spool *sp)
+{
+	struct mm_seg *seg = &sp->segs[sp->nsegs - 1];
+	if (fdatasync(seg->fd) != 0)
+		return errno;
+	pthread_mutex_lock(&sp->mu);
+	if (sp->durable < sp->lsn)
+		sp->durable = sp->lsn;
+	pthread_mutex_unlock(&sp->mu);
+	return 0;
+}
+
+const struct mm_seg *mm_spool_oldest(const struct mm_spool *sp, int64_t older_than_ms)
+{
+	for (size_t i = 0; i + 1 < sp->nsegs; i++) {
+		const struct mm_seg *seg = &sp->segs[i];
+		if (seg->live > 0)
+			return mono_ms() - seg->created_ms >= older_than_ms ? seg : NULL;
+	}
+	return NULL;
 }
 
 void mm_spool_release(struct mm_spool *sp, uint32_t seq)
@@ -391,7 +423,9 @@ static bool parse_msg(const unsigned char *p, size_t n, uint32_t seq, uint64_t p
 	for (uint32_t i = 0; i < m->nrcpt && !r.bad; i++) {
 		out->rcpt[i].addr = rdstr(&r);
 		out->rcpt[i].orcpt = rdstr(&r);
-		out->rcpt[i].notify = (uint8_t)rd32(&r);
+		uint32_t v = rd32(&r);
+		out->rcpt[i].notify = (uint8_t)v;
+		out->done[i] = (v >> 8) & 1;
 	}
 	uint32_t blen = rd32(&r);
 	if (!r.bad && (size_t)(r.end - r.p) != blen)
@@ -528,7 +562,8 @@ static int recover(struct mm_spool *sp, mm_spool_recover_fn cb, void *ctx)
 			sp->segs[sp->nsegs++] = (struct mm_seg){.seq = s, .fd = -1};
 		}
 		mm_grow(&sp->segs, &sp->capsegs, sp->nsegs + 1, sizeof(*sp->segs));
-		sp->segs[sp->nsegs++] = (struct mm_seg){.seq = seqs[i], .fd = fd};
+		sp->segs[sp->nsegs++] =
+		    (struct mm_seg){.seq = seqs[i], .fd = fd, .created_ms = mono_ms()};
 	}
 	free(seqs);
 	struct recovery rc = {0};

@@ -16,7 +16,11 @@
  * repeats that delivery.
  *
  * A segment is removed when it and every older segment hold no pending
- * message (done records in a segment may refer to older ones). */
+ * message (done records in a segment may refer to older ones). So that a
+ * message waiting for days does not keep every later segment on disk, its
+ * owner moves the messages of an old segment into the current one
+ * (mm_spool_oldest, a new MSG record with the done flags, mm_spool_sync_now,
+ * then mm_spool_release of the old): recovery keeps the latest copy. */
 #ifndef MM_SPOOL_H
 #define MM_SPOOL_H
 
@@ -46,8 +50,9 @@ struct mm_spool_msg {
 	const char *sender, *envid, *helo, *client;
 	uint32_t nrcpt;
 	const struct mm_spool_rcpt *rcpt;
-	/* recovery only */
-	const uint8_t *done; /* per recipient: 1 when finished */
+	/* per recipient: 1 when finished (written by a relocation, read by
+	 * recovery); NULL: none finished */
+	const uint8_t *done;
 	struct mm_spool_loc body;
 };
 
@@ -57,7 +62,8 @@ struct mm_seg {
 	uint32_t seq;
 	int fd;
 	uint64_t size;
-	uint32_t live; /* messages with pending recipients */
+	uint32_t live;      /* messages with pending recipients */
+	int64_t created_ms; /* monotonic: when made, or found at recovery */
 };
 
 struct mm_spool {
@@ -103,6 +109,12 @@ int mm_spool_done(struct mm_spool *sp, uint64_t id, uint32_t idx);
 void mm_spool_sync(struct mm_spool *sp, uint64_t lsn);
 /* After event_fd fired: how far the log is durable, or 0 and *err set. */
 uint64_t mm_spool_durable(struct mm_spool *sp, int *err);
+
+/* fdatasync of the segment being written, now, in the caller's thread. */
+int mm_spool_sync_now(struct mm_spool *sp);
+/* The oldest segment, not the current one, that still holds messages and
+ * was made at least older_than_ms ago; NULL when none. */
+const struct mm_seg *mm_spool_oldest(const struct mm_spool *sp, int64_t older_than_ms);
 
 /* Read a body back. Returns 0 or an errno value. */
 int mm_spool_read(const struct mm_spool *sp, const struct mm_spool_loc *loc, char *out);

@@ -23,7 +23,8 @@ ldif = os.path.join(W, "lab.ldif")
 subprocess.run([sys.executable, mkorg, ldif, "--bind", "%s:%d" % N1,
                 "--smarthost", "127.0.13.3:25250", "--relay", "127.0.0.0/8"], check=True)
 s1 = W + "/n1"
-node(meshnode, ldif, "N1", s1, "--set", "retry_min_ms=600000", "--set", "connect_timeout_ms=2000")
+n1 = node(meshnode, ldif, "N1", s1, "--set", "retry_min_ms=600000",
+          "--set", "connect_timeout_ms=2000")
 
 
 def ctl(*args, want_json=True):
@@ -61,6 +62,25 @@ rc, detail = ctl("queue", "Internet")
 msgs = detail.get("messages", []) if rc == 0 else []
 check(len(msgs) == 3 and any(m["recipients"][0]["last_error"] for m in msgs),
       "queue Internet: 3 messages; the recipients tried have their last error")
+# spool compaction: after a restart the queued messages sit in an old
+# segment; past compact_after_s they move to the current one and the old
+# segment goes, and a crash after that loses nothing
+def segments():
+    return sorted(os.listdir(s1 + "/queue"))
+
+
+n1.terminate()
+n1.wait()
+n1 = node(meshnode, ldif, "N1", s1, "--set", "retry_min_ms=600000",
+          "--set", "connect_timeout_ms=2000", "--set", "compact_after_s=1")
+check(wait_for(lambda: "00000001.seg" not in segments(), 20),
+      "compaction: the old segment is gone (%s)" % segments())
+n1.kill()
+n1.wait()
+n1 = node(meshnode, ldif, "N1", s1, "--set", "retry_min_ms=600000",
+          "--set", "connect_timeout_ms=2000", "--set", "compact_after_s=1")
+check(wait_for(lambda: (queue("Internet") or {}).get("messages") == 3),
+      "after compaction and kill -9: the 3 messages are still queued")
 rc, _ = ctl("freeze", "Internet")
 check(rc == 0 and queue("Internet")["state"] == "Frozen", "freeze: Frozen")
 rc, _ = ctl("thaw", "Internet")

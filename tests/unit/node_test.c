@@ -386,6 +386,52 @@ static void test_spool_recovery(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* A relocated copy (same id, done flags) replaces the first; DONE records
+ * after it apply to it. */
+static void test_spool_relocation(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/mm-spool-reloc.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	struct mm_spool sp;
+	const char *what;
+	struct recovered rec = {0};
+	assert_int_equal(mm_spool_open(&sp, dir, on_recover, &rec, &what), 0);
+	struct mm_spool_rcpt rc[2] = {{"a@x.test", "", 0}, {"b@x.test", "", 0}};
+	struct mm_spool_msg m = {.id = mm_spool_new_id(&sp, 5000),
+	                         .sender = "s@y.test",
+	                         .envid = "",
+	                         .helo = "h",
+	                         .client = "c",
+	                         .nrcpt = 2,
+	                         .rcpt = rc};
+	struct iovec iov = {"body\r\n", 6};
+	struct mm_spool_loc loc;
+	uint64_t lsn;
+	assert_int_equal(mm_spool_put(&sp, &m, &iov, 1, &loc, &lsn), 0);
+	assert_int_equal(mm_spool_done(&sp, m.id, 0), 0);
+	uint8_t done[2] = {1, 0};
+	m.done = done;
+	assert_int_equal(mm_spool_put(&sp, &m, &iov, 1, &loc, &lsn), 0);
+	assert_int_equal(mm_spool_sync_now(&sp), 0);
+	mm_spool_close(&sp);
+	rec = (struct recovered){0};
+	assert_int_equal(mm_spool_open(&sp, dir, on_recover, &rec, &what), 0);
+	assert_int_equal(rec.n, 1); /* one message, not two copies */
+	assert_int_equal(rec.done[0][0], 1);
+	assert_int_equal(rec.done[0][1], 0);
+	assert_int_equal(mm_spool_done(&sp, m.id, 1), 0);
+	assert_int_equal(mm_spool_sync_now(&sp), 0);
+	mm_spool_close(&sp);
+	rec = (struct recovered){0};
+	assert_int_equal(mm_spool_open(&sp, dir, on_recover, &rec, &what), 0);
+	assert_int_equal(rec.n, 0);
+	mm_spool_close(&sp);
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -398,6 +444,7 @@ int main(void)
 	    cmocka_unit_test(test_hopstate),
 	    cmocka_unit_test(test_dsn_status),
 	    cmocka_unit_test(test_spool_recovery),
+	    cmocka_unit_test(test_spool_relocation),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
