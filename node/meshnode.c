@@ -105,11 +105,18 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	struct node *n = arg;
 	node_log("signal %d: stopping", (int)sig);
+	if (n->stopping)
+		return;
 	n->stopping = true;
 	node_stop_listening(n);
-	/* accepted mail is already durable; sessions in flight were never
-	 * acknowledged and their clients will try again */
-	event_base_loopexit(n->base, NULL);
+	/* what is written is made durable and answered 250 now, so that its
+	 * clients do not send it again; every other session hears 421 and
+	 * tries again later. A moment for those replies to go out, then out. */
+	if (mm_spool_sync_now(&n->spool) == 0)
+		node_commits_durable(n, n->spool.lsn, 0);
+	node_say_goodbye(n);
+	struct timeval grace = {0, 300000};
+	event_base_loopexit(n->base, &grace);
 }
 
 static void hup_cb(evutil_socket_t sig, short what, void *arg)

@@ -95,6 +95,8 @@ struct node {
 int node_listen(struct node *n);
 void node_stop_listening(struct node *n);
 void node_close_sessions(struct node *n);
+/* Stopping: 421 to every session not waiting for its commit. */
+void node_say_goodbye(struct node *n);
 /* Append a message to the spool and queue its commit; s (or NULL for a
  * message the node makes) hears the outcome in node_commits_durable.
  * Returns 0 or an errno value (nothing kept). */

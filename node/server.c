@@ -503,6 +503,17 @@ int node_listen(struct node *n)
 	return 0;
 }
 
+void node_say_goodbye(struct node *n)
+{
+	for (struct session *s = n->sessions, *next; s; s = next) {
+		next = s->next; /* flush may free s */
+		if (s->bev == NULL || s->closing)
+			continue;
+		mm_smtpd_abort(&s->smtpd, "421 4.3.2 System shutting down, try again later");
+		flush(s);
+	}
+}
+
 void node_close_sessions(struct node *n)
 {
 	while (n->sessions) {

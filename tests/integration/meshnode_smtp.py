@@ -208,8 +208,8 @@ check(wait_for(lambda: len(maildir(s1, "alice@example.test")) >= before + 300, 6
 ldif3 = os.path.join(W, "lab3.ldif")
 N3 = ("127.0.10.5", 2525)
 subprocess.run([sys.executable, mkorg, ldif3, "--bind", "%s:%d" % N3], check=True)
-node(meshnode, ldif3, "N1", W + "/n3", "--set", "max_sessions_per_ip=3",
-     "--set", "idle_timeout_s=1")
+n3 = node(meshnode, ldif3, "N1", W + "/n3", "--set", "max_sessions_per_ip=3",
+          "--set", "idle_timeout_s=1")
 held = [Raw(*N3) for _ in range(3)]
 check(all(h.greeting.startswith("220") for h in held), "3 sessions from one address")
 extra = Raw(*N3)
@@ -219,4 +219,18 @@ check(held[0].reply().startswith("421 4.4.2"), "idle for idle_timeout_s: 421 4.4
 for h in held:
     h.close()
 check(wait_for(lambda: Raw(*N3).greeting.startswith("220")), "sessions freed: served again")
+
+# SIGTERM: a message being committed still gets its 250, others hear 421
+idle = Raw(*N3)
+idle.cmd("EHLO bye.test")
+busy = Raw(*N3)
+busy.cmd("EHLO bye.test")
+busy.cmd("MAIL FROM:<a@example.org>")
+busy.cmd("RCPT TO:<alice@example.test>")
+busy.cmd("DATA")
+busy.send("Subject: last\r\n\r\nx\r\n.\r\n")
+check(busy.reply().startswith("250"), "accepted before the stop")
+n3.terminate()
+check((idle.reply() or "").startswith("421 4.3.2"), "SIGTERM: an idle session hears 421 4.3.2")
+check(n3.wait(20) == 0, "and the node exits 0")
 done()
