@@ -51,6 +51,8 @@ struct qdrv {
 	size_t naddrs;
 	int64_t resolved_at; /* ms; the answer is kept MX_CACHE_MS */
 	bool resolving;
+	size_t next_addr; /* the exchanger connections go to now */
+	size_t tried;     /* exchangers that refused a connection this round */
 };
 
 #define MX_CACHE_MS 300000
@@ -558,6 +560,21 @@ static void conn_end(struct conn *c, bool failed)
 			mm_smtpc_broken(&c->c, "4.4.2 connection closed by the next hop");
 		job_results(c);
 	}
+	if (failed && q->hop == MM_HOP_DNS && !c->connected) {
+		/* as RFC 5321 §5.1 has it: a mail exchanger that cannot be
+		 * reached hands over to the next one at once; only when every
+		 * one of them failed does the hop wait for its retry */
+		struct qdrv *d = q->driver;
+		if (d->tried + 1 < d->naddrs) {
+			d->tried++;
+			d->next_addr = (d->next_addr + 1) % d->naddrs;
+			free(q->last_error);
+			q->last_error = mm_xstrdup(c->c.error.text);
+			failed = false;
+		} else {
+			d->next_addr = d->tried = 0; /* next round: the best one first */
+		}
+	}
 	if (failed) {
 		/* the next hop itself failed: the whole queue waits for the retry
 		 * time, and every waiting recipient learns why */
@@ -724,6 +741,7 @@ static void mx_resolved(void *arg, enum mm_dns_status st, const char *const *add
 			d->addrs[d->naddrs++] = mm_xstrdup(addrs[i]);
 		}
 		d->resolved_at = node_now_ms();
+		d->next_addr = d->tried = 0;
 		node_kick(n, q);
 		return;
 	case MM_DNS_TEMP: hop_failed(n, q, why); return;
@@ -749,8 +767,7 @@ static void conn_open(struct node *n, struct mm_queue *q)
 			}
 			return;
 		}
-		/* after failures, the next mail exchanger in preference order */
-		addr = d->addrs[q->st.failures % d->naddrs];
+		addr = d->addrs[d->next_addr % d->naddrs];
 	}
 	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &len) != 0) {
 		/* a smart host given by name: names go through MX resolution

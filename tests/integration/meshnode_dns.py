@@ -60,6 +60,10 @@ check(wait_for(lambda: dumped(W + "/plain", "nomx")), "no MX: delivered to the d
 check(wait_for(lambda: dumped(W + "/v6", "v6")), "an exchanger with only AAAA: over IPv6")
 check(wait_for(lambda: dumped(W + "/plain", "backup")),
       "first MX down: the next MX in preference order takes the mail")
+check(wait_for(lambda: "DELIVERED" in open(s1 + "/tracking.log").read()) and
+      not any("DEFERRED" in l and "c@backup.test" in l
+              for l in open(s1 + "/tracking.log").read().splitlines()),
+      "in the same attempt (no deferral)")
 
 
 def ndr(status, rcpt):
