@@ -324,15 +324,29 @@ static void on_recover(void *ctx, const struct mm_spool_msg *m)
 	r->n++;
 }
 
+/* Open (or reopen) the spool in dir; what it recovers lands in rec. */
+static void spool_open(struct mm_spool *sp, const char *dir, struct recovered *rec)
+{
+	const char *what;
+	*rec = (struct recovered){0};
+	assert_int_equal(mm_spool_open(sp, dir, on_recover, rec, &what), 0);
+}
+
+static void remove_dir(const char *dir)
+{
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 static void test_spool_recovery(void **state)
 {
 	(void)state;
 	char dir[] = "/tmp/mm-spool-test.XXXXXX";
 	assert_non_null(mkdtemp(dir));
 	struct mm_spool sp;
-	const char *what;
-	struct recovered rec = {0};
-	assert_int_equal(mm_spool_open(&sp, dir, on_recover, &rec, &what), 0);
+	struct recovered rec;
+	spool_open(&sp, dir, &rec);
 	assert_int_equal(rec.n, 0);
 	struct mm_spool_rcpt rc[2] = {{"a@x.test", "", 0}, {"b@x.test", "", 0}};
 	struct mm_spool_loc loc[3];
@@ -372,8 +386,7 @@ static void test_spool_recovery(void **state)
 	fclose(f);
 	assert_int_equal(truncate(seg, size - 10), 0);
 
-	rec = (struct recovered){0};
-	assert_int_equal(mm_spool_open(&sp, dir, on_recover, &rec, &what), 0);
+	spool_open(&sp, dir, &rec);
 	/* message 0 is finished, message 2 was torn: only message 1 is back,
 	 * with recipient 1 done */
 	assert_int_equal(rec.n, 1);
@@ -381,9 +394,7 @@ static void test_spool_recovery(void **state)
 	assert_int_equal(rec.done[0][1], 1);
 	assert_true(rec.ids[0] > 1000ull << 16);
 	mm_spool_close(&sp);
-	char cmd[600];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	remove_dir(dir);
 }
 
 /* A relocated copy (same id, done flags) replaces the first; DONE records
@@ -394,9 +405,8 @@ static void test_spool_relocation(void **state)
 	char dir[] = "/tmp/mm-spool-reloc.XXXXXX";
 	assert_non_null(mkdtemp(dir));
 	struct mm_spool sp;
-	const char *what;
-	struct recovered rec = {0};
-	assert_int_equal(mm_spool_open(&sp, dir, on_recover, &rec, &what), 0);
+	struct recovered rec;
+	spool_open(&sp, dir, &rec);
 	struct mm_spool_rcpt rc[2] = {{"a@x.test", "", 0}, {"b@x.test", "", 0}};
 	struct mm_spool_msg m = {.id = mm_spool_new_id(&sp, 5000),
 	                         .sender = "s@y.test",
@@ -415,21 +425,17 @@ static void test_spool_relocation(void **state)
 	assert_int_equal(mm_spool_put(&sp, &m, &iov, 1, &loc, &lsn), 0);
 	assert_int_equal(mm_spool_sync_now(&sp), 0);
 	mm_spool_close(&sp);
-	rec = (struct recovered){0};
-	assert_int_equal(mm_spool_open(&sp, dir, on_recover, &rec, &what), 0);
+	spool_open(&sp, dir, &rec);
 	assert_int_equal(rec.n, 1); /* one message, not two copies */
 	assert_int_equal(rec.done[0][0], 1);
 	assert_int_equal(rec.done[0][1], 0);
 	assert_int_equal(mm_spool_done(&sp, m.id, 1), 0);
 	assert_int_equal(mm_spool_sync_now(&sp), 0);
 	mm_spool_close(&sp);
-	rec = (struct recovered){0};
-	assert_int_equal(mm_spool_open(&sp, dir, on_recover, &rec, &what), 0);
+	spool_open(&sp, dir, &rec);
 	assert_int_equal(rec.n, 0);
 	mm_spool_close(&sp);
-	char cmd[600];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	remove_dir(dir);
 }
 
 int main(void)
