@@ -31,6 +31,29 @@ static const char *kind_name(enum mm_queue_kind k)
 	return names[k];
 }
 
+/* The oldest arrival among q's messages; 0 when empty. */
+static int64_t oldest_arrival(const struct mm_queue *q)
+{
+	int64_t oldest = 0;
+	for (int list = 0; list < 2; list++)
+		for (struct mm_job *jb = list ? q->held : q->head; jb; jb = jb->next)
+			if (oldest == 0 || jb->msg->arrival < oldest)
+				oldest = jb->msg->arrival;
+	return oldest;
+}
+
+/* Listing order: local delivery, the link queues, then unreachable. */
+static bool listed_in_pass(const struct mm_queue *q, int pass)
+{
+	static const enum mm_queue_kind order[] = {MM_Q_LOCAL, MM_Q_LINK, MM_Q_UNREACHABLE};
+	return q->kind == order[pass];
+}
+
+static uint32_t messages(const struct mm_queue *q)
+{
+	return q->njobs + q->nheld + q->inflight;
+}
+
 static void queue_summary(struct json *j, struct node *n, const char *name, const char *kind,
                           const char *state, uint64_t msgs, uint64_t rcpts,
                           const struct mm_queue *q)
@@ -47,13 +70,8 @@ static void queue_summary(struct json *j, struct node *n, const char *name, cons
 	json_key(j, "recipients");
 	json_u64(j, rcpts);
 	json_key(j, "oldest_age_s");
-	int64_t oldest = 0;
+	int64_t oldest = q ? oldest_arrival(q) : 0;
 	time_t now = time(NULL);
-	if (q)
-		for (int list = 0; list < 2; list++)
-			for (struct mm_job *jb = list ? q->held : q->head; jb; jb = jb->next)
-				if (oldest == 0 || jb->msg->arrival < oldest)
-					oldest = jb->msg->arrival;
 	if (oldest)
 		json_u64(j, (uint64_t)(now - oldest));
 	else
@@ -91,13 +109,10 @@ static void show_queues(struct node *n, struct json *j)
 	for (int pass = 0; pass < 3; pass++) {
 		for (size_t i = 0; i < n->queues.n; i++) {
 			struct mm_queue *q = n->queues.q[i];
-			bool want = pass == 0   ? q->kind == MM_Q_LOCAL
-			            : pass == 1 ? q->kind == MM_Q_LINK
-			                        : q->kind == MM_Q_UNREACHABLE;
-			if (want)
+			if (listed_in_pass(q, pass))
 				queue_summary(j, n, q->name, kind_name(q->kind),
 				              mm_queue_state_name(mm_queue_state(q, now)),
-				              q->njobs + q->nheld + q->inflight, q->nrcpt, q);
+				              messages(q), q->nrcpt, q);
 		}
 	}
 	queue_summary(j, n, "Messages pending reroute", "reroute", "Ready", 0, 0, NULL);
@@ -166,24 +181,15 @@ static void text_queues(struct node *n, FILE *out)
 	for (int pass = 0; pass < 3; pass++)
 		for (size_t i = 0; i < n->queues.n; i++) {
 			struct mm_queue *q = n->queues.q[i];
-			bool want = pass == 0   ? q->kind == MM_Q_LOCAL
-			            : pass == 1 ? q->kind == MM_Q_LINK
-			                        : q->kind == MM_Q_UNREACHABLE;
-			if (!want)
+			if (!listed_in_pass(q, pass))
 				continue;
-			int64_t oldest = 0;
-			for (int list = 0; list < 2; list++)
-				for (struct mm_job *jb = list ? q->held : q->head; jb;
-				     jb = jb->next)
-					if (oldest == 0 || jb->msg->arrival < oldest)
-						oldest = jb->msg->arrival;
+			int64_t oldest = oldest_arrival(q);
 			char age[32] = "-";
 			if (oldest)
 				snprintf(age, sizeof(age), "%llds", (long long)(now - oldest));
 			fprintf(out, "%-42s %-7s %8u %10u %8s  %s%s%s\n", q->name,
-			        mm_queue_state_name(mm_queue_state(q, ms)),
-			        q->njobs + q->nheld + q->inflight, q->nrcpt, age,
-			        q->target ? q->target : "", q->last_error ? "  " : "",
+			        mm_queue_state_name(mm_queue_state(q, ms)), messages(q), q->nrcpt,
+			        age, q->target ? q->target : "", q->last_error ? "  " : "",
 			        q->last_error ? q->last_error : "");
 		}
 	fprintf(out, "%-42s %-7s %8u %10u %8s\n", "Messages pending reroute", "Ready", 0u, 0u, "-");

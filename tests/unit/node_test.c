@@ -324,12 +324,21 @@ static void on_recover(void *ctx, const struct mm_spool_msg *m)
 	r->n++;
 }
 
+static const struct mm_spool_rcpt two_rcpts[2] = {{"a@x.test", "", 0}, {"b@x.test", "", 0}};
+
 /* Open (or reopen) the spool in dir; what it recovers lands in rec. */
 static void spool_open(struct mm_spool *sp, const char *dir, struct recovered *rec)
 {
 	const char *what;
 	*rec = (struct recovered){0};
 	assert_int_equal(mm_spool_open(sp, dir, on_recover, rec, &what), 0);
+}
+
+/* A new spool in a new directory made from the template dir. */
+static void spool_fresh(char *dir, struct mm_spool *sp, struct recovered *rec)
+{
+	assert_non_null(mkdtemp(dir));
+	spool_open(sp, dir, rec);
 }
 
 static void remove_dir(const char *dir)
@@ -343,12 +352,10 @@ static void test_spool_recovery(void **state)
 {
 	(void)state;
 	char dir[] = "/tmp/mm-spool-test.XXXXXX";
-	assert_non_null(mkdtemp(dir));
 	struct mm_spool sp;
 	struct recovered rec;
-	spool_open(&sp, dir, &rec);
+	spool_fresh(dir, &sp, &rec);
 	assert_int_equal(rec.n, 0);
-	struct mm_spool_rcpt rc[2] = {{"a@x.test", "", 0}, {"b@x.test", "", 0}};
 	struct mm_spool_loc loc[3];
 	uint64_t lsn = 0;
 	for (int i = 0; i < 3; i++) {
@@ -360,7 +367,7 @@ static void test_spool_recovery(void **state)
 		                         .helo = "h",
 		                         .client = "c",
 		                         .nrcpt = 2,
-		                         .rcpt = rc};
+		                         .rcpt = two_rcpts};
 		struct iovec iov = {body, strlen(body)};
 		assert_int_equal(mm_spool_put(&sp, &m, &iov, 1, &loc[i], &lsn), 0);
 		if (i == 0) {
@@ -403,18 +410,16 @@ static void test_spool_relocation(void **state)
 {
 	(void)state;
 	char dir[] = "/tmp/mm-spool-reloc.XXXXXX";
-	assert_non_null(mkdtemp(dir));
 	struct mm_spool sp;
 	struct recovered rec;
-	spool_open(&sp, dir, &rec);
-	struct mm_spool_rcpt rc[2] = {{"a@x.test", "", 0}, {"b@x.test", "", 0}};
+	spool_fresh(dir, &sp, &rec);
 	struct mm_spool_msg m = {.id = mm_spool_new_id(&sp, 5000),
 	                         .sender = "s@y.test",
 	                         .envid = "",
 	                         .helo = "h",
 	                         .client = "c",
 	                         .nrcpt = 2,
-	                         .rcpt = rc};
+	                         .rcpt = two_rcpts};
 	struct iovec iov = {"body\r\n", 6};
 	struct mm_spool_loc loc;
 	uint64_t lsn;
