@@ -1,6 +1,7 @@
-/* meshctl queues | queue NAME | retry|freeze|thaw QUEUE: a live node's
- * queues, through SPOOL/control.sock (--spool DIR). The node renders both
- * the text and the JSON, so the two always agree. */
+/* meshctl queues | queue Q | retry|freeze|thaw Q: a live node's queues,
+ * through SPOOL/control.sock (--spool DIR). Q is a queue's id or name. The
+ * node renders both the text and the JSON, so the two always agree, and
+ * says which exit status fits (64 when a name matches several queues). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,21 +35,22 @@ int ctl_queues(const char *spool, bool json, const char *verb, const char *queue
 		close(fd);
 		return EX_UNAVAILABLE;
 	}
-	char buf[65536];
-	ssize_t r;
-	bool first = true, err = false;
-	while ((r = read(fd, buf, sizeof(buf))) > 0) {
-		if (first && (strncmp(buf, "{\"error\"", 8) == 0 || strncmp(buf, "error:", 6) == 0))
-			err = true;
-		first = false;
-		fwrite(buf, 1, (size_t)r, err ? stderr : stdout);
-	}
-	close(fd);
-	if (first) {
+	/* the first line is the exit status, then what to print: on stdout
+	 * when it is 0, on stderr otherwise */
+	FILE *in = fdopen(fd, "r");
+	int status = -1;
+	if (in == NULL || fscanf(in, "%d", &status) != 1 || fgetc(in) != '\n') {
 		fprintf(stderr, "meshctl: no answer from the node\n");
+		if (in)
+			fclose(in);
+		else
+			close(fd);
 		return EX_UNAVAILABLE;
 	}
-	if (err && !json)
-		fputc('\n', stderr);
-	return err ? EX_DATAERR : EX_OK;
+	char buf[65536];
+	size_t r;
+	while ((r = fread(buf, 1, sizeof(buf), in)) > 0)
+		fwrite(buf, 1, r, status == 0 ? stdout : stderr);
+	fclose(in);
+	return status;
 }

@@ -124,10 +124,10 @@ int ctl_route(struct ctl *c, const char *from, const char *rcpt)
 		return EX_USAGE;
 	}
 	char domain[256];
-	const char *home = NULL;
+	const struct mm_recipient *who = NULL;
 	struct mm_route rt;
 	int rc = EX_OK;
-	switch (mm_directory_categorize(&c->dir, rcpt, &home, domain)) {
+	switch (mm_directory_categorize(&c->dir, rcpt, &who, domain)) {
 	case MM_CAT_BAD:
 		fprintf(stderr, "meshctl: route: %s is not local@domain (501 5.1.3)\n", rcpt);
 		rc = EX_USAGE;
@@ -138,7 +138,7 @@ int ctl_route(struct ctl *c, const char *from, const char *rcpt)
 		        rcpt, domain);
 		rc = EX_NOUSER;
 		goto out;
-	case MM_CAT_HOME: mm_route_to_server(&r, home, rcpt, &rt); break;
+	case MM_CAT_HOME: mm_route_to_server(&r, who->home, rcpt, &rt); break;
 	case MM_CAT_EXTERNAL: mm_route_to_domain(&r, domain, rcpt, &rt); break;
 	}
 	if (c->json)

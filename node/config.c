@@ -11,7 +11,7 @@
 #include "alloc.h"
 #include "node.h"
 
-static void add_org_address(struct cidr **org, size_t *norg, const char *hostport)
+static void add_org_address(struct mm_cidr **org, size_t *norg, const char *hostport)
 {
 	char host[64];
 	const char *colon = strrchr(hostport, ':');
@@ -24,8 +24,8 @@ static void add_org_address(struct cidr **org, size_t *norg, const char *hostpor
 		memmove(host, host + 1, len - 2);
 		host[len - 2] = '\0';
 	}
-	struct cidr c;
-	if (!cidr_parse(host, &c))
+	struct mm_cidr c;
+	if (!mm_cidr_parse(host, &c))
 		return;
 	*org = mm_xrealloc(*org, *norg + 1, sizeof(**org));
 	(*org)[(*norg)++] = c;
@@ -43,7 +43,8 @@ static const Mailmesh__Server *find_self(const struct mm_table *t, const char *s
 /* Limits and relay list of one virtual server from its directory entry. */
 static void vserver_apply(struct node *n, struct vserver *vs, const struct mm_vserver_conf *vc)
 {
-	vs->conf.max_size = vc->max_size;
+	/* without mmMaxMessageSize the body still has a bound */
+	vs->conf.max_size = vc->max_size ? vc->max_size : n->set.max_message_size;
 	vs->conf.max_hops = vc->max_hops;
 	vs->conf.max_rcpts = (uint32_t)n->set.max_rcpts;
 	vs->conf.max_errors = (uint32_t)n->set.max_errors;
@@ -52,7 +53,7 @@ static void vserver_apply(struct node *n, struct vserver *vs, const struct mm_vs
 	vs->relay = mm_xcalloc(vc->nrelay, sizeof(*vs->relay));
 	vs->nrelay = 0;
 	for (size_t k = 0; k < vc->nrelay; k++)
-		if (cidr_parse(vc->relay[k], &vs->relay[vs->nrelay]))
+		if (mm_cidr_parse(vc->relay[k], &vs->relay[vs->nrelay]))
 			vs->nrelay++;
 }
 
@@ -69,7 +70,7 @@ static bool apply(struct node *n, struct mm_directory *dir)
 		node_log("server %s is not in the link-state table", n->self);
 		return false;
 	}
-	struct cidr *org = NULL;
+	struct mm_cidr *org = NULL;
 	size_t norg = 0;
 	for (size_t g = 0; g < t->n; g++)
 		for (size_t s = 0; s < t->entries[g]->n_servers; s++) {
@@ -108,6 +109,9 @@ static bool apply(struct node *n, struct mm_directory *dir)
 	free(n->org);
 	n->org = org;
 	n->norg = norg;
+	/* every queued job whose next hop changed moves */
+	if (n->qm_ready)
+		mm_qm_table_changed(&n->qm, &n->dir, &n->router);
 	return true;
 }
 
@@ -165,8 +169,6 @@ void node_reload(struct node *n)
 		return;
 	}
 	node_log("reload: directory %s applied", n->dirspec);
-	/* "Messages pending reroute": what waited for a path is routed again */
-	node_reroute(n);
 }
 
 void node_config_free(struct node *n)

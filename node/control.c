@@ -1,8 +1,10 @@
 /* The queue view (DESIGN §7): SPOOL/control.sock, a Unix socket that only
- * the spool's owner can reach. One request line, one JSON answer:
- *   queues | queue NAME | retry NAME | freeze NAME | thaw NAME
- * meshctl --spool DIR queues|queue|retry|freeze|thaw talks to it; the same
- * JSON will travel over 691 once the routing engine carries queries. */
+ * the spool's owner can reach. One request line,
+ *   [text ]queues | queue Q | retry Q | freeze Q | thaw Q
+ * where Q is a queue's id (q7) or its name; one answer: a line with the
+ * exit status meshctl should give (sysexits: 0, 64 when Q names several
+ * queues, 65 when it names none), then the text or JSON. The node renders
+ * both, so the two never disagree. */
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -12,7 +14,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -24,211 +26,236 @@ struct control {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
-static const char *kind_name(enum mm_queue_kind k)
+/* What one line of the view shows. */
+struct row {
+	const struct mm_queue *q;
+	const char *state;
+	uint32_t messages, recipients;
+	int64_t oldest; /* unix seconds; 0: none */
+	const char *next_hop, *last_error;
+	int64_t next_retry_s; /* -1: none */
+};
+
+static struct row row_of(struct node *n, const struct mm_queue *q)
 {
-	static const char *names[] = {"presubmit", "directory",   "routing", "local",
-	                              "link",      "unreachable", "reroute"};
-	return names[k];
+	int64_t ms = node_now_ms();
+	struct row r = {.q = q,
+	                .state = mm_queue_state_name(mm_queue_state(q, ms)),
+	                .messages = mm_qm_queue_messages(&n->qm, q),
+	                .recipients = q->nrcpt,
+	                .oldest = mm_qm_queue_oldest(q),
+	                .next_hop = q->target,
+	                .last_error = q->last_error,
+	                .next_retry_s = -1};
+	if (!mm_hop_may_try(&q->st, ms))
+		r.next_retry_s = (q->st.retry_at - ms + 999) / 1000;
+	if (q->kind == MM_Q_PRESUBMIT) {
+		/* being received, or written and waiting for its fdatasync */
+		r.messages = node_receiving(n) + mm_qm_committing(&n->qm);
+		r.state = r.messages ? "Active" : "Ready";
+	}
+	return r;
 }
 
-/* The oldest arrival among q's messages; 0 when empty. */
-static int64_t oldest_arrival(const struct mm_queue *q)
+/* Listing order: the fixed queues as the reference texts list them, the
+ * link queues in the middle, unreachable and reroute last. */
+static int pass_of(const struct mm_queue *q)
 {
-	int64_t oldest = 0;
-	for (int list = 0; list < 2; list++)
-		for (struct mm_job *jb = list ? q->held : q->head; jb; jb = jb->next)
-			if (oldest == 0 || jb->msg->arrival < oldest)
-				oldest = jb->msg->arrival;
-	return oldest;
+	switch (q->kind) {
+	case MM_Q_PRESUBMIT:
+	case MM_Q_DIRECTORY:
+	case MM_Q_ROUTING:
+	case MM_Q_LOCAL: return 0;
+	case MM_Q_LINK: return 1;
+	case MM_Q_UNREACHABLE:
+	case MM_Q_REROUTE: return 2;
+	}
+	return 2;
 }
 
-/* Listing order: local delivery, the link queues, then unreachable. */
-static bool listed_in_pass(const struct mm_queue *q, int pass)
-{
-	static const enum mm_queue_kind order[] = {MM_Q_LOCAL, MM_Q_LINK, MM_Q_UNREACHABLE};
-	return q->kind == order[pass];
-}
-
-static uint32_t messages(const struct mm_queue *q)
-{
-	return q->njobs + q->nheld + q->inflight;
-}
-
-static void queue_summary(struct json *j, struct node *n, const char *name, const char *kind,
-                          const char *state, uint64_t msgs, uint64_t rcpts,
-                          const struct mm_queue *q)
+static void json_row(struct json *j, const struct row *r)
 {
 	json_begin_obj(j);
+	json_key(j, "id");
+	json_str(j, r->q->id);
 	json_key(j, "name");
-	json_str(j, name);
+	json_str(j, r->q->name);
 	json_key(j, "kind");
-	json_str(j, kind);
+	json_str(j, mm_queue_kind_name(r->q->kind));
 	json_key(j, "state");
-	json_str(j, state);
+	json_str(j, r->state);
 	json_key(j, "messages");
-	json_u64(j, msgs);
+	json_u64(j, r->messages);
 	json_key(j, "recipients");
-	json_u64(j, rcpts);
+	json_u64(j, r->recipients);
 	json_key(j, "oldest_age_s");
-	int64_t oldest = q ? oldest_arrival(q) : 0;
-	time_t now = time(NULL);
-	if (oldest)
-		json_u64(j, (uint64_t)(now - oldest));
+	if (r->oldest)
+		json_u64(j, (uint64_t)(node_wall_ms() / 1000 - r->oldest));
 	else
 		json_null(j);
 	json_key(j, "next_hop");
-	json_str(j, q ? q->target : NULL);
+	json_str(j, r->next_hop);
+	json_key(j, "connector");
+	json_str(j, r->q->connector);
 	json_key(j, "next_retry_s");
-	int64_t ms = node_now_ms();
-	if (q && !mm_hop_may_try(&q->st, ms))
-		json_u64(j, (uint64_t)(q->st.retry_at - ms + 999) / 1000);
+	if (r->next_retry_s >= 0)
+		json_u64(j, (uint64_t)r->next_retry_s);
 	else
 		json_null(j);
 	json_key(j, "last_error");
-	json_str(j, q ? q->last_error : NULL);
-	json_end_obj(j);
-	(void)n;
-}
-
-static void show_queues(struct node *n, struct json *j)
-{
-	json_begin_obj(j);
-	json_key(j, "server");
-	json_str(j, n->self);
-	json_key(j, "queues");
-	json_begin_arr(j);
-	uint64_t routing = 0;
-	for (struct commit *c = n->commits; c; c = c->next)
-		routing++;
-	queue_summary(j, n, "Pre-submission", "presubmit", n->nsessions ? "Active" : "Ready",
-	              n->nsessions, 0, NULL);
-	queue_summary(j, n, "Messages awaiting directory lookup", "directory", "Ready", 0, 0, NULL);
-	queue_summary(j, n, "Messages waiting to be routed", "routing",
-	              routing ? "Active" : "Ready", routing, 0, NULL);
-	int64_t now = node_now_ms();
-	for (int pass = 0; pass < 3; pass++) {
-		for (size_t i = 0; i < n->queues.n; i++) {
-			struct mm_queue *q = n->queues.q[i];
-			if (listed_in_pass(q, pass))
-				queue_summary(j, n, q->name, kind_name(q->kind),
-				              mm_queue_state_name(mm_queue_state(q, now)),
-				              messages(q), q->nrcpt, q);
-		}
-	}
-	queue_summary(j, n, "Messages pending reroute", "reroute", "Ready", 0, 0, NULL);
-	json_end_arr(j);
+	json_str(j, r->last_error);
 	json_end_obj(j);
 }
 
-static void show_queue(struct node *n, struct json *j, struct mm_queue *q)
-{
-	time_t now = time(NULL);
-	json_begin_obj(j);
-	json_key(j, "server");
-	json_str(j, n->self);
-	json_key(j, "name");
-	json_str(j, q->name);
-	json_key(j, "state");
-	json_str(j, mm_queue_state_name(mm_queue_state(q, node_now_ms())));
-	json_key(j, "messages");
-	json_begin_arr(j);
-	for (int list = 0; list < 2; list++)
-		for (struct mm_job *jb = list ? q->held : q->head; jb; jb = jb->next) {
-			const struct mm_qmsg *m = jb->msg;
-			json_begin_obj(j);
-			json_key(j, "id");
-			json_str(j, m->idhex);
-			json_key(j, "sender");
-			json_str(j, m->sender);
-			json_key(j, "size");
-			json_u64(j, m->body.len);
-			json_key(j, "age_s");
-			json_u64(j, (uint64_t)(now - m->arrival));
-			json_key(j, "recipients");
-			json_begin_arr(j);
-			for (uint32_t i = 0; i < jb->n; i++) {
-				const struct mm_qrcpt *r = &m->rcpt[jb->idx[i]];
-				json_begin_obj(j);
-				json_key(j, "address");
-				json_str(j, r->addr);
-				json_key(j, "last_error");
-				json_str(j, r->last_error);
-				json_end_obj(j);
-			}
-			json_end_arr(j);
-			json_end_obj(j);
-		}
-	json_end_arr(j);
-	json_end_obj(j);
-}
-
-/* Text for people: the same facts as the JSON, one queue per line. */
-static void text_queues(struct node *n, FILE *out)
-{
-	int64_t ms = node_now_ms();
-	time_t now = time(NULL);
-	uint64_t routing = 0;
-	for (struct commit *c = n->commits; c; c = c->next)
-		routing++;
-	fprintf(out, "%-42s %-7s %8s %10s %8s  %s\n", "QUEUE", "STATE", "MESSAGES", "RECIPIENTS",
-	        "OLDEST", "NEXT HOP / LAST ERROR");
-	fprintf(out, "%-42s %-7s %8u %10u %8s\n", "Pre-submission",
-	        n->nsessions ? "Active" : "Ready", n->nsessions, 0u, "-");
-	fprintf(out, "%-42s %-7s %8u %10u %8s\n", "Messages awaiting directory lookup", "Ready", 0u,
-	        0u, "-");
-	fprintf(out, "%-42s %-7s %8llu %10u %8s\n", "Messages waiting to be routed",
-	        routing ? "Active" : "Ready", (unsigned long long)routing, 0u, "-");
-	for (int pass = 0; pass < 3; pass++)
-		for (size_t i = 0; i < n->queues.n; i++) {
-			struct mm_queue *q = n->queues.q[i];
-			if (!listed_in_pass(q, pass))
-				continue;
-			int64_t oldest = oldest_arrival(q);
-			char age[32] = "-";
-			if (oldest)
-				snprintf(age, sizeof(age), "%llds", (long long)(now - oldest));
-			fprintf(out, "%-42s %-7s %8u %10u %8s  %s%s%s\n", q->name,
-			        mm_queue_state_name(mm_queue_state(q, ms)), messages(q), q->nrcpt,
-			        age, q->target ? q->target : "", q->last_error ? "  " : "",
-			        q->last_error ? q->last_error : "");
-		}
-	fprintf(out, "%-42s %-7s %8u %10u %8s\n", "Messages pending reroute", "Ready", 0u, 0u, "-");
-}
-
-static void text_queue(struct node *n, FILE *out, struct mm_queue *q)
-{
-	time_t now = time(NULL);
-	fprintf(out, "%s: %s\n", q->name, mm_queue_state_name(mm_queue_state(q, node_now_ms())));
-	for (int list = 0; list < 2; list++)
-		for (struct mm_job *jb = list ? q->held : q->head; jb; jb = jb->next) {
-			const struct mm_qmsg *m = jb->msg;
-			fprintf(out, "%s  %6us  %8u bytes  from <%s>\n", m->idhex,
-			        (unsigned)(now - m->arrival), m->body.len, m->sender);
-			for (uint32_t i = 0; i < jb->n; i++) {
-				const struct mm_qrcpt *r = &m->rcpt[jb->idx[i]];
-				fprintf(out, "    to <%s>%s%s\n", r->addr,
-				        r->last_error ? "  " : "",
-				        r->last_error ? r->last_error : "");
-			}
-		}
-	(void)n;
-}
-
-static void error(struct json *j, const char *what, const char *name)
-{
-	json_begin_obj(j);
-	json_key(j, "error");
-	json_str(j, what);
-	json_key(j, "queue");
-	json_str(j, name);
-	json_end_obj(j);
-}
-
-/* A request is "[text ]VERB [QUEUE]"; errors start with {"error" or "error:". */
-static void answer(struct node *n, const char *line, FILE *out)
+static void show_queues(struct node *n, FILE *out, bool text)
 {
 	struct json j;
 	json_init(&j, out);
+	if (text)
+		fprintf(out, "%-4s %-42s %-7s %8s %10s %8s  %s\n", "ID", "QUEUE", "STATE",
+		        "MESSAGES", "RECIPIENTS", "OLDEST", "NEXT HOP / LAST ERROR");
+	else {
+		json_begin_obj(&j);
+		json_key(&j, "server");
+		json_str(&j, n->self);
+		json_key(&j, "queues");
+		json_begin_arr(&j);
+	}
+	int64_t now = node_wall_ms() / 1000;
+	for (int pass = 0; pass < 3; pass++)
+		for (size_t i = 0; i < n->qm.queues.n; i++) {
+			const struct mm_queue *q = n->qm.queues.q[i];
+			if (pass_of(q) != pass)
+				continue;
+			struct row r = row_of(n, q);
+			if (!text) {
+				json_row(&j, &r);
+				continue;
+			}
+			char age[32] = "-";
+			if (r.oldest)
+				snprintf(age, sizeof(age), "%llds", (long long)(now - r.oldest));
+			fprintf(out, "%-4s %-42s %-7s %8u %10u %8s  %s%s%s\n", q->id, q->name,
+			        r.state, r.messages, r.recipients, age,
+			        r.next_hop ? r.next_hop : "", r.last_error ? "  " : "",
+			        r.last_error ? r.last_error : "");
+		}
+	if (!text) {
+		json_end_arr(&j);
+		json_end_obj(&j);
+	}
+}
+
+static void show_queue(struct node *n, FILE *out, bool text, const struct mm_queue *q)
+{
+	int64_t now = node_wall_ms() / 1000;
+	const char *state = mm_queue_state_name(mm_queue_state(q, node_now_ms()));
+	struct json j;
+	json_init(&j, out);
+	if (text) {
+		fprintf(out, "%s %s: %s\n", q->id, q->name, state);
+	} else {
+		json_begin_obj(&j);
+		json_key(&j, "server");
+		json_str(&j, n->self);
+		json_key(&j, "id");
+		json_str(&j, q->id);
+		json_key(&j, "name");
+		json_str(&j, q->name);
+		json_key(&j, "state");
+		json_str(&j, state);
+		json_key(&j, "messages");
+		json_begin_arr(&j);
+	}
+	/* one entry per job: a message with two jobs here shows twice, each
+	 * with its own recipients */
+	const struct mm_job *lists[3] = {q->head, q->held, q->busy};
+	for (int l = 0; l < 3; l++)
+		for (const struct mm_job *jb = lists[l]; jb; jb = jb->next) {
+			const struct mm_qmsg *m = jb->msg;
+			if (text)
+				fprintf(out, "%s  %6llds  %8u bytes  from <%s>%s\n", m->idhex,
+				        (long long)(now - m->arrival), m->body.len, m->sender,
+				        l == 2 ? "  (in delivery)" : "");
+			else {
+				json_begin_obj(&j);
+				json_key(&j, "id");
+				json_str(&j, m->idhex);
+				json_key(&j, "sender");
+				json_str(&j, m->sender);
+				json_key(&j, "size");
+				json_u64(&j, m->body.len);
+				json_key(&j, "age_s");
+				json_u64(&j, (uint64_t)(now - m->arrival));
+				json_key(&j, "recipients");
+				json_begin_arr(&j);
+			}
+			for (uint32_t i = 0; i < jb->n; i++) {
+				const struct mm_qrcpt *r = &m->rcpt[jb->idx[i]];
+				if (text) {
+					fprintf(out, "    to <%s>%s%s\n", r->addr,
+					        r->last_error ? "  " : "",
+					        r->last_error ? r->last_error : "");
+					continue;
+				}
+				json_begin_obj(&j);
+				json_key(&j, "address");
+				json_str(&j, r->addr);
+				json_key(&j, "last_error");
+				json_str(&j, r->last_error);
+				json_end_obj(&j);
+			}
+			if (!text) {
+				json_end_arr(&j);
+				json_end_obj(&j);
+			}
+		}
+	if (!text) {
+		json_end_arr(&j);
+		json_end_obj(&j);
+	}
+}
+
+static int refuse(FILE *out, bool text, const char *what, const char *name, struct mm_queue **match,
+                  size_t nmatch)
+{
+	if (text) {
+		fprintf(out, "error: %s: %s\n", what, name);
+		for (size_t i = 0; i < nmatch; i++)
+			fprintf(out, "  %s  %s  %s\n", match[i]->id, match[i]->name,
+			        match[i]->target ? match[i]->target : "");
+		return nmatch ? EX_USAGE : EX_DATAERR;
+	}
+	struct json j;
+	json_init(&j, out);
+	json_begin_obj(&j);
+	json_key(&j, "error");
+	json_str(&j, what);
+	json_key(&j, "queue");
+	json_str(&j, name);
+	if (nmatch) {
+		json_key(&j, "matches");
+		json_begin_arr(&j);
+		for (size_t i = 0; i < nmatch; i++) {
+			json_begin_obj(&j);
+			json_key(&j, "id");
+			json_str(&j, match[i]->id);
+			json_key(&j, "name");
+			json_str(&j, match[i]->name);
+			json_key(&j, "next_hop");
+			json_str(&j, match[i]->target);
+			json_end_obj(&j);
+		}
+		json_end_arr(&j);
+	}
+	json_end_obj(&j);
+	fputc('\n', out);
+	return nmatch ? EX_USAGE : EX_DATAERR;
+}
+
+/* Answers one request into out; returns the exit status for meshctl. */
+static int answer(struct node *n, const char *line, FILE *out)
+{
 	bool text = strncmp(line, "text ", 5) == 0;
 	if (text)
 		line += 5;
@@ -236,56 +263,45 @@ static void answer(struct node *n, const char *line, FILE *out)
 	size_t vl = arg ? (size_t)(arg - line) : strlen(line);
 	arg = arg ? arg + 1 : "";
 	if (vl == 6 && strncmp(line, "queues", 6) == 0) {
-		if (text)
-			text_queues(n, out);
-		else
-			show_queues(n, &j);
-		return;
+		show_queues(n, out, text);
+		return EX_OK;
 	}
-	struct mm_queue *q = mm_queue_find(&n->queues, arg);
-	if (q == NULL) {
-		if (text)
-			fprintf(out, "error: no such queue: %s", arg);
-		else
-			error(&j, "no such queue", arg);
-		return;
-	}
+	struct mm_queue *match[16];
+	size_t nm = mm_qm_find(&n->qm, arg, match, 16);
+	if (nm == 0)
+		return refuse(out, text, "no such queue", arg, NULL, 0);
+	if (nm > 1)
+		return refuse(out, text, "the name matches several queues; give the id", arg, match,
+		              nm < 16 ? nm : 16);
+	struct mm_queue *q = match[0];
 	if (vl == 5 && strncmp(line, "queue", 5) == 0) {
-		if (text)
-			text_queue(n, out, q);
-		else
-			show_queue(n, &j, q);
-		return;
+		show_queue(n, out, text, q);
+		return EX_OK;
 	}
-	if (vl == 5 && strncmp(line, "retry", 5) == 0) {
-		/* now, not at the retry time */
-		mm_hop_timer(&q->st);
-		mm_queue_release_held(q);
-		q->frozen = false;
-		node_kick(n, q);
-	} else if (vl == 6 && strncmp(line, "freeze", 6) == 0) {
-		q->frozen = true;
-	} else if (vl == 4 && strncmp(line, "thaw", 4) == 0) {
-		q->frozen = false;
-		node_kick(n, q);
-	} else {
-		if (text)
-			fprintf(out, "error: unknown request: %s", line);
-		else
-			error(&j, "unknown request", line);
-		return;
-	}
+	if (vl == 5 && strncmp(line, "retry", 5) == 0)
+		mm_qm_retry(&n->qm, q);
+	else if (vl == 6 && strncmp(line, "freeze", 6) == 0)
+		mm_qm_freeze(&n->qm, q);
+	else if (vl == 4 && strncmp(line, "thaw", 4) == 0)
+		mm_qm_thaw(&n->qm, q);
+	else
+		return refuse(out, text, "unknown request", line, NULL, 0);
+	const char *state = mm_queue_state_name(mm_queue_state(q, node_now_ms()));
 	if (text) {
-		fprintf(out, "%s: %s\n", q->name,
-		        mm_queue_state_name(mm_queue_state(q, node_now_ms())));
-		return;
+		fprintf(out, "%s %s: %s\n", q->id, q->name, state);
+		return EX_OK;
 	}
+	struct json j;
+	json_init(&j, out);
 	json_begin_obj(&j);
+	json_key(&j, "id");
+	json_str(&j, q->id);
 	json_key(&j, "queue");
 	json_str(&j, q->name);
 	json_key(&j, "state");
-	json_str(&j, mm_queue_state_name(mm_queue_state(q, node_now_ms())));
+	json_str(&j, state);
 	json_end_obj(&j);
+	return EX_OK;
 }
 
 static void ctl_write_cb(struct bufferevent *bev, void *arg)
@@ -305,18 +321,21 @@ static void ctl_read_cb(struct bufferevent *bev, void *arg)
 			bufferevent_free(bev);
 		return;
 	}
-	char *text = NULL;
-	size_t tl = 0;
-	FILE *out = open_memstream(&text, &tl);
-	answer(n, line, out);
-	if (strncmp(line, "text ", 5) != 0)
+	char *body = NULL;
+	size_t bl = 0;
+	FILE *out = open_memstream(&body, &bl);
+	int status = answer(n, line, out);
+	if (strncmp(line, "text ", 5) != 0 && status == EX_OK)
 		fputc('\n', out);
 	fclose(out);
 	free(line);
 	bufferevent_disable(bev, EV_READ);
 	bufferevent_setcb(bev, NULL, ctl_write_cb, NULL, n);
-	bufferevent_write(bev, text, tl);
-	free(text);
+	char head[16];
+	int hl = snprintf(head, sizeof(head), "%d\n", status);
+	bufferevent_write(bev, head, (size_t)hl);
+	bufferevent_write(bev, body, bl);
+	free(body);
 }
 
 static void ctl_event_cb(struct bufferevent *bev, short what, void *arg)

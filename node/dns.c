@@ -29,6 +29,7 @@ struct lookup {
 	struct mm_dns *d;
 	mm_dns_cb cb;
 	void *arg;
+	uint32_t tag;
 	char domain[256];
 	int nmx, pending;
 	struct {
@@ -186,15 +187,15 @@ static void finish(struct lookup *l)
 	}
 	char why[400];
 	if (n > 0)
-		l->cb(l->arg, MM_DNS_OK, addrs, n, NULL);
+		l->cb(l->arg, l->tag, MM_MX_OK, addrs, n, NULL);
 	else if (temp) {
 		snprintf(why, sizeof(why), "4.4.3 no address for the mail exchangers of %s yet",
 		         l->domain);
-		l->cb(l->arg, MM_DNS_TEMP, NULL, 0, why);
+		l->cb(l->arg, l->tag, MM_MX_TEMP, NULL, 0, why);
 	} else {
 		snprintf(why, sizeof(why), "5.4.4 the mail exchangers of %s have no address",
 		         l->domain);
-		l->cb(l->arg, MM_DNS_NOHOST, NULL, 0, why);
+		l->cb(l->arg, l->tag, MM_MX_NOHOST, NULL, 0, why);
 	}
 	free(l);
 }
@@ -278,7 +279,7 @@ static void on_mx(void *arg, int status, int timeouts, unsigned char *abuf, int 
 	}
 	if (status == ARES_ENOTFOUND) {
 		snprintf(why, sizeof(why), "5.4.4 %s: no such domain", l->domain);
-		l->cb(l->arg, MM_DNS_NXDOMAIN, NULL, 0, why);
+		l->cb(l->arg, l->tag, MM_MX_NXDOMAIN, NULL, 0, why);
 		free(l);
 		return;
 	}
@@ -286,7 +287,7 @@ static void on_mx(void *arg, int status, int timeouts, unsigned char *abuf, int 
 	if (status != ARES_SUCCESS || ares_parse_mx_reply(abuf, alen, &mx) != ARES_SUCCESS) {
 		snprintf(why, sizeof(why), "4.4.3 MX lookup of %s failed: %s", l->domain,
 		         ares_strerror(status));
-		l->cb(l->arg, MM_DNS_TEMP, NULL, 0, why);
+		l->cb(l->arg, l->tag, MM_MX_TEMP, NULL, 0, why);
 		if (mx)
 			ares_free_data(mx);
 		free(l);
@@ -298,7 +299,7 @@ static void on_mx(void *arg, int status, int timeouts, unsigned char *abuf, int 
 			ares_free_data(mx);
 			snprintf(why, sizeof(why), "5.1.10 %s accepts no mail (null MX)",
 			         l->domain);
-			l->cb(l->arg, MM_DNS_NULLMX, NULL, 0, why);
+			l->cb(l->arg, l->tag, MM_MX_NULLMX, NULL, 0, why);
 			free(l);
 			return;
 		}
@@ -310,12 +311,13 @@ static void on_mx(void *arg, int status, int timeouts, unsigned char *abuf, int 
 	resolve_hosts(l);
 }
 
-void mm_dns_mx(struct mm_dns *d, const char *domain, mm_dns_cb cb, void *arg)
+void mm_dns_mx(struct mm_dns *d, const char *domain, mm_dns_cb cb, void *arg, uint32_t tag)
 {
 	struct lookup *l = mm_xcalloc(1, sizeof(*l));
 	l->d = d;
 	l->cb = cb;
 	l->arg = arg;
+	l->tag = tag;
 	snprintf(l->domain, sizeof(l->domain), "%s", domain);
 	ares_query(d->ch, domain, ns_c_in, ns_t_mx, on_mx, l);
 	arm_timer(d);

@@ -8,14 +8,9 @@
 
 #include <event2/event.h>
 #include <stddef.h>
+#include <stdint.h>
 
-enum mm_dns_status {
-	MM_DNS_OK,
-	MM_DNS_NXDOMAIN, /* the domain does not exist: 5.4.4 */
-	MM_DNS_NULLMX,   /* RFC 7505 null MX: the domain takes no mail, 5.1.10 */
-	MM_DNS_NOHOST,   /* MX hosts without any address: 5.4.4 */
-	MM_DNS_TEMP,     /* SERVFAIL, timeout, refused: 4.4.3, try later */
-};
+#include "qmgr.h" /* enum mm_mx_status */
 
 struct mm_dns;
 
@@ -25,8 +20,8 @@ struct mm_dns *mm_dns_new(struct event_base *base, const char *server, const cha
 void mm_dns_free(struct mm_dns *d);
 
 /* addrs: "ip:25" strings, valid during the call only. */
-typedef void (*mm_dns_cb)(void *arg, enum mm_dns_status st, const char *const *addrs, size_t n,
-                          const char *why);
-void mm_dns_mx(struct mm_dns *d, const char *domain, mm_dns_cb cb, void *arg);
+typedef void (*mm_dns_cb)(void *arg, uint32_t tag, enum mm_mx_status st, const char *const *addrs,
+                          size_t n, const char *why);
+void mm_dns_mx(struct mm_dns *d, const char *domain, mm_dns_cb cb, void *arg, uint32_t tag);
 
 #endif

@@ -20,25 +20,16 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "date.h"
 #include "node.h"
 
 static FILE *logf_;
-
-void node_timestamp(char out[32])
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	struct tm tm;
-	gmtime_r(&ts.tv_sec, &tm);
-	size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out + n, 32 - n, ".%03ldZ", ts.tv_nsec / 1000000);
-}
 
 void node_log(const char *fmt, ...)
 {
 	FILE *f = logf_ ? logf_ : stderr;
 	char when[32];
-	node_timestamp(when);
+	mm_date_iso8601_ms(node_wall_ms(), when);
 	fprintf(f, "%s meshnode: ", when);
 	va_list ap;
 	va_start(ap, fmt);
@@ -55,11 +46,11 @@ int64_t node_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-uint64_t node_wall_ms(void)
+int64_t node_wall_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* xorshift64*: retry jitter and nothing that needs secrecy */
@@ -87,15 +78,26 @@ static void spool_cb(evutil_socket_t fd, short what, void *arg)
 	struct node *n = arg;
 	int err;
 	uint64_t durable = mm_spool_durable(&n->spool, &err);
-	node_commits_durable(n, durable, err);
+	if (err != 0) {
+		/* after a failed fdatasync the state of the file is unknown (the
+		 * page cache may have dropped the data): promise nothing more,
+		 * and stop with EX_IOERR */
+		node_log("fdatasync of the queue failed: %s; stopping", strerror(err));
+		mm_qm_sync_failed(&n->qm, err);
+		node_answer_commits(n);
+		n->exit_status = EX_IOERR;
+		event_base_loopexit(n->base, NULL);
+		return;
+	}
+	mm_qm_durable(&n->qm, durable);
+	node_answer_commits(n);
 }
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
 	struct node *n = arg;
-	node_tick(n);
-	node_compact(n);
+	mm_qm_tick(&n->qm);
 	if (n->track)
 		fflush(n->track);
 }
@@ -108,12 +110,15 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 	if (n->stopping)
 		return;
 	n->stopping = true;
+	mm_qm_stop(&n->qm);
 	node_stop_listening(n);
 	/* what is written is made durable and answered 250 now, so that its
 	 * clients do not send it again; every other session hears 421 and
 	 * tries again later. A moment for those replies to go out, then out. */
-	if (mm_spool_sync_now(&n->spool) == 0)
-		node_commits_durable(n, n->spool.lsn, 0);
+	if (mm_spool_sync_now(&n->spool) == 0) {
+		mm_qm_durable(&n->qm, n->spool.lsn);
+		node_answer_commits(n);
+	}
 	node_say_goodbye(n);
 	struct timeval grace = {0, 300000};
 	event_base_loopexit(n->base, &grace);
@@ -123,6 +128,12 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
 {
 	(void)sig, (void)what;
 	node_reload(arg);
+}
+
+static void recovered(void *ctx, const struct mm_spool_msg *sm)
+{
+	struct node *n = ctx;
+	mm_qm_recovered(&n->qm, sm);
 }
 
 static bool load_directory(struct node *n, struct mm_directory *dir, int *status)
@@ -194,7 +205,6 @@ int main(int argc, char **argv)
 	if (getrandom(&n->rnd, sizeof(n->rnd), 0) != sizeof(n->rnd) || n->rnd == 0)
 		n->rnd = (uint64_t)node_now_ms() | 1;
 	n->base = event_base_new();
-	mm_queues_init(&n->queues);
 	if (!node_configure(n, &dir)) {
 		mm_directory_free(&dir);
 		status = EX_DATAERR;
@@ -216,14 +226,28 @@ int main(int argc, char **argv)
 		status = EX_USAGE;
 		goto out;
 	}
-	n->local = node_queue(n, MM_Q_LOCAL, "Local delivery", NULL, 0);
-	n->unreachable =
-	    node_queue(n, MM_Q_UNREACHABLE, "Final destination currently unreachable", NULL, 0);
+	struct mm_qm_conf qc = {.retry_min_ms = (uint32_t)n->set.retry_min_ms,
+	                        .retry_max_ms = (uint32_t)n->set.retry_max_ms,
+	                        .retry_jitter_pct = (uint32_t)n->set.retry_jitter_pct,
+	                        .glitch_count = (uint32_t)n->set.glitch_retry_count,
+	                        .glitch_interval_ms = (uint32_t)n->set.glitch_retry_interval_ms,
+	                        .dest_concurrency = (uint32_t)n->set.dest_concurrency,
+	                        .expire_s = n->set.expire_s,
+	                        .mx_cache_ms = 300000,
+	                        .local_batch = 64,
+	                        .compact_after_ms = (int64_t)n->set.compact_after_s * 1000,
+	                        .org_tls = n->tls.server != NULL};
+	struct mm_qm_env env;
+	node_env(n, &env);
+	mm_qm_init(&n->qm, &qc, &env, n->self, n->fqdn);
+	n->qm_ready = true;
+	mm_qm_table_changed(&n->qm, &n->dir, &n->router);
+	n->later_ev = event_new(n->base, -1, 0, node_later, n);
 	size_t sl = strlen(n->spool_dir);
 	n->mailstore = mm_xmalloc(sl + sizeof("/mailstore"));
 	snprintf(n->mailstore, sl + sizeof("/mailstore"), "%s/mailstore", n->spool_dir);
 	const char *what;
-	int e = mm_spool_open(&n->spool, n->spool_dir, node_recovered, n, &what);
+	int e = mm_spool_open(&n->spool, n->spool_dir, recovered, n, &what);
 	if (e != 0) {
 		node_log("spool %s: cannot %s: %s", n->spool_dir, what, strerror(e));
 		status = EX_CANTCREAT;
@@ -232,14 +256,13 @@ int main(int argc, char **argv)
 	n->spool.id_salt = (uint8_t)mm_strhash(n->self);
 	char tpath[4096];
 	snprintf(tpath, sizeof(tpath), "%s/tracking.log", n->spool_dir);
-	if ((n->track = fopen(tpath, "a")) == NULL) {
+	if (track_open(n, tpath) != 0) {
 		node_log("%s: %s", tpath, strerror(errno));
 		status = EX_CANTCREAT;
 		goto out;
 	}
 	n->spool_ev = event_new(n->base, n->spool.event_fd, EV_READ | EV_PERSIST, spool_cb, n);
 	event_add(n->spool_ev, NULL);
-	n->local_ev = event_new(n->base, -1, 0, node_local_cb, n);
 	n->tick_ev = event_new(n->base, -1, EV_PERSIST, tick_cb, n);
 	struct timeval second = {1, 0};
 	event_add(n->tick_ev, &second);
@@ -257,33 +280,26 @@ int main(int argc, char **argv)
 		status = EX_CANTCREAT;
 		goto out;
 	}
-	for (size_t i = 0; i < n->nrecovered; i++)
-		node_route_message(n, n->recovered[i]);
-	free(n->recovered);
-	n->recovered = NULL;
+	mm_qm_start(&n->qm);
 	node_log("server %s: %zu virtual server(s) up, spool %s", n->self, n->nvs, n->spool_dir);
 	printf("ready\n");
 	fflush(stdout);
 	event_base_dispatch(n->base);
-	status = EX_OK;
+	status = n->exit_status;
 out:
 	n->stopping = true;
 	node_stop_listening(n);
 	control_close(n);
-	while (n->commits) {
-		struct commit *cm = n->commits;
-		n->commits = cm->next;
-		mm_qmsg_free(cm->msg);
-		free(cm);
-	}
 	node_close_sessions(n);
-	mm_dns_free(n->dns); /* before the queues its lookups point to */
-	node_deliver_free(n);
-	mm_queues_free(&n->queues);
+	relay_free_all(n);
+	mm_dns_free(n->dns);
+	if (n->qm_ready)
+		mm_qm_free(&n->qm);
+	node_env_free(n);
 	if (n->spool_ev)
 		event_free(n->spool_ev);
-	if (n->local_ev)
-		event_free(n->local_ev);
+	if (n->later_ev)
+		event_free(n->later_ev);
 	if (n->tick_ev)
 		event_free(n->tick_ev);
 	if (n->sig_term)
@@ -297,6 +313,7 @@ out:
 	if (n->track)
 		fclose(n->track);
 	node_config_free(n);
+	mm_buf_free(&n->track_early);
 	free(n->ips);
 	free(n->fqdn);
 	free(n->mailstore);

@@ -1,8 +1,18 @@
-/* meshnode's state, shared by its drivers: server.c (SMTP virtual servers
- * and the commit of accepted mail), deliver.c (queues to next hops),
- * control.c (the queue view), tracking.c, meshnode.c (start and stop).
- * Everything runs on one libevent loop; only the spool's syncer is a
- * thread of its own. */
+/* meshnode, the driver of the node core (DESIGN §1): one libevent loop
+ * that gives the queue manager (core/qmgr.h) its world and runs the SMTP
+ * machines over real sockets.
+ *
+ *   meshnode.c      start, stop, signals, the once-a-second tick
+ *   env.c           the queue manager's environment: clocks, timers, logs,
+ *                   local delivery (Maildir), MX lookups (c-ares)
+ *   spool_file.c    the file spool (spool.c) behind the core's spool ops
+ *   server.c        SMTP virtual servers: listeners, sessions, deadlines,
+ *                   the relay policy, handing messages to the commit pipeline
+ *   relay_client.c  outgoing SMTP sessions the queue manager asks for
+ *   config.c        the directory applied at start and on SIGHUP
+ *   control.c       the queue view on SPOOL/control.sock
+ *   tracking.c      the message tracking log
+ * Only the spool's syncer is a thread of its own. */
 #ifndef MM_NODE_H
 #define MM_NODE_H
 
@@ -16,21 +26,19 @@
 
 #include "directory.h"
 #include "dns.h"
-#include "queue.h"
+#include "qmgr.h"
+#include "relay.h"
 #include "route.h"
 #include "settings.h"
 #include "smtp_server.h"
 #include "spool.h"
 #include "tls.h"
+#include "u64map.h"
 
 struct node;
 struct session;
-
-struct cidr {
-	int family; /* AF_INET or AF_INET6 */
-	unsigned char addr[16];
-	unsigned bits;
-};
+struct conn;
+struct mx_answer;
 
 struct vserver {
 	struct node *node;
@@ -38,15 +46,7 @@ struct vserver {
 	struct mm_smtpd_conf conf;
 	struct evconnlistener *listener;
 	size_t nrelay;
-	struct cidr *relay;
-};
-
-/* A message written to the spool, waiting for fdatasync before its 250. */
-struct commit {
-	struct session *session; /* NULL: made by the node itself (a DSN) */
-	struct mm_qmsg *msg;
-	uint64_t lsn;
-	struct commit *next;
+	struct mm_cidr *relay;
 };
 
 struct ipcount {
@@ -65,30 +65,32 @@ struct node {
 	struct mm_dns *dns;
 	struct mm_tls tls; /* contexts NULL without --tls */
 	struct mm_spool spool;
-	struct mm_queues queues;
-	struct mm_queue *local, *unreachable;
+	struct mm_qm qm;
+	bool qm_ready;
 	struct vserver *vs;
 	size_t nvs;
 	struct sockaddr_storage src; /* source address of outgoing SMTP */
 	int src_len;
-	struct cidr *org; /* addresses of the organization's servers */
+	struct mm_cidr *org; /* addresses of the organization's servers */
 	size_t norg;
-	struct commit *commits, *commits_tail;
-	struct event *spool_ev, *tick_ev, *local_ev, *sig_term, *sig_int, *sig_hup;
+	struct event *spool_ev, *tick_ev, *later_ev, *sig_term, *sig_int, *sig_hup;
 	uint32_t nsessions;
 	struct session *sessions;
 	struct ipcount *ips;
 	size_t nips, capips;
 	char *mailstore;
 	FILE *track;
+	struct mm_buf track_early;
 	uint64_t rnd;
 	bool stopping;
-	/* counters for the queue view */
-	uint32_t presubmit;
+	int exit_status; /* EX_OK, or why the loop ended */
 	struct control *control;
-	/* messages read back from the spool at start, routed once running */
-	struct mm_qmsg **recovered;
-	size_t nrecovered, caprecovered;
+	struct mm_u64map timers; /* queue manager timer key → struct event */
+	struct mm_u64map conns;  /* session number → struct conn */
+	/* work put off to the next turn of the loop, so that no answer to the
+	 * queue manager comes from inside one of its own calls */
+	struct conn *failed_conns;
+	struct mx_answer *answers;
 };
 
 /* server.c */
@@ -97,51 +99,46 @@ void node_stop_listening(struct node *n);
 void node_close_sessions(struct node *n);
 /* Stopping: 421 to every session not waiting for its commit. */
 void node_say_goodbye(struct node *n);
-/* Append a message to the spool and queue its commit; s (or NULL for a
- * message the node makes) hears the outcome in node_commits_durable.
- * Returns 0 or an errno value (nothing kept). */
-int node_enqueue(struct node *n, struct session *s, const struct mm_spool_msg *sm,
-                 const struct iovec *body, int nbody);
-void node_commits_durable(struct node *n, uint64_t durable, int err);
-bool cidr_parse(const char *s, struct cidr *out);
-bool cidr_match(const struct cidr *c, const struct sockaddr *sa);
+/* The commit pipeline resolved: answer the sessions it names. */
+void node_answer_commits(struct node *n);
+/* Sessions currently receiving a message (DATA or BDAT). */
+uint32_t node_receiving(const struct node *n);
 
 /* config.c: the directory applied at start and on SIGHUP; takes dir over */
 bool node_configure(struct node *n, struct mm_directory *dir);
 void node_reload(struct node *n);
 void node_config_free(struct node *n);
 
-/* deliver.c */
-void node_route_message(struct node *n, struct mm_qmsg *m);
-/* The table changed: what waits for a path is routed again. */
-void node_reroute(struct node *n);
-void node_recovered(void *ctx, const struct mm_spool_msg *sm);
-void node_tick(struct node *n);
-/* Move queued messages out of an old spool segment (see spool.h). */
-void node_compact(struct node *n);
-void node_local_cb(evutil_socket_t fd, short what, void *arg);
-void node_kick(struct node *n, struct mm_queue *q);
-struct mm_queue *node_queue(struct node *n, enum mm_queue_kind kind, const char *name,
-                            const char *target, int hop);
-/* Queue a message the node writes itself (a DSN): spool, sync, route. */
-void node_inject(struct node *n, const char *sender, const char *rcpt, const char *body,
-                 size_t len);
-void node_deliver_free(struct node *n);
+/* env.c */
+void node_env(struct node *n, struct mm_qm_env *env);
+void node_env_free(struct node *n);
+/* What was put off to the next turn of the loop. */
+void node_later(evutil_socket_t fd, short what, void *arg);
+
+/* relay_client.c: the sessions of env.session_* */
+void relay_open(void *ctx, uint32_t sid, const struct mm_qm_target *t);
+void relay_send(void *ctx, uint32_t sid, struct mm_smtpc_job *job);
+void relay_close(void *ctx, uint32_t sid);
+/* Connections that failed before they started, told to the queue manager. */
+void relay_report_failed(struct node *n);
+void relay_free_all(struct node *n);
+
+/* spool_file.c */
+struct mm_spool_ops node_spool_ops(void);
 
 /* tracking.c: DESIGN §7a, one line per event */
-void track(struct node *n, const char *event, const struct mm_qmsg *m, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+void track_line(void *ctx, const char *line);
+/* Open the log (appending), with what was written before. -1: errno. */
+int track_open(struct node *n, const char *path);
 
 /* control.c: the queue view on SPOOL/control.sock */
 int control_open(struct node *n);
 void control_close(struct node *n);
 
 /* meshnode.c */
-int64_t node_now_ms(void);   /* monotonic */
-uint64_t node_wall_ms(void); /* since the epoch: message ids */
+int64_t node_now_ms(void);  /* monotonic */
+int64_t node_wall_ms(void); /* since the epoch */
 uint32_t node_random(struct node *n);
-/* 2026-11-22T19:50:00.123Z, for logs */
-void node_timestamp(char out[32]);
 void node_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

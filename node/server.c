@@ -1,7 +1,9 @@
-/* The SMTP virtual servers: listeners, one libevent bufferevent per
- * session driving the sans-I/O machine of smtp_server.c, the relay rules
- * and categorizer at RCPT time (DESIGN §4.1), and the commit of accepted
- * mail: spool record written, fdatasync by the syncer, then 250. */
+/* The SMTP virtual servers: listeners, and one libevent bufferevent per
+ * session driving the sans-I/O machine of core/smtp_server.c. Here are the
+ * session's bounds in time and memory, the categorizer and relay policy at
+ * RCPT time (DESIGN §4.1, core/relay.c), and the hand-over of a complete
+ * message to the commit pipeline (core/commit.c), whose answer comes back
+ * through node_answer_commits. */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -13,10 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
+#include "date.h"
+#include "logfmt.h"
 #include "node.h"
 #include "tls.h"
 
@@ -28,78 +31,20 @@ struct session {
 	SSL *ssl;           /* ours too (libevent frees it only with the fd) */
 	struct mm_smtpd smtpd;
 	char ip[48];
-	struct sockaddr_storage sa;
-	bool relay_ok;
-	bool waiting; /* a commit holds this session */
-	bool gone;    /* the connection closed while waiting */
+	struct mm_relay_client client;
+	bool waiting; /* a commit holds this session's reply */
 	bool closing;
 	bool tls_switching; /* 220 to STARTTLS sent; the handshake follows */
-	bool org_peer;      /* TLS client certificate from the organization's CA */
+	bool throttled;     /* too many unsent replies: not read until they drain */
 	char peer_cn[256];
 	char reply[600];
+	/* deadlines (slowloris): a whole command line, a whole transfer */
+	struct event *deadline;
+	int64_t line_t0;             /* ms: first byte of the pending line; 0: none */
+	int64_t data_t0;             /* ms: the transfer began; 0: not in one */
+	uint64_t data_bytes;         /* of this transfer */
 	struct session *prev, *next; /* node->sessions */
 };
-
-/* --- addresses --------------------------------------------------------- */
-
-bool cidr_parse(const char *s, struct cidr *out)
-{
-	char addr[64];
-	const char *slash = strchr(s, '/');
-	size_t n = slash ? (size_t)(slash - s) : strlen(s);
-	if (n >= sizeof(addr))
-		return false;
-	memcpy(addr, s, n);
-	addr[n] = '\0';
-	*out = (struct cidr){0};
-	if (inet_pton(AF_INET, addr, out->addr) == 1) {
-		out->family = AF_INET;
-		out->bits = 32;
-	} else if (inet_pton(AF_INET6, addr, out->addr) == 1) {
-		out->family = AF_INET6;
-		out->bits = 128;
-	} else {
-		return false;
-	}
-	if (slash) {
-		char *end;
-		unsigned long b = strtoul(slash + 1, &end, 10);
-		if (*end != '\0' || slash[1] == '\0' || b > out->bits)
-			return false;
-		out->bits = (unsigned)b;
-	}
-	return true;
-}
-
-bool cidr_match(const struct cidr *c, const struct sockaddr *sa)
-{
-	const unsigned char *a;
-	if (sa->sa_family == AF_INET && c->family == AF_INET)
-		a = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
-	else if (sa->sa_family == AF_INET6 && c->family == AF_INET6)
-		a = (const unsigned char *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
-	else
-		return false;
-	unsigned full = c->bits / 8, rest = c->bits % 8;
-	if (memcmp(a, c->addr, full) != 0)
-		return false;
-	if (rest == 0)
-		return true;
-	unsigned char mask = (unsigned char)(0xff << (8 - rest));
-	return (a[full] & mask) == (c->addr[full] & mask);
-}
-
-static bool relay_allowed(struct node *n, struct vserver *vs, const struct sockaddr *sa)
-{
-	for (size_t i = 0; i < vs->nrelay; i++)
-		if (cidr_match(&vs->relay[i], sa))
-			return true;
-	/* other servers of the organization relay through us (DESIGN §6) */
-	for (size_t i = 0; i < n->norg; i++)
-		if (cidr_match(&n->org[i], sa))
-			return true;
-	return false;
-}
 
 /* --- per client address session counts --------------------------------- */
 
@@ -125,11 +70,15 @@ static struct ipcount *ip_slot(struct node *n, const char *ip)
 static void session_free(struct session *s)
 {
 	struct node *n = s->n;
+	if (s->waiting)
+		mm_qm_disown(&n->qm, s); /* its message is routed all the same */
 	if (s->bev)
 		bufferevent_free(s->bev);
 	SSL_free(s->ssl);
 	if (s->fd >= 0)
 		evutil_closesocket(s->fd);
+	if (s->deadline)
+		event_free(s->deadline);
 	ip_slot(n, s->ip)->n--;
 	n->nsessions--;
 	if (s->prev)
@@ -142,29 +91,19 @@ static void session_free(struct session *s)
 	free(s);
 }
 
-/* The connection is over; a session whose message is being committed
- * stays until the commit resolves. */
-static void session_close(struct session *s)
-{
-	if (s->bev) {
-		bufferevent_free(s->bev);
-		s->bev = NULL;
-	}
-	SSL_free(s->ssl);
-	s->ssl = NULL;
-	if (s->fd >= 0) {
-		evutil_closesocket(s->fd);
-		s->fd = -1;
-	}
-	if (s->waiting)
-		s->gone = true;
-	else
-		session_free(s);
-}
-
 static void read_cb(struct bufferevent *bev, void *arg);
 static void event_cb(struct bufferevent *bev, short what, void *arg);
 static void write_cb(struct bufferevent *bev, void *arg);
+
+static void set_timeouts(struct session *s)
+{
+	struct timeval idle = {(time_t)s->n->set.idle_timeout_s, 0};
+	bufferevent_set_timeouts(s->bev, &idle, &idle);
+	/* libevent stops reading the socket once this much waits unread */
+	bufferevent_setwatermark(s->bev, EV_READ, 0, 65536);
+	/* write_cb runs when the replies waiting have drained this far */
+	bufferevent_setwatermark(s->bev, EV_WRITE, s->n->set.max_reply_backlog / 2, 0);
+}
 
 /* The 220 to STARTTLS is out: the rest of the session is TLS. Plaintext
  * that came after the STARTTLS line is dropped unread (CVE-2011-0411). */
@@ -176,49 +115,110 @@ static void start_tls(struct session *s)
 	s->bev =
 	    bufferevent_openssl_socket_new(s->n->base, s->fd, s->ssl, BUFFEREVENT_SSL_ACCEPTING, 0);
 	if (s->bev == NULL) {
-		session_close(s);
+		session_free(s);
 		return;
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
-	struct bufferevent *f = s->bev;
-	bufferevent_setcb(f, read_cb, write_cb, event_cb, s);
-	struct timeval idle = {(time_t)s->n->set.idle_timeout_s, 0};
-	bufferevent_set_timeouts(f, &idle, &idle);
-	bufferevent_enable(f, EV_READ | EV_WRITE);
+	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
+	set_timeouts(s);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+static size_t unsent(const struct session *s)
+{
+	return evbuffer_get_length(bufferevent_get_output(s->bev));
 }
 
 static void write_cb(struct bufferevent *bev, void *arg)
 {
+	(void)bev;
 	struct session *s = arg;
-	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+	if (s->throttled && unsent(s) <= s->n->set.max_reply_backlog / 2) {
+		/* the client reads its replies again: so do we */
+		s->throttled = false;
+		bufferevent_enable(s->bev, EV_READ);
+		read_cb(s->bev, s);
+		return;
+	}
+	if (unsent(s) != 0)
 		return;
 	if (s->closing)
-		session_close(s);
+		session_free(s);
 	else if (s->tls_switching && s->smtpd.state == MM_SMTPD_TLS)
 		start_tls(s);
 }
 
-/* Send what the machine wrote; close once it is out if the session ended. */
-static void flush(struct session *s)
+/* Send what the machine wrote; close once it is out if the session ended.
+ * Returns false when s is gone. */
+static bool flush(struct session *s)
 {
-	if (s->bev == NULL)
-		return;
 	if (s->smtpd.out.len > 0) {
 		bufferevent_write(s->bev, s->smtpd.out.p, s->smtpd.out.len);
 		mm_buf_reset(&s->smtpd.out);
 	}
 	if (s->smtpd.state == MM_SMTPD_TLS && !s->tls_switching) {
 		s->tls_switching = true;
-		if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		if (unsent(s) == 0)
 			start_tls(s);
-		return;
+		return false;
 	}
 	if (s->smtpd.state == MM_SMTPD_CLOSED && !s->closing) {
 		s->closing = true;
 		bufferevent_disable(s->bev, EV_READ);
-		if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-			session_close(s);
+		if (unsent(s) == 0) {
+			session_free(s);
+			return false;
+		}
 	}
+	return true;
+}
+
+/* Every per-session time has a bound: a command line must arrive whole
+ * within command_deadline_s of its first byte, and a DATA or BDAT transfer
+ * within data_deadline_s plus a second for every data_min_rate bytes, so
+ * a client that sends a byte a second (which restarts the idle timer every
+ * time) still loses its session -- as Postfix's smtpd_per_record_deadline
+ * and smtpd_min_data_rate do. */
+static void arm_deadline(struct session *s)
+{
+	const struct mm_settings *set = &s->n->set;
+	int64_t now = node_now_ms(), at = 0;
+	bool data = s->smtpd.state == MM_SMTPD_DATA || s->smtpd.state == MM_SMTPD_BDAT;
+	if (data) {
+		if (s->data_t0 == 0)
+			s->data_t0 = now, s->data_bytes = 0;
+		uint64_t rate = set->data_min_rate ? set->data_min_rate : 1;
+		at = s->data_t0 +
+		     (int64_t)(set->data_deadline_s * 1000 + s->data_bytes * 1000 / rate);
+		s->line_t0 = 0;
+	} else {
+		s->data_t0 = 0;
+		if (s->smtpd.in.len == 0)
+			s->line_t0 = 0;
+		else if (s->line_t0 == 0)
+			s->line_t0 = now;
+		if (s->line_t0)
+			at = s->line_t0 + (int64_t)set->command_deadline_s * 1000;
+	}
+	if (at == 0) {
+		evtimer_del(s->deadline);
+		return;
+	}
+	int64_t d = at > now ? at - now : 0;
+	struct timeval tv = {(time_t)(d / 1000), (suseconds_t)(d % 1000) * 1000};
+	evtimer_add(s->deadline, &tv);
+}
+
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	struct session *s = arg;
+	if (s->closing || s->waiting)
+		return;
+	node_log("session from %s: %s deadline passed", s->ip,
+	         s->data_t0 ? "transfer" : "command line");
+	mm_smtpd_abort(&s->smtpd, "421 4.4.2 Timeout: too slow, closing connection");
+	flush(s);
 }
 
 static void read_cb(struct bufferevent *bev, void *arg)
@@ -228,15 +228,26 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	char chunk[16384];
 	size_t n;
 	/* while a message is being committed, input waits in the socket
-	 * buffer rather than in memory */
-	while (s->bev && !s->closing && s->smtpd.state != MM_SMTPD_WAIT &&
+	 * buffer rather than in memory; so it does while the client leaves
+	 * more than max_reply_backlog of our replies unread */
+	while (!s->closing && !s->throttled && s->smtpd.state != MM_SMTPD_WAIT &&
 	       s->smtpd.state != MM_SMTPD_TLS && (n = evbuffer_get_length(in)) > 0) {
 		if (n > sizeof(chunk))
 			n = sizeof(chunk);
 		evbuffer_remove(in, chunk, n);
+		bool data = s->smtpd.state == MM_SMTPD_DATA || s->smtpd.state == MM_SMTPD_BDAT;
 		mm_smtpd_feed(&s->smtpd, chunk, n);
-		flush(s);
+		if (data)
+			s->data_bytes += n;
+		if (!flush(s))
+			return;
+		if (unsent(s) > s->n->set.max_reply_backlog) {
+			s->throttled = true;
+			bufferevent_disable(s->bev, EV_READ);
+		}
 	}
+	if (!s->closing)
+		arm_deadline(s);
 }
 
 static void event_cb(struct bufferevent *bev, short what, void *arg)
@@ -246,9 +257,8 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		/* the TLS handshake after STARTTLS is done */
 		SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
-		s->org_peer = ssl && mm_tls_peer_verified(ssl, s->peer_cn, sizeof(s->peer_cn));
-		if (s->org_peer)
-			s->relay_ok = true;
+		s->client.org_cert =
+		    ssl && mm_tls_peer_verified(ssl, s->peer_cn, sizeof(s->peer_cn));
 		s->tls_switching = false;
 		mm_smtpd_tls_started(&s->smtpd);
 		return;
@@ -258,31 +268,47 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		flush(s);
 		return;
 	}
-	session_close(s);
+	/* the connection is gone; a commit in flight resolves without us */
+	session_free(s);
 }
 
-static const char *rcpt_cb(void *ctx, const struct mm_envelope *env, const struct mm_rcpt_args *r)
+/* RCPT: the categorizer (DESIGN §4.1). A directory recipient is written
+ * the directory's way (one mailbox however it is spelled); mail for
+ * outside the organization is relayed only as core/relay.c allows. */
+static const char *rcpt_cb(void *ctx, const struct mm_envelope *env, struct mm_rcpt_args *r)
 {
 	(void)env;
 	struct session *s = ctx;
 	struct node *n = s->n;
-	const char *home = NULL;
+	const struct mm_recipient *who = NULL;
 	char domain[256];
-	switch (mm_directory_categorize(&n->dir, r->addr, &home, domain)) {
-	case MM_CAT_HOME: return NULL;
+	switch (mm_directory_categorize(&n->dir, r->addr, &who, domain)) {
+	case MM_CAT_HOME: snprintf(r->addr, sizeof(r->addr), "%s", who->mail); return NULL;
 	case MM_CAT_UNKNOWN:
 		snprintf(s->reply, sizeof(s->reply),
 		         "550 5.1.1 <%s>: Recipient address rejected: User unknown", r->addr);
 		return s->reply;
 	case MM_CAT_BAD: return "501 5.1.3 Bad recipient address syntax";
-	case MM_CAT_EXTERNAL:
-		if (s->relay_ok)
-			return NULL;
-		snprintf(s->reply, sizeof(s->reply), "550 5.7.1 <%s>: Relay access denied",
-		         r->addr);
-		return s->reply;
+	case MM_CAT_EXTERNAL: break;
 	}
-	return "451 4.3.0 Internal error";
+	const struct mm_relay_policy p = {s->vs->relay, s->vs->nrelay, n->org, n->norg,
+	                                  n->tls.server != NULL};
+	s->client.authenticated = s->smtpd.authenticated;
+	switch (mm_relay_decide(&p, &s->client)) {
+	case MM_RELAY_OK: {
+		/* the domain is case-insensitive (RFC 5321 §2.4) */
+		char *at = strrchr(r->addr, '@');
+		for (char *c = at; c && *c; c++)
+			*c = (char)tolower((unsigned char)*c);
+		return NULL;
+	}
+	case MM_RELAY_NEED_CERT:
+		return "530 5.7.0 Organization servers relay with their certificate: STARTTLS "
+		       "first";
+	case MM_RELAY_DENIED: break;
+	}
+	snprintf(s->reply, sizeof(s->reply), "550 5.7.1 <%s>: Relay access denied", r->addr);
+	return s->reply;
 }
 
 static bool auth_cb(void *ctx, const char *mech, const char *user, const char *pass)
@@ -291,7 +317,7 @@ static bool auth_cb(void *ctx, const char *mech, const char *user, const char *p
 	bool ok = false;
 	if (strcmp(mech, "EXTERNAL") == 0) {
 		/* an organization server, by its certificate */
-		ok = s->org_peer;
+		ok = s->client.org_cert;
 	} else {
 		char mail[MM_SMTP_CMD_MAX];
 		size_t i = 0;
@@ -302,18 +328,11 @@ static bool auth_cb(void *ctx, const char *mech, const char *user, const char *p
 		if (mm_strmap_get(&s->n->dir.by_mail, mail, &r))
 			ok = mm_password_ok(s->n->dir.recipients[r].password, pass);
 	}
-	node_log("AUTH %s %s from %s: %s", mech, mech[0] == 'E' ? s->peer_cn : user, s->ip,
+	char who[300];
+	node_log("AUTH %s %s from %s: %s", mech,
+	         mm_logfmt_quote(who, sizeof(who), mech[0] == 'E' ? s->peer_cn : user), s->ip,
 	         ok ? "ok" : "refused");
-	if (ok)
-		s->relay_ok = true;
 	return ok;
-}
-
-static void rfc5322_date(time_t t, char *out, size_t n)
-{
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(out, n, "%a, %d %b %Y %H:%M:%S +0000", &tm);
 }
 
 /* RFC 3848: ESMTP, ESMTPS (TLS), ESMTPA (AUTH), ESMTPSA (both) */
@@ -321,31 +340,9 @@ static const char *with_protocol(const struct session *s)
 {
 	if (!s->smtpd.esmtp)
 		return "SMTP";
-	static const char *names[] = {"ESMTP", "ESMTPS", "ESMTPA", "ESMTPSA"};
-	return names[(s->smtpd.tls_active ? 1 : 0) + (s->smtpd.authenticated ? 2 : 0)];
-}
-
-int node_enqueue(struct node *n, struct session *s, const struct mm_spool_msg *sm,
-                 const struct iovec *body, int nbody)
-{
-	struct mm_spool_loc loc;
-	uint64_t lsn;
-	int e = mm_spool_put(&n->spool, sm, body, nbody, &loc, &lsn);
-	if (e != 0)
-		return e;
-	struct mm_qmsg *m = mm_qmsg_from_spool(sm);
-	m->body = loc;
-	struct commit *c = mm_xcalloc(1, sizeof(*c));
-	*c = (struct commit){.session = s, .msg = m, .lsn = lsn};
-	if (n->commits_tail)
-		n->commits_tail->next = c;
-	else
-		n->commits = c;
-	n->commits_tail = c;
-	if (s)
-		s->waiting = true;
-	mm_spool_sync(&n->spool, lsn);
-	return 0;
+	if (s->smtpd.tls_active)
+		return s->smtpd.authenticated ? "ESMTPSA" : "ESMTPS";
+	return s->smtpd.authenticated ? "ESMTPA" : "ESMTP";
 }
 
 static void submit_cb(void *ctx, const struct mm_envelope *env, const struct mm_buf *body)
@@ -356,8 +353,9 @@ static void submit_cb(void *ctx, const struct mm_envelope *env, const struct mm_
 	for (size_t i = 0; i < env->nrcpt; i++)
 		sr[i] = (struct mm_spool_rcpt){env->rcpt[i].addr, env->rcpt[i].orcpt,
 		                               (uint8_t)env->rcpt[i].notify};
-	struct mm_spool_msg sm = {.id = mm_spool_new_id(&n->spool, node_wall_ms()),
-	                          .arrival = time(NULL),
+	int64_t wall = node_wall_ms();
+	struct mm_spool_msg sm = {.id = mm_spool_new_id(&n->spool, (uint64_t)wall),
+	                          .arrival = wall / 1000,
 	                          .ret = (uint8_t)env->mail.ret,
 	                          .flags = env->mail.body_8bit ? MM_SPOOL_8BIT : 0,
 	                          .sender = env->mail.addr,
@@ -367,8 +365,8 @@ static void submit_cb(void *ctx, const struct mm_envelope *env, const struct mm_
 	                          .nrcpt = (uint32_t)env->nrcpt,
 	                          .rcpt = sr};
 	/* RFC 5321 §4.4: our trace header; it is also what counts hops */
-	char date[64], received[1024];
-	rfc5322_date((time_t)sm.arrival, date, sizeof(date));
+	char date[40], received[1024];
+	mm_date_rfc5322(sm.arrival, date);
 	int rl =
 	    snprintf(received, sizeof(received),
 	             "Received: from %.255s ([%s])\r\n\tby %s (mailmesh) with %s id %016llx%s%s%s;"
@@ -379,58 +377,43 @@ static void submit_cb(void *ctx, const struct mm_envelope *env, const struct mm_
 	if (rl < 0 || (size_t)rl >= sizeof(received))
 		rl = 0;
 	struct iovec iov[2] = {{received, (size_t)rl}, {body->p, body->len}};
-	int e = node_enqueue(n, s, &sm, iov, 2);
+	int e = mm_qm_submit(&n->qm, &sm, iov, 2, s);
 	free(sr);
-	if (e != 0) {
-		node_log("queue write failed: %s", strerror(e));
-		mm_smtpd_done(&s->smtpd, e == EFBIG
-		                             ? "552 5.3.4 Message too big for the queue"
-		                             : "451 4.3.0 Queue write failed, try again later");
-		flush(s);
+	if (e == 0) {
+		s->waiting = true;
+		return;
+	}
+	/* nothing of the record stays; the node goes on (a full disk is the
+	 * client's cue to try again later, RFC 3463 4.3.1) */
+	node_log("queue write failed: %s", strerror(e));
+	mm_smtpd_done(&s->smtpd, e == EFBIG ? "552 5.3.4 Message too big for the queue"
+	                                    : "452 4.3.1 Insufficient system storage, try again "
+	                                      "later");
+}
+
+void node_answer_commits(struct node *n)
+{
+	struct mm_qm_resolved r;
+	while (mm_qm_next_resolved(&n->qm, &r)) {
+		struct session *s = r.owner;
+		s->waiting = false;
+		char line[128];
+		if (r.err == 0)
+			snprintf(line, sizeof(line), "250 2.0.0 Ok: queued as %s", r.idhex);
+		else
+			snprintf(line, sizeof(line), "451 4.3.0 Queue write failed");
+		mm_smtpd_done(&s->smtpd, line);
+		if (flush(s))
+			read_cb(s->bev, s); /* pipelined input waiting */
 	}
 }
 
-void node_commits_durable(struct node *n, uint64_t durable, int err)
+uint32_t node_receiving(const struct node *n)
 {
-	if (err != 0) {
-		/* after a failed fdatasync the state of the file is unknown
-		 * (the page cache may have dropped the data): promise nothing
-		 * more, and stop */
-		node_log("fdatasync of the queue failed: %s; stopping", strerror(err));
-		for (struct commit *c = n->commits; c; c = c->next)
-			if (c->session && !c->session->gone) {
-				mm_smtpd_done(&c->session->smtpd, "451 4.3.0 Queue write failed");
-				flush(c->session);
-			}
-		event_base_loopexit(n->base, NULL);
-		return;
-	}
-	while (n->commits && n->commits->lsn <= durable) {
-		struct commit *c = n->commits;
-		n->commits = c->next;
-		if (n->commits == NULL)
-			n->commits_tail = NULL;
-		struct mm_qmsg *m = c->msg;
-		track(n, "RECEIVED", m, "from=<%s> client=%s rcpts=%u size=%u", m->sender,
-		      m->client, m->nrcpt, m->body.len);
-		struct session *s = c->session;
-		if (s != NULL) {
-			s->waiting = false;
-			if (s->gone) {
-				session_free(s);
-			} else {
-				char line[128];
-				snprintf(line, sizeof(line), "250 2.0.0 Ok: queued as %s",
-				         m->idhex);
-				mm_smtpd_done(&s->smtpd, line);
-				flush(s);
-				if (s->bev)
-					read_cb(s->bev, s); /* pipelined input waiting */
-			}
-		}
-		free(c);
-		node_route_message(n, m);
-	}
+	uint32_t k = 0;
+	for (const struct session *s = n->sessions; s; s = s->next)
+		k += s->smtpd.state == MM_SMTPD_DATA || s->smtpd.state == MM_SMTPD_BDAT;
+	return k;
 }
 
 static const struct mm_smtpd_ops ops = {.rcpt = rcpt_cb, .submit = submit_cb, .auth = auth_cb};
@@ -438,14 +421,18 @@ static const struct mm_smtpd_ops ops = {.rcpt = rcpt_cb, .submit = submit_cb, .a
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                       int socklen, void *arg)
 {
-	(void)l;
+	(void)l, (void)socklen;
 	struct vserver *vs = arg;
 	struct node *n = vs->node;
 	char ip[48] = "?";
-	if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, ip, sizeof(ip));
-	else if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof(ip));
+	struct mm_relay_client client = {.family = sa->sa_family};
+	if (sa->sa_family == AF_INET) {
+		memcpy(client.addr, &((struct sockaddr_in *)sa)->sin_addr, 4);
+		inet_ntop(AF_INET, client.addr, ip, sizeof(ip));
+	} else if (sa->sa_family == AF_INET6) {
+		memcpy(client.addr, &((struct sockaddr_in6 *)sa)->sin6_addr, 16);
+		inet_ntop(AF_INET6, client.addr, ip, sizeof(ip));
+	}
 	struct ipcount *cnt = ip_slot(n, ip);
 	if (n->stopping || n->nsessions >= n->set.max_sessions ||
 	    cnt->n >= n->set.max_sessions_per_ip) {
@@ -457,9 +444,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	struct session *s = mm_xcalloc(1, sizeof(*s));
 	s->n = n;
 	s->vs = vs;
+	s->client = client;
 	snprintf(s->ip, sizeof(s->ip), "%s", ip);
-	memcpy(&s->sa, sa, (size_t)socklen < sizeof(s->sa) ? (size_t)socklen : sizeof(s->sa));
-	s->relay_ok = relay_allowed(n, vs, sa);
 	cnt->n++;
 	n->nsessions++;
 	s->next = n->sessions;
@@ -470,10 +456,10 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s->fd = fd;
+	s->deadline = evtimer_new(n->base, deadline_cb, s);
 	s->bev = bufferevent_socket_new(n->base, fd, 0);
 	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
-	struct timeval idle = {(time_t)n->set.idle_timeout_s, 0};
-	bufferevent_set_timeouts(s->bev, &idle, &idle);
+	set_timeouts(s);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	mm_smtpd_init(&s->smtpd, &vs->conf, &ops, s);
 	mm_smtpd_start(&s->smtpd);
@@ -507,7 +493,7 @@ void node_say_goodbye(struct node *n)
 {
 	for (struct session *s = n->sessions, *next; s; s = next) {
 		next = s->next; /* flush may free s */
-		if (s->bev == NULL || s->closing)
+		if (s->closing || s->waiting)
 			continue;
 		mm_smtpd_abort(&s->smtpd, "421 4.3.2 System shutting down, try again later");
 		flush(s);
@@ -516,11 +502,8 @@ void node_say_goodbye(struct node *n)
 
 void node_close_sessions(struct node *n)
 {
-	while (n->sessions) {
-		struct session *s = n->sessions;
-		s->waiting = false; /* its commit, if any, is dropped with it */
-		session_free(s);
-	}
+	while (n->sessions)
+		session_free(n->sessions);
 }
 
 void node_stop_listening(struct node *n)

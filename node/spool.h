@@ -29,34 +29,9 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "spool_ops.h"
+
 #define MM_SPOOL_SEGMENT_MAX (64u << 20)
-
-struct mm_spool_loc {
-	uint32_t seg;
-	uint64_t off; /* of the body in the segment file */
-	uint32_t len;
-};
-
-struct mm_spool_rcpt {
-	const char *addr, *orcpt;
-	uint8_t notify;
-};
-
-struct mm_spool_msg {
-	uint64_t id;
-	int64_t arrival; /* unix seconds */
-	uint8_t ret;     /* enum mm_smtp_ret */
-	uint8_t flags;   /* MM_SPOOL_8BIT */
-	const char *sender, *envid, *helo, *client;
-	uint32_t nrcpt;
-	const struct mm_spool_rcpt *rcpt;
-	/* per recipient: 1 when finished (written by a relocation, read by
-	 * recovery); NULL: none finished */
-	const uint8_t *done;
-	struct mm_spool_loc body;
-};
-
-#define MM_SPOOL_8BIT 0x1
 
 struct mm_seg {
 	uint32_t seq;

@@ -6,16 +6,35 @@
 
 #include "alloc.h"
 
+const char *mm_queue_kind_name(enum mm_queue_kind k)
+{
+	switch (k) {
+	case MM_Q_PRESUBMIT: return "presubmit";
+	case MM_Q_DIRECTORY: return "directory";
+	case MM_Q_ROUTING: return "routing";
+	case MM_Q_LOCAL: return "local";
+	case MM_Q_LINK: return "link";
+	case MM_Q_UNREACHABLE: return "unreachable";
+	case MM_Q_REROUTE: return "reroute";
+	}
+	return "?";
+}
+
 const char *mm_queue_state_name(enum mm_queue_state s)
 {
-	static const char *names[] = {"Ready", "Active", "Retry", "Frozen"};
-	return names[s];
+	switch (s) {
+	case MM_QS_READY: return "Ready";
+	case MM_QS_ACTIVE: return "Active";
+	case MM_QS_RETRY: return "Retry";
+	case MM_QS_FROZEN: return "Frozen";
+	}
+	return "?";
 }
 
 void mm_queues_init(struct mm_queues *qs)
 {
-	*qs = (struct mm_queues){0};
-	mm_strmap_init(&qs->by_name);
+	*qs = (struct mm_queues){.next_num = 1};
+	mm_strmap_init(&qs->by_key);
 }
 
 static void free_list(struct mm_job *j)
@@ -27,54 +46,91 @@ static void free_list(struct mm_job *j)
 	}
 }
 
+static void queue_free(struct mm_queue *q)
+{
+	free_list(q->head);
+	free_list(q->held);
+	free_list(q->busy);
+	for (uint32_t i = 0; i < q->mx.naddrs; i++)
+		free(q->mx.addrs[i]);
+	free(q->mx.addrs);
+	free(q->name);
+	free(q->key);
+	free(q->server);
+	free(q->vserver);
+	free(q->connector);
+	free(q->target);
+	free(q->last_error);
+	free(q);
+}
+
 void mm_queues_free(struct mm_queues *qs)
 {
-	for (size_t i = 0; i < qs->n; i++) {
-		struct mm_queue *q = qs->q[i];
-		free_list(q->head);
-		free_list(q->held);
-		free(q->name);
-		free(q->target);
-		free(q->last_error);
-		free(q);
-	}
+	for (size_t i = 0; i < qs->n; i++)
+		queue_free(qs->q[i]);
 	free(qs->q);
-	mm_strmap_free(&qs->by_name);
+	mm_strmap_free(&qs->by_key);
+	*qs = (struct mm_queues){0};
 }
 
-struct mm_queue *mm_queue_find(struct mm_queues *qs, const char *name)
+struct mm_queue *mm_queue_by_key(const struct mm_queues *qs, const char *key)
 {
 	uint32_t i;
-	return mm_strmap_get(&qs->by_name, name, &i) ? qs->q[i] : NULL;
+	return mm_strmap_get(&qs->by_key, key, &i) ? qs->q[i] : NULL;
 }
 
-struct mm_queue *mm_queue_get(struct mm_queues *qs, enum mm_queue_kind kind, const char *name,
-                              const char *target, int hop)
+struct mm_queue *mm_queue_by_num(const struct mm_queues *qs, uint32_t num)
 {
-	struct mm_queue *q = mm_queue_find(qs, name);
-	if (q != NULL)
-		return q;
-	q = mm_xcalloc(1, sizeof(*q));
-	q->name = mm_xstrdup(name);
+	/* queues are kept in creation order: numbers ascend */
+	size_t lo = 0, hi = qs->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (qs->q[mid]->num < num)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < qs->n && qs->q[lo]->num == num ? qs->q[lo] : NULL;
+}
+
+struct mm_queue *mm_queue_add(struct mm_queues *qs, enum mm_queue_kind kind, const char *name,
+                              const char *key)
+{
+	struct mm_queue *q = mm_xcalloc(1, sizeof(*q));
+	q->num = qs->next_num++;
+	snprintf(q->id, sizeof(q->id), "q%u", q->num);
 	q->kind = kind;
-	q->target = target ? mm_xstrdup(target) : NULL;
-	q->hop = hop;
+	q->name = mm_xstrdup(name);
+	q->key = mm_xstrdup(key);
 	mm_grow(&qs->q, &qs->cap, qs->n + 1, sizeof(*qs->q));
 	qs->q[qs->n] = q;
-	mm_strmap_put(&qs->by_name, q->name, (uint32_t)qs->n++);
+	mm_strmap_put(&qs->by_key, q->key, (uint32_t)qs->n++);
 	return q;
 }
 
-struct mm_job *mm_job_new(struct mm_qmsg *m)
+void mm_queue_remove(struct mm_queues *qs, size_t i)
+{
+	queue_free(qs->q[i]);
+	memmove(qs->q + i, qs->q + i + 1, (qs->n - i - 1) * sizeof(*qs->q));
+	qs->n--;
+	/* the map holds indices: make it again (removal is rare: idle
+	 * queues, once a minute at most) */
+	mm_strmap_clear(&qs->by_key);
+	for (size_t k = 0; k < qs->n; k++)
+		mm_strmap_put(&qs->by_key, qs->q[k]->key, (uint32_t)k);
+}
+
+struct mm_job *mm_job_new(struct mm_qmsg *m, uint64_t generation)
 {
 	struct mm_job *j = mm_xcalloc(1, sizeof(*j));
 	j->msg = m;
+	j->generation = generation;
 	return j;
 }
 
 void mm_job_add(struct mm_job *j, uint32_t idx)
 {
-	j->idx = mm_xrealloc(j->idx, j->n + 1, sizeof(*j->idx));
+	mm_grow(&j->idx, &j->cap, (size_t)j->n + 1, sizeof(*j->idx));
 	j->idx[j->n++] = idx;
 }
 
@@ -94,17 +150,7 @@ void mm_queue_push(struct mm_queue *q, struct mm_job *j)
 	else
 		q->head = j;
 	q->tail = j;
-	q->njobs++;
-	q->nrcpt += j->n;
-}
-
-void mm_queue_push_front(struct mm_queue *q, struct mm_job *j)
-{
-	j->next = q->head;
-	q->head = j;
-	if (q->tail == NULL)
-		q->tail = j;
-	q->njobs++;
+	q->nready++;
 	q->nrcpt += j->n;
 }
 
@@ -117,7 +163,7 @@ struct mm_job *mm_queue_pop(struct mm_queue *q)
 	if (q->head == NULL)
 		q->tail = NULL;
 	j->next = NULL;
-	q->njobs--;
+	q->nready--;
 	q->nrcpt -= j->n;
 	return j;
 }
@@ -142,16 +188,88 @@ void mm_queue_release_held(struct mm_queue *q)
 	q->head = q->held;
 	if (q->tail == NULL)
 		q->tail = q->held_tail;
-	q->njobs += q->nheld;
+	q->nready += q->nheld;
 	q->held = q->held_tail = NULL;
 	q->nheld = 0;
+}
+
+void mm_queue_take_busy(struct mm_queue *q, struct mm_job *j)
+{
+	j->next = q->busy;
+	q->busy = j;
+	q->nbusy++;
+	q->nrcpt += j->n;
+}
+
+void mm_queue_drop_busy(struct mm_queue *q, struct mm_job *j)
+{
+	for (struct mm_job **p = &q->busy; *p; p = &(*p)->next)
+		if (*p == j) {
+			*p = j->next;
+			j->next = NULL;
+			q->nbusy--;
+			q->nrcpt -= j->n;
+			return;
+		}
+}
+
+struct mm_job *mm_queue_take_all(struct mm_queue *q)
+{
+	mm_queue_release_held(q);
+	struct mm_job *all = q->head;
+	q->head = q->tail = NULL;
+	for (struct mm_job *j = all; j; j = j->next)
+		q->nrcpt -= j->n;
+	q->nready = 0;
+	return all;
+}
+
+/* Unlinks the matching jobs of one list onto *out; returns the new tail. */
+static struct mm_job *
+extract_list(struct mm_queue *q, struct mm_job **head, struct mm_job **tail, uint32_t *count,
+             struct mm_job ***out,
+             bool (*moves)(void *, const struct mm_queue *, const struct mm_job *), void *ctx)
+{
+	struct mm_job *last = NULL;
+	for (struct mm_job **p = head; *p;) {
+		struct mm_job *j = *p;
+		if (!moves(ctx, q, j)) {
+			last = j;
+			p = &j->next;
+			continue;
+		}
+		*p = j->next;
+		j->next = NULL;
+		(*count)--;
+		q->nrcpt -= j->n;
+		**out = j;
+		*out = &j->next;
+	}
+	*tail = last;
+	return last;
+}
+
+struct mm_job *mm_queue_extract(struct mm_queue *q,
+                                bool (*moves)(void *ctx, const struct mm_queue *q,
+                                              const struct mm_job *j),
+                                void *ctx)
+{
+	struct mm_job *taken = NULL, **out = &taken;
+	extract_list(q, &q->head, &q->tail, &q->nready, &out, moves, ctx);
+	extract_list(q, &q->held, &q->held_tail, &q->nheld, &out, moves, ctx);
+	return taken;
+}
+
+bool mm_queue_empty(const struct mm_queue *q)
+{
+	return q->nready == 0 && q->nheld == 0 && q->nbusy == 0;
 }
 
 enum mm_queue_state mm_queue_state(const struct mm_queue *q, int64_t now_ms)
 {
 	if (q->frozen)
 		return MM_QS_FROZEN;
-	if (q->active > 0)
+	if (q->sessions > 0 || q->nbusy > 0)
 		return MM_QS_ACTIVE;
 	if (!mm_hop_may_try(&q->st, now_ms))
 		return MM_QS_RETRY;

@@ -8,6 +8,7 @@ usage: meshnode_queues.py MESHNODE MESHCTL MKORG SCHEMA
 """
 import json
 import os
+import re
 import smtplib
 import subprocess
 import sys
@@ -120,6 +121,6 @@ t = wait_for(dsn, 30)
 check(t is not None, "expired after expire_s: DSN with Status 5.4.7 to the sender")
 check(t is not None and "4.4.1" in t, "the DSN carries the last error (4.4.1 connect)")
 log = open(os.path.join(W, "N1.log")).read()
-check("next hop Internet (127.0.13.6:25250) is down after 4 failures" in log,
+check(re.search(r"next hop Internet \(q\d+, 127\.0\.13\.6:25250\) is down after 4 failures", log),
       "glitch retry: the hop is reported down after glitch_retry_count (3) retries fail")
 done()

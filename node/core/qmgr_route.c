@@ -1,0 +1,266 @@
+/* Which queue each recipient goes to: the categorizer (DESIGN §4.1) and the
+ * next-hop choice of linkstate/route.c, turned into a queue identity; and
+ * reroute, when the table or the directory changes, through "Messages
+ * pending reroute". */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "qmgr-internal.h"
+
+enum dest_kind { DEST_LOCAL, DEST_UNREACHABLE, DEST_LINK, DEST_BOUNCE };
+
+/* Where one recipient goes, before any queue is made for it. */
+struct dest {
+	enum dest_kind kind;
+	enum mm_route_kind route;
+	/* DEST_LINK */
+	enum mm_link_hop hop;
+	const char *name, *server, *vserver, *connector;
+	char target[300];
+	int tls;
+	bool org;
+	/* DEST_BOUNCE */
+	const char *status, *diag;
+	char key[700];
+};
+
+static int tls_of_connector(const Mailmesh__Connector *c)
+{
+	switch (c->tls_policy) {
+	case MAILMESH__TLS_POLICY__TLS_REQUIRED: return MM_SMTPC_TLS_REQUIRED;
+	case MAILMESH__TLS_POLICY__TLS_NONE: return MM_SMTPC_TLS_NONE;
+	default: return MM_SMTPC_TLS_OPPORTUNISTIC;
+	}
+}
+
+/* Between organization servers: with the organization's certificates TLS
+ * is required (a peer without one would be refused relaying anyway);
+ * without them (a lab) whatever the peer offers. */
+static int org_tls(const struct mm_qm *qm)
+{
+	return qm->conf.org_tls ? MM_SMTPC_TLS_REQUIRED : MM_SMTPC_TLS_OPPORTUNISTIC;
+}
+
+bool qm_is_self_address(const struct mm_qm *qm, const char *addr)
+{
+	const struct mm_topo *t = &qm->router->topo;
+	if (qm->router->self == MM_NONE)
+		return false;
+	const struct mm_topo_server *s = &t->servers[qm->router->self];
+	for (uint32_t i = s->vs_first; i < s->vs_first + s->nvs; i++)
+		if (strcmp(t->vs[i].address, addr) == 0)
+			return true;
+	return false;
+}
+
+static void bounce_dest(struct dest *d, const char *status, const char *diag)
+{
+	d->kind = DEST_BOUNCE;
+	d->status = status;
+	d->diag = diag;
+	snprintf(d->key, sizeof(d->key), "bounce");
+}
+
+/* The decision for recipient idx of m under the current table. */
+static void resolve(struct mm_qm *qm, const struct mm_qmsg *m, uint32_t idx, struct dest *d)
+{
+	*d = (struct dest){0};
+	const struct mm_recipient *who = NULL;
+	char domain[256];
+	struct mm_route rt = {0};
+	switch (mm_directory_categorize(qm->dir, m->rcpt[idx].addr, &who, domain)) {
+	case MM_CAT_UNKNOWN:
+		bounce_dest(d, "5.1.1", "X-mailmesh; no such recipient in the directory");
+		return;
+	case MM_CAT_BAD:
+		bounce_dest(d, "5.1.3", "X-mailmesh; bad recipient address syntax");
+		return;
+	case MM_CAT_HOME:
+		if (strcmp(who->home, qm->self) == 0)
+			rt.kind = MM_ROUTE_LOCAL;
+		else
+			mm_route_to_server(qm->router, who->home, m->idhex, &rt);
+		break;
+	case MM_CAT_EXTERNAL: mm_route_to_domain(qm->router, domain, m->idhex, &rt); break;
+	}
+	d->route = rt.kind;
+	const struct mm_topo *t = &qm->router->topo;
+	switch (rt.kind) {
+	case MM_ROUTE_LOCAL:
+		d->kind = DEST_LOCAL;
+		snprintf(d->key, sizeof(d->key), "%s", qm->local->key);
+		return;
+	case MM_ROUTE_UNREACHABLE:
+		d->kind = DEST_UNREACHABLE;
+		snprintf(d->key, sizeof(d->key), "%s", qm->unreachable->key);
+		return;
+	case MM_ROUTE_NO_ROUTE:
+		bounce_dest(d, "5.4.0",
+		            "X-mailmesh; no connector's address space matches the domain");
+		return;
+	default: break;
+	}
+	d->kind = DEST_LINK;
+	const Mailmesh__Connector *last = rt.nconns ? t->conns[rt.conns[rt.nconns - 1]].c : NULL;
+	if (rt.hop == MM_HOP_VSERVER) {
+		const struct mm_topo_vs *vs = &t->vs[rt.hop_vs];
+		const struct mm_topo_server *sv = &t->servers[vs->server];
+		d->hop = MM_LINK_SERVER;
+		d->name = d->server = sv->name;
+		d->vserver = vs->name;
+		snprintf(d->target, sizeof(d->target), "%s", vs->address);
+		/* a next hop in another group is a remote bridgehead: this
+		 * server delivers over the path's first connector */
+		if (rt.nconns > 0 && sv->group != qm->router->self_group)
+			d->connector = t->conns[rt.conns[0]].c->name;
+		d->tls = org_tls(qm);
+		d->org = true;
+	} else if (rt.hop == MM_HOP_SMART_HOST) {
+		mm_smart_host_address(rt.smart_host, d->target, sizeof(d->target));
+		if (qm_is_self_address(qm, d->target)) {
+			bounce_dest(d, "5.3.5",
+			            "X-mailmesh; the smart host is this server: mail loops back to "
+			            "myself");
+			return;
+		}
+		d->hop = MM_LINK_SMART_HOST;
+		d->name = d->connector = last->name;
+		d->tls = tls_of_connector(last);
+	} else {
+		d->hop = MM_LINK_MX;
+		snprintf(d->target, sizeof(d->target), "%s", domain);
+		d->name = d->target;
+		d->connector = last->name;
+		d->tls = tls_of_connector(last);
+	}
+	/* the identity of the next hop: how, through what, to where */
+	snprintf(d->key, sizeof(d->key), "%s %s%s%s %s%s%s",
+	         d->hop == MM_LINK_SERVER       ? "server"
+	         : d->hop == MM_LINK_SMART_HOST ? "smarthost"
+	                                        : "mx",
+	         d->hop == MM_LINK_SERVER ? d->server : d->connector,
+	         d->hop == MM_LINK_SERVER ? "/" : "", d->hop == MM_LINK_SERVER ? d->vserver : "",
+	         d->target, d->hop == MM_LINK_SERVER && d->connector ? " via " : "",
+	         d->hop == MM_LINK_SERVER && d->connector ? d->connector : "");
+}
+
+static struct mm_queue *queue_of(struct mm_qm *qm, const struct dest *d)
+{
+	if (d->kind == DEST_LOCAL)
+		return qm->local;
+	if (d->kind == DEST_UNREACHABLE)
+		return qm->unreachable;
+	struct mm_queue *q = mm_queue_by_key(&qm->queues, d->key);
+	if (q != NULL)
+		return q;
+	q = mm_queue_add(&qm->queues, MM_Q_LINK, d->name, d->key);
+	q->hop = d->hop;
+	q->server = d->server ? mm_xstrdup(d->server) : NULL;
+	q->vserver = d->vserver ? mm_xstrdup(d->vserver) : NULL;
+	q->connector = d->connector ? mm_xstrdup(d->connector) : NULL;
+	q->target = mm_xstrdup(d->target);
+	q->tls = d->tls;
+	q->org = d->org;
+	return q;
+}
+
+void qm_refresh_link(struct mm_qm *qm, struct mm_queue *q)
+{
+	if (q->hop == MM_LINK_SERVER) {
+		q->tls = org_tls(qm);
+		return;
+	}
+	uint32_t c = mm_topo_connector(&qm->router->topo, q->connector);
+	if (c != MM_NONE)
+		q->tls = tls_of_connector(qm->router->topo.conns[c].c);
+}
+
+static const char *hop_of(const struct mm_queue *q)
+{
+	return q->target ? q->target : q->name;
+}
+
+struct pick {
+	struct mm_queue *q;
+	struct mm_job *j;
+};
+
+void qm_place(struct mm_qm *qm, struct mm_qmsg *m, const uint32_t *idx, uint32_t n,
+              struct mm_queue *from)
+{
+	struct pick *picks = mm_xcalloc(n, sizeof(*picks));
+	struct mm_dsn_rcpt *fail = mm_xcalloc(n, sizeof(*fail));
+	uint32_t np = 0, nf = 0;
+	m->holds++; /* while its recipients are placed */
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t i = idx[k];
+		if (m->rcpt[i].done)
+			continue;
+		struct dest d;
+		resolve(qm, m, i, &d);
+		if (d.kind == DEST_BOUNCE) {
+			fail[nf++] = (struct mm_dsn_rcpt){i, d.status, d.diag, NULL};
+			continue;
+		}
+		struct mm_queue *q = queue_of(qm, &d);
+		const char *to = m->rcpt[i].addr, *kind = mm_route_kind_name(d.route);
+		if (from == NULL)
+			qm_track(qm, "ROUTED", m, "to", to, "kind", kind, "queue", q->name, "id",
+			         q->id, "next_hop", q->kind == MM_Q_LINK ? q->target : NULL, NULL);
+		else if (q != from)
+			qm_track(qm, "REROUTED", m, "to", to, "kind", kind, "from_queue",
+			         from->name, "old_next_hop", hop_of(from), "queue", q->name, "id",
+			         q->id, "next_hop", hop_of(q), NULL);
+		uint32_t p = 0;
+		while (p < np && picks[p].q != q)
+			p++;
+		if (p == np)
+			picks[np++] = (struct pick){q, mm_job_new(m, qm->generation)};
+		mm_job_add(picks[p].j, i);
+	}
+	if (nf > 0 && !qm_bounce(qm, m, fail, nf)) {
+		/* the DSN could not be written: these recipients wait without
+		 * a path, are tried again with the next table, and expire */
+		struct mm_job *j = mm_job_new(m, qm->generation);
+		for (uint32_t k = 0; k < nf; k++)
+			mm_job_add(j, fail[k].idx);
+		mm_queue_push(qm->unreachable, j);
+	}
+	for (uint32_t k = 0; k < np; k++)
+		mm_queue_push(picks[k].q, picks[k].j);
+	for (uint32_t k = 0; k < np; k++)
+		qm_kick(qm, picks[k].q);
+	free(fail);
+	free(picks);
+	m->holds--;
+	qm_msg_release(qm, m);
+}
+
+bool qm_job_moves(struct mm_qm *qm, const struct mm_queue *q, const struct mm_job *j)
+{
+	for (uint32_t k = 0; k < j->n; k++) {
+		struct dest d;
+		resolve(qm, j->msg, j->idx[k], &d);
+		if (strcmp(d.key, q->key) != 0)
+			return true;
+	}
+	return false;
+}
+
+void qm_reroute_job(struct mm_qm *qm, struct mm_queue *q, struct mm_job *j)
+{
+	j->from = q->num;
+	mm_queue_push(qm->reroute, j);
+}
+
+void qm_reroute_drain(struct mm_qm *qm)
+{
+	struct mm_job *j;
+	while ((j = mm_queue_pop(qm->reroute)) != NULL) {
+		struct mm_queue *from = mm_queue_by_num(&qm->queues, j->from);
+		qm_place(qm, j->msg, j->idx, j->n, from ? from : qm->reroute);
+		mm_job_free(j);
+	}
+}

@@ -1,0 +1,295 @@
+/* Outgoing SMTP sessions (env.session_* of core/qmgr.h): one connection
+ * per session the queue manager numbers, running the sans-I/O machine of
+ * core/smtp_client.c over a libevent bufferevent, with STARTTLS per the
+ * queue's policy. Connections leave from this server's own address, so the
+ * next hop knows an organization server. */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "node.h"
+#include "smtp_client.h"
+
+struct conn {
+	struct node *n;
+	uint32_t sid;
+	int tls;  /* MM_SMTPC_TLS_* */
+	bool org; /* an organization server: its certificate must chain to ours */
+	struct bufferevent *bev;
+	struct mm_smtpc c;
+	bool connected;
+	bool tls_pending;   /* the handshake after STARTTLS is running */
+	bool has_job;       /* a job of the queue manager is in flight */
+	bool ready_told;    /* the queue manager knows the session is up */
+	evutil_socket_t fd; /* ours: the bufferevents do not close it */
+	SSL *ssl;           /* ours too (libevent frees it only with the fd) */
+	char addr[80];
+	char why[300];     /* a failure before the connection started */
+	struct conn *next; /* node->failed_conns */
+};
+
+static void conn_free(struct conn *c)
+{
+	mm_u64map_del(&c->n->conns, c->sid);
+	if (c->bev)
+		bufferevent_free(c->bev);
+	SSL_free(c->ssl);
+	if (c->fd >= 0)
+		evutil_closesocket(c->fd);
+	mm_smtpc_free(&c->c);
+	free(c);
+}
+
+static void conn_flush(struct conn *c)
+{
+	if (c->c.out.len > 0 && c->bev) {
+		bufferevent_write(c->bev, c->c.out.p, c->c.out.len);
+		mm_buf_reset(&c->c.out);
+	}
+}
+
+/* The session is over: results of a job in flight first, then the end. */
+static void conn_end(struct conn *c, bool failed, const char *why)
+{
+	struct node *n = c->n;
+	uint32_t sid = c->sid;
+	bool connected = c->connected, had_job = c->has_job;
+	char reason[MM_SMTPC_REPLY_MAX];
+	snprintf(reason, sizeof(reason), "%s", why ? why : c->c.error.text);
+	if (had_job && c->c.state != MM_SMTPC_DEAD)
+		mm_smtpc_broken(&c->c, reason);
+	conn_free(c);
+	if (had_job)
+		mm_qm_session_result(&n->qm, sid);
+	mm_qm_session_end(&n->qm, sid, failed, connected, reason);
+}
+
+static void conn_event(struct bufferevent *bev, short what, void *arg);
+static void conn_read(struct bufferevent *bev, void *arg);
+
+/* 220 to our STARTTLS: wrap the connection; conn_event sees the end of
+ * the handshake. */
+static void start_tls(struct conn *c)
+{
+	struct node *n = c->n;
+	SSL_CTX *ctx = c->tls == MM_SMTPC_TLS_REQUIRED ? n->tls.client_verify : n->tls.client;
+	if (ctx == NULL) {
+		conn_end(c, true, "4.7.4 TLS is required, but this server has no --tls");
+		return;
+	}
+	c->ssl = SSL_new(ctx);
+	bufferevent_free(c->bev);
+	c->bev =
+	    bufferevent_openssl_socket_new(n->base, c->fd, c->ssl, BUFFEREVENT_SSL_CONNECTING, 0);
+	if (c->bev == NULL) {
+		conn_end(c, true, "4.7.0 cannot start TLS");
+		return;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	c->tls_pending = true;
+	bufferevent_setcb(c->bev, conn_read, NULL, conn_event, c);
+	struct timeval tv = {(time_t)n->set.reply_timeout_s, 0};
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void conn_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	struct node *n = c->n;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	char chunk[8192];
+	size_t len;
+	while ((len = evbuffer_get_length(in)) > 0) {
+		if (len > sizeof(chunk))
+			len = sizeof(chunk);
+		evbuffer_remove(in, chunk, len);
+		uint32_t sid = c->sid;
+		switch (mm_smtpc_feed(&c->c, chunk, len)) {
+		case MM_SMTPC_NONE: conn_flush(c); break;
+		case MM_SMTPC_JOB_DONE:
+			c->has_job = false;
+			mm_qm_session_result(&n->qm, sid);
+			/* the queue manager gave the next job, or asked to close */
+			if (mm_u64map_get(&n->conns, sid) == NULL)
+				return;
+			conn_flush(c);
+			break;
+		case MM_SMTPC_READY:
+			if (!c->ready_told) {
+				c->ready_told = true;
+				mm_qm_session_ready(&n->qm, sid);
+				if (mm_u64map_get(&n->conns, sid) == NULL)
+					return;
+			}
+			conn_flush(c);
+			break;
+		case MM_SMTPC_FAILED: conn_end(c, true, NULL); return;
+		case MM_SMTPC_TLS:
+			conn_flush(c);
+			start_tls(c);
+			return;
+		}
+		if (c->c.state == MM_SMTPC_DEAD) {
+			conn_end(c, false, NULL);
+			return;
+		}
+	}
+}
+
+static void conn_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	struct conn *c = arg;
+	if ((what & BEV_EVENT_CONNECTED) && c->tls_pending) {
+		c->tls_pending = false;
+		SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+		if (c->tls == MM_SMTPC_TLS_REQUIRED &&
+		    (ssl == NULL || !mm_tls_peer_verified(ssl, NULL, 0))) {
+			conn_end(c, true,
+			         "4.7.5 TLS is required, and the next hop's certificate is not "
+			         "trusted");
+			return;
+		}
+		mm_smtpc_tls_started(&c->c);
+		conn_flush(c);
+		return;
+	}
+	if (what & BEV_EVENT_CONNECTED) {
+		c->connected = true;
+		struct timeval tv = {(time_t)c->n->set.reply_timeout_s, 0};
+		bufferevent_set_timeouts(c->bev, &tv, &tv);
+		return;
+	}
+	if (c->c.state == MM_SMTPC_QUIT || c->c.state == MM_SMTPC_DEAD) {
+		conn_end(c, false, NULL);
+		return;
+	}
+	char why[300];
+	if (!c->connected)
+		snprintf(why, sizeof(why), "4.4.1 connect to %s failed: %s", c->addr,
+		         what & BEV_EVENT_TIMEOUT
+		             ? "timed out"
+		             : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	else
+		snprintf(why, sizeof(why), "4.4.2 %s with %s",
+		         what & BEV_EVENT_TIMEOUT ? "timeout" : "lost connection", c->addr);
+	conn_end(c, true, why);
+}
+
+/* A failure before anything started is told on the next turn of the loop. */
+static void fail_later(struct conn *c, const char *why)
+{
+	snprintf(c->why, sizeof(c->why), "%s", why);
+	c->next = c->n->failed_conns;
+	c->n->failed_conns = c;
+	event_active(c->n->later_ev, 0, 0);
+}
+
+void relay_report_failed(struct node *n)
+{
+	struct conn *c;
+	while ((c = n->failed_conns) != NULL) {
+		n->failed_conns = c->next;
+		char why[300];
+		snprintf(why, sizeof(why), "%s", c->why);
+		uint32_t sid = c->sid;
+		conn_free(c);
+		mm_qm_session_end(&n->qm, sid, true, false, why);
+	}
+}
+
+void relay_open(void *ctx, uint32_t sid, const struct mm_qm_target *t)
+{
+	struct node *n = ctx;
+	struct conn *c = mm_xcalloc(1, sizeof(*c));
+	*c = (struct conn){.n = n, .sid = sid, .tls = t->tls, .org = t->org, .fd = -1};
+	snprintf(c->addr, sizeof(c->addr), "%s", t->address);
+	mm_u64map_put(&n->conns, sid, c);
+	mm_smtpc_init(&c->c, n->fqdn);
+	/* without --tls this server has no TLS client: opportunistic means
+	 * clear text, required stays required and fails closed */
+	c->c.tls_want =
+	    n->tls.client || t->tls == MM_SMTPC_TLS_REQUIRED ? t->tls : MM_SMTPC_TLS_NONE;
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	if (evutil_parse_sockaddr_port(t->address, (struct sockaddr *)&ss, &len) != 0) {
+		fail_later(c, "4.4.3 the next hop is not an IP address");
+		return;
+	}
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		char why[128];
+		snprintf(why, sizeof(why), "4.3.0 no socket for the next hop: %s", strerror(errno));
+		fail_later(c, why);
+		return;
+	}
+	c->fd = fd;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (ss.ss_family == AF_INET)
+		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+	if (n->src_len > 0 && n->src.ss_family == ss.ss_family &&
+	    bind(fd, (struct sockaddr *)&n->src, (socklen_t)n->src_len) != 0)
+		node_log("cannot bind the source address of a connection: %s", strerror(errno));
+	c->bev = bufferevent_socket_new(n->base, fd, 0);
+	bufferevent_setcb(c->bev, conn_read, NULL, conn_event, c);
+	struct timeval tv = {(time_t)(n->set.connect_timeout_ms / 1000),
+	                     (suseconds_t)(n->set.connect_timeout_ms % 1000) * 1000};
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss, len) != 0) {
+		char why[300];
+		snprintf(why, sizeof(why), "4.4.1 connect to %s failed: %s", c->addr,
+		         evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+		fail_later(c, why);
+	}
+}
+
+void relay_send(void *ctx, uint32_t sid, struct mm_smtpc_job *job)
+{
+	struct node *n = ctx;
+	struct conn *c = mm_u64map_get(&n->conns, sid);
+	if (c == NULL)
+		return;
+	c->has_job = true;
+	mm_smtpc_send(&c->c, job);
+	conn_flush(c);
+}
+
+void relay_close(void *ctx, uint32_t sid)
+{
+	struct node *n = ctx;
+	struct conn *c = mm_u64map_get(&n->conns, sid);
+	if (c == NULL)
+		return;
+	mm_smtpc_quit(&c->c);
+	conn_flush(c);
+}
+
+void relay_free_all(struct node *n)
+{
+	while (n->failed_conns) {
+		struct conn *c = n->failed_conns;
+		n->failed_conns = c->next;
+		conn_free(c);
+	}
+	for (size_t i = 0; i < n->conns.cap; i++) {
+		struct conn *c = n->conns.slots[i].value;
+		if (c) {
+			conn_free(c);
+			i = (size_t)-1; /* the map moved under us: start over */
+		}
+	}
+	mm_u64map_free(&n->conns);
+}
