@@ -142,9 +142,9 @@ void qm_kick(struct mm_qm *qm, struct mm_queue *q)
 
 void qm_arm(struct mm_qm *qm, struct mm_queue *q)
 {
-	int64_t at = q->st.retry_at;
-	if (q->held_at && (at == 0 || q->held_at < at))
-		at = q->held_at;
+	/* the hop's retry first (held jobs wait for it too), then the time
+	 * the held jobs may go */
+	int64_t at = q->st.retry_at ? q->st.retry_at : q->held_at;
 	if (at)
 		qm->env.timer_arm(qm->env.ctx, q->num, at);
 	else

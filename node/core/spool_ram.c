@@ -64,6 +64,14 @@ static void add_rec(struct mm_spool_ram *sp, struct mm_spool_ram_rec *r, size_t 
 	sp->recs[sp->nrecs++] = r;
 }
 
+/* live[seg] exists, zero when new */
+static void live_grow(struct mm_spool_ram *sp, uint32_t seg)
+{
+	size_t old = sp->caplive;
+	mm_grow(&sp->live, &sp->caplive, (size_t)seg + 1, sizeof(*sp->live));
+	memset(sp->live + old, 0, (sp->caplive - old) * sizeof(*sp->live));
+}
+
 static int ram_put(void *ctx, const struct mm_spool_msg *m, const struct iovec *body, int nbody,
                    struct mm_spool_loc *loc, uint64_t *lsn)
 {
@@ -100,7 +108,7 @@ static int ram_put(void *ctx, const struct mm_spool_msg *m, const struct iovec *
 	*loc = r->m.body;
 	add_rec(sp, r, len);
 	*lsn = sp->lsn;
-	mm_grow(&sp->live, &sp->caplive, sp->seg + 1, sizeof(*sp->live));
+	live_grow(sp, sp->seg);
 	sp->live[sp->seg]++;
 	sp->puts++;
 	return 0;
@@ -176,8 +184,8 @@ struct mm_spool_ops mm_spool_ram_ops(void)
 
 uint64_t mm_spool_ram_flush(struct mm_spool_ram *sp)
 {
-	if (sp->want > sp->durable)
-		sp->durable = sp->want;
+	/* as an fdatasync: everything written so far, asked for or not */
+	sp->durable = sp->lsn;
 	return sp->durable;
 }
 
@@ -219,7 +227,7 @@ void mm_spool_ram_replay(struct mm_spool_ram *sp,
 			pending |= !r->done[k];
 		if (!pending)
 			continue;
-		mm_grow(&sp->live, &sp->caplive, (size_t)r->m.body.seg + 1, sizeof(*sp->live));
+		live_grow(sp, r->m.body.seg);
 		sp->live[r->m.body.seg]++;
 		if (r->id > sp->last_id)
 			sp->last_id = r->id;

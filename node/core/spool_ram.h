@@ -33,7 +33,7 @@ struct mm_spool_ram {
 void mm_spool_ram_init(struct mm_spool_ram *sp);
 void mm_spool_ram_free(struct mm_spool_ram *sp);
 struct mm_spool_ops mm_spool_ram_ops(void);
-/* Everything asked for is durable now; returns the durable lsn. */
+/* Everything written is durable now (an fdatasync); returns how far. */
 uint64_t mm_spool_ram_flush(struct mm_spool_ram *sp);
 /* The power goes: what was not durable is gone. */
 void mm_spool_ram_crash(struct mm_spool_ram *sp);
