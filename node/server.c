@@ -34,8 +34,10 @@ struct session {
 	struct mm_relay_client client;
 	bool waiting; /* a commit holds this session's reply */
 	bool closing;
-	bool tls_switching; /* 220 to STARTTLS sent; the handshake follows */
-	bool throttled;     /* too many unsent replies: not read until they drain */
+	bool tls_switching;  /* 220 to STARTTLS sent; the handshake follows */
+	bool throttled;      /* too many unsent replies: not read until they drain */
+	const char *refusal; /* the message could not be queued: the reply, sent
+	                      * once the machine has returned from submit */
 	char peer_cn[256];
 	char reply[600];
 	/* deadlines (slowloris): a whole command line, a whole transfer */
@@ -239,6 +241,11 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		mm_smtpd_feed(&s->smtpd, chunk, n);
 		if (data)
 			s->data_bytes += n;
+		if (s->refusal) {
+			const char *why = s->refusal;
+			s->refusal = NULL;
+			mm_smtpd_done(&s->smtpd, why);
+		}
 		if (!flush(s))
 			return;
 		if (unsent(s) > s->n->set.max_reply_backlog) {
@@ -386,9 +393,8 @@ static void submit_cb(void *ctx, const struct mm_envelope *env, const struct mm_
 	/* nothing of the record stays; the node goes on (a full disk is the
 	 * client's cue to try again later, RFC 3463 4.3.1) */
 	node_log("queue write failed: %s", strerror(e));
-	mm_smtpd_done(&s->smtpd, e == EFBIG ? "552 5.3.4 Message too big for the queue"
-	                                    : "452 4.3.1 Insufficient system storage, try again "
-	                                      "later");
+	s->refusal = e == EFBIG ? "552 5.3.4 Message too big for the queue"
+	                        : "452 4.3.1 Insufficient system storage, try again later";
 }
 
 void node_answer_commits(struct node *n)

@@ -82,8 +82,9 @@ void mm_qm_durable(struct mm_qm *qm, uint64_t lsn)
 		char rcpts[16], size[24];
 		snprintf(rcpts, sizeof(rcpts), "%u", m->nrcpt);
 		snprintf(size, sizeof(size), "%u", m->body.len);
-		qm_track(qm, "RECEIVED", m, "from", m->sender, "client", m->client, "rcpts", rcpts,
-		         "size", size, NULL);
+		char from[600];
+		qm_track(qm, "RECEIVED", m, "from", qm_addr(from, m->sender), "client", m->client,
+		         "rcpts", rcpts, "size", size, NULL);
 		resolve_owner(qm, c->owner, m->idhex, 0);
 		free(c);
 		qm_adopt(qm, m);

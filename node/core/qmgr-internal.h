@@ -40,6 +40,8 @@ struct mm_qm_session {
 void qm_log(struct mm_qm *qm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* One tracking line: EVENT ID, then key/value string pairs to a NULL key. */
 void qm_track(struct mm_qm *qm, const char *event, const struct mm_qmsg *m, ...);
+/* "<addr>", as the tracking log writes addresses (out: 600 bytes). */
+const char *qm_addr(char *out, const char *addr);
 /* Registers a message the queue manager now owns. */
 void qm_adopt(struct mm_qm *qm, struct mm_qmsg *m);
 /* Recipient idx is finished (delivered or reported): a DONE record. */

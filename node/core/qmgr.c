@@ -48,6 +48,12 @@ void qm_track(struct mm_qm *qm, const char *event, const struct mm_qmsg *m, ...)
 	mm_buf_free(&b);
 }
 
+const char *qm_addr(char *out, const char *addr)
+{
+	snprintf(out, 600, "<%s>", addr ? addr : "");
+	return out;
+}
+
 static struct mm_queue *fixed(struct mm_qm *qm, enum mm_queue_kind kind, const char *name)
 {
 	return mm_queue_add(&qm->queues, kind, name, mm_queue_kind_name(kind));
@@ -169,7 +175,8 @@ void mm_qm_recovered(struct mm_qm *qm, const struct mm_spool_msg *sm)
 	qm_adopt(qm, m);
 	char pending[16];
 	snprintf(pending, sizeof(pending), "%u", m->pending);
-	qm_track(qm, "RECOVERED", m, "from", m->sender, "pending", pending, NULL);
+	char from[600];
+	qm_track(qm, "RECOVERED", m, "from", qm_addr(from, m->sender), "pending", pending, NULL);
 	struct mm_job *j = mm_job_new(m, qm->generation);
 	for (uint32_t i = 0; i < m->nrcpt; i++)
 		if (!m->rcpt[i].done)

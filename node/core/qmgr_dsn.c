@@ -67,8 +67,9 @@ bool qm_bounce(struct mm_qm *qm, struct mm_qmsg *m, const struct mm_dsn_rcpt *r,
 	}
 	free(want);
 	for (uint32_t i = 0; i < n; i++) {
-		qm_track(qm, "NDR", m, "to", m->rcpt[r[i].idx].addr, "status", r[i].status,
-		         "reason", r[i].diag ? r[i].diag : "", NULL);
+		char to[600];
+		qm_track(qm, "NDR", m, "to", qm_addr(to, m->rcpt[r[i].idx].addr), "status",
+		         r[i].status, "reason", r[i].diag ? r[i].diag : "", NULL);
 		qm_rcpt_done(qm, m, r[i].idx);
 	}
 	return true;
@@ -81,7 +82,9 @@ void qm_defer(struct mm_qm *qm, struct mm_queue *q, struct mm_job *j, const char
 		struct mm_qrcpt *r = &m->rcpt[j->idx[i]];
 		free(r->last_error);
 		r->last_error = mm_xstrdup(why);
-		qm_track(qm, "DEFERRED", m, "to", r->addr, "queue", q->name, "reason", why, NULL);
+		char to[600];
+		qm_track(qm, "DEFERRED", m, "to", qm_addr(to, r->addr), "queue", q->name, "reason",
+		         why, NULL);
 	}
 	if (qm_expired(qm, m)) {
 		struct mm_dsn_rcpt *r = mm_xcalloc(j->n, sizeof(*r));

@@ -254,8 +254,9 @@ static void job_results(struct mm_qm *qm, struct mm_qm_session *s)
 		const struct mm_smtpc_result *r = &s->res[i];
 		uint32_t idx = j->idx[i];
 		if (r->code / 100 == 2) {
-			qm_track(qm, "DELIVERED", m, "to", m->rcpt[idx].addr, "queue", q->name,
-			         "next_hop", s->addr, "reply", r->text, NULL);
+			char to[600];
+			qm_track(qm, "DELIVERED", m, "to", qm_addr(to, m->rcpt[idx].addr), "queue",
+			         q->name, "next_hop", s->addr, "reply", r->text, NULL);
 			qm_rcpt_done(qm, m, idx);
 			any_ok = true;
 		} else if (r->code / 100 == 5) {

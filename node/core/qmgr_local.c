@@ -35,8 +35,9 @@ static void deliver_job(struct mm_qm *qm, struct mm_job *j)
 			                          m->body.len);
 			mm_buf_free(&pre);
 			if (e == 0) {
-				qm_track(qm, "DELIVERED", m, "to", r->addr, "queue", q->name,
-				         "mailbox", box, NULL);
+				char to[600];
+				qm_track(qm, "DELIVERED", m, "to", qm_addr(to, r->addr), "queue",
+				         q->name, "mailbox", box, NULL);
 				qm_rcpt_done(qm, m, j->idx[i]);
 				continue;
 			}

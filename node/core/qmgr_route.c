@@ -205,7 +205,9 @@ void qm_place(struct mm_qm *qm, struct mm_qmsg *m, const uint32_t *idx, uint32_t
 			continue;
 		}
 		struct mm_queue *q = queue_of(qm, &d);
-		const char *to = m->rcpt[i].addr, *kind = mm_route_kind_name(d.route);
+		char to[600];
+		qm_addr(to, m->rcpt[i].addr);
+		const char *kind = mm_route_kind_name(d.route);
 		if (from == NULL)
 			qm_track(qm, "ROUTED", m, "to", to, "kind", kind, "queue", q->name, "id",
 			         q->id, "next_hop", q->kind == MM_Q_LINK ? q->target : NULL, NULL);
