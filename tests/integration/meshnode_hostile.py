@@ -19,8 +19,8 @@ from nodelib import Raw, check, done, files, maildir, node, sink, wait_for, work
 
 meshnode, mkorg = sys.argv[1], sys.argv[3]
 W = workdir("hostile")
-N1 = ("127.0.16.1", 2525)
-SINK = "127.0.16.3:25250"
+N1 = ("127.0.21.1", 2525)
+SINK = "127.0.21.3:25250"
 ldif = os.path.join(W, "lab.ldif")
 subprocess.run([sys.executable, mkorg, ldif, "--bind", "%s:%d" % N1, "--smarthost", SINK,
                 "--relay-first", "127.0.0.0/8"], check=True)
@@ -161,12 +161,12 @@ mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", smal
 check(mounted, "a 4 MB tmpfs for the full-disk test (mount needs root)")
 if mounted:
     try:
-        N3 = ("127.0.16.5", 2525)
+        N3 = ("127.0.21.5", 2525)
         ldif3 = os.path.join(W, "small.ldif")
         subprocess.run([sys.executable, mkorg, ldif3, "--bind", "%s:%d" % N3, "--smarthost",
-                        "127.0.16.6:25250", "--relay-first", "127.0.0.0/8"], check=True)
+                        "127.0.21.6:25250", "--relay-first", "127.0.0.0/8"], check=True)
         s3 = small
-        sink("127.0.16.6:25250", W + "/sink3")
+        sink("127.0.21.6:25250", W + "/sink3")
         p3 = node(meshnode, ldif3, "N1", s3)
         body = "Subject: fill\r\n\r\n" + ("z" * 998 + "\r\n") * 300  # 300 kB
         acked, refused = 0, None

@@ -20,8 +20,8 @@ from nodelib import check, done, files, node, sink, wait_for, workdir  # noqa
 
 meshnode, meshctl, mkorg = sys.argv[1:4]
 W = workdir("reroute")
-N1, N2 = ("127.0.17.1", 2525), ("127.0.17.2", 2525)
-OLD, NEW = "127.0.17.3:25250", "127.0.17.4:25250"
+N1, N2 = ("127.0.22.1", 2525), ("127.0.22.2", 2525)
+OLD, NEW = "127.0.22.3:25250", "127.0.22.4:25250"
 ldif = os.path.join(W, "lab.ldif")
 
 
@@ -33,19 +33,19 @@ cn: Far
 dn: cn=FAR-RGM,cn=Far,o=Lab
 objectClass: mmMaster
 cn: FAR-RGM
-mmRoutingAddress: 127.0.17.9:6910
+mmRoutingAddress: 127.0.22.9:6910
 mmPriority: 100
 
 dn: cn=Internet,cn=Far,o=Lab
 objectClass: mmServer
 cn: Internet
 mmFqdn: internet.far.test
-mmRoutingAddress: 127.0.17.8:6911
+mmRoutingAddress: 127.0.22.8:6911
 
 dn: cn=SMTP,cn=Internet,cn=Far,o=Lab
 objectClass: mmVirtualServer
 cn: SMTP
-mmBind: 127.0.17.8:2525
+mmBind: 127.0.22.8:2525
 
 dn: cn=Lab-Far,cn=Lab,o=Lab
 objectClass: mmConnector
@@ -135,7 +135,7 @@ check(old_id not in ids or len(ids) == 2, "the new next hop is a queue of its ow
 # --- a new TLS policy is followed by mail already queued -------------------
 # (mutation: qm_refresh_link not called on a table change, the queue keeps
 # "none": the message left in clear text)
-third = "127.0.17.5:25250"
+third = "127.0.22.5:25250"
 write_org(third)
 n1.send_signal(signal.SIGHUP)
 time.sleep(0.5)
@@ -158,7 +158,7 @@ check(len(files(W + "/third")) == 0, "and nothing left in clear text")
 
 # --- a frozen queue stays frozen -------------------------------------------
 # (mutation: mm_qm_table_changed rerouting frozen queues)
-fourth = "127.0.17.6:25250"
+fourth = "127.0.22.6:25250"
 write_org(fourth)
 n1.send_signal(signal.SIGHUP)
 time.sleep(0.5)
@@ -188,7 +188,7 @@ send("dave@example.test", 1, "to the server")  # server Internet of Far is not r
 send("out@example.net", 1, "to the connector")
 both = wait_for(lambda: (lambda l: l if len(l) == 2 else None)(
     [x for x in queues("Internet") if x["messages"] == 1 and
-     x["next_hop"] in ("127.0.17.8:2525", OLD)]), 20)
+     x["next_hop"] in ("127.0.22.8:2525", OLD)]), 20)
 check(both is not None and both[0]["id"] != both[1]["id"],
       "server Internet and connector Internet: two queues, two ids (%s)" % both)
 check(both is not None and {x["connector"] for x in both} == {"Lab-Far", "Internet"},

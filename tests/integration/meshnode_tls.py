@@ -153,6 +153,56 @@ c.sendmail("alice@example.test", ["general@army.mil"], "Subject: secret\r\n\r\nx
 c.quit()
 
 
+# With --tls an organization server relays only with its certificate: from
+# N2's own address, without STARTTLS (or with a stranger's certificate), a
+# relay gets 530 5.7.0 -- not 550, not a bounce -- and with N2's
+# certificate it is accepted. (mutation: core/relay.c mm_relay_decide
+# letting org addresses relay whatever org_tls says: 250 in the clear)
+def from_n2(cert=None):
+    sock = socket.create_connection(N1, 10, source_address=(N2[0], 0))
+    t = Raw.__new__(Raw)
+    t.s, t.buf = sock, b""
+    t.greeting = t.reply()
+    t.cmd("EHLO n2.lab.test")
+    if cert:
+        x = ssl.create_default_context(cafile=W + "/ca.pem")
+        x.check_hostname = False
+        x.load_cert_chain(*cert)
+        t.cmd("STARTTLS")
+        t.s = x.wrap_socket(t.s)
+        t.buf = b""
+        t.cmd("EHLO n2.lab.test")
+    t.cmd("MAIL FROM:<alice@example.test>")
+    r = t.cmd("RCPT TO:<far@example.net>")
+    t.close()
+    return r
+
+
+r = from_n2()
+check(r.startswith("530 5.7.0"), "an organization address without TLS: 530 5.7.0 (%s)" % r)
+r = from_n2((W + "/stranger.pem", W + "/stranger.key"))
+check(r.startswith("530 5.7.0"), "with a stranger's certificate: 530 5.7.0 (%s)" % r)
+r = from_n2((W + "/N2.pem", W + "/N2.key"))
+check(r.startswith("250"), "with the organization certificate: relayed (%s)" % r)
+
+# A user name a peer controls cannot forge a line of the node log.
+# (mutation: auth_cb logging user with %s instead of mm_logfmt_quote)
+forged = "x\r\n2026-01-01T00:00:00.000Z meshnode: AUTH PLAIN admin from 10.0.0.1: ok"
+c = smtplib.SMTP(*N1)
+c.starttls(context=ctx)
+c.ehlo("client.test")
+try:
+    c.docmd("AUTH", "PLAIN " + base64.b64encode(
+        b"\0" + forged.encode() + b"\0wrong").decode())
+finally:
+    c.close()
+log = wait_for(lambda: (lambda t: t if "10.0.0.1" in t else None)(
+    open(os.path.join(W, "N1.log"), errors="replace").read()))
+check(log is not None and not any(l.startswith("2026-01-01T00:00:00.000Z")
+                                  for l in log.splitlines()) and
+      "\\r\\n2026-01-01" in log,
+      "node log: the AUTH user name is quoted and escaped, no forged line")
+
 err = wait_for(lambda: last_error(meshctl, s1, "Mil"))
 check(err is not None and err.startswith("4.7.4"), "required TLS not offered: deferred, %s" % err)
 check(not files(W + "/milsink"), "nothing sent in the clear to that next hop")
