@@ -57,6 +57,9 @@ static void table_json(struct ctl *c, const char *digest)
 	json_begin_obj(&j);
 	json_key(&j, "server");
 	json_null(&j);
+	/* DESIGN §7: who answered; offline, the directory did */
+	json_key(&j, "role");
+	json_str(&j, "offline");
 	json_key(&j, "organization");
 	json_str(&j, c->dir.org);
 	json_key(&j, "digest");
