@@ -261,7 +261,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	session_close(s);
 }
 
-static const char *rcpt_cb(void *ctx, const struct mm_envelope *env, const struct mm_rcpt_args *r)
+static const char *rcpt_cb(void *ctx, const struct mm_envelope *env, struct mm_rcpt_args *r)
 {
 	(void)env;
 	struct session *s = ctx;

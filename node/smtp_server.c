@@ -134,13 +134,23 @@ static void rcpt(struct mm_smtpd *s, const char *arg)
 		fail(s, err);
 		return;
 	}
-	if (s->env.nrcpt >= s->conf->max_rcpts) {
-		reply(s, "452 4.5.3 Too many recipients");
-		return;
-	}
+	/* the callback may rewrite r.addr to the recipient's canonical form */
 	err = s->ops->rcpt(s->ctx, &s->env, &r);
 	if (err != NULL) {
 		fail(s, err);
+		return;
+	}
+	/* one delivery per recipient: a recipient the envelope already holds
+	 * is answered as accepted and not added again (the first one's DSN
+	 * parameters stay); so it never meets the recipient limit either */
+	for (size_t i = 0; i < s->env.nrcpt; i++) {
+		if (strcmp(s->env.rcpt[i].addr, r.addr) == 0) {
+			reply(s, "250 2.1.5 Ok");
+			return;
+		}
+	}
+	if (s->env.nrcpt >= s->conf->max_rcpts) {
+		reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
 	mm_grow(&s->env.rcpt, &s->env.caprcpt, s->env.nrcpt + 1, sizeof(*s->env.rcpt));

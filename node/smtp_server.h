@@ -35,9 +35,12 @@ struct mm_envelope {
 };
 
 struct mm_smtpd_ops {
-	/* NULL accepts the recipient; otherwise the reply line to send. */
-	const char *(*rcpt)(void *ctx, const struct mm_envelope *env,
-	                    const struct mm_rcpt_args *rcpt);
+	/* NULL accepts the recipient; otherwise the reply line to send. The
+	 * callback may rewrite rcpt->addr in place to the recipient's
+	 * canonical form (a valid mailbox, NUL-terminated, in the same array):
+	 * once it accepts, a recipient the envelope already holds is answered
+	 * 250 and not added again. */
+	const char *(*rcpt)(void *ctx, const struct mm_envelope *env, struct mm_rcpt_args *rcpt);
 	/* A complete message: the body has CRLF line ends and no dot-stuffing.
 	 * Both stay valid until mm_smtpd_done(). */
 	void (*submit)(void *ctx, const struct mm_envelope *env, const struct mm_buf *body);

@@ -12,7 +12,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char *rcpt(void *ctx, const struct mm_envelope *env, const struct mm_rcpt_args *r)
+static const char *rcpt(void *ctx, const struct mm_envelope *env, struct mm_rcpt_args *r)
 {
 	(void)ctx, (void)env;
 	return r->addr[0] == 'x' ? "550 5.1.1 no" : NULL;

@@ -75,7 +75,7 @@ struct server_ctx {
 	size_t nrcpt;
 };
 
-static const char *srv_rcpt(void *ctx, const struct mm_envelope *env, const struct mm_rcpt_args *r)
+static const char *srv_rcpt(void *ctx, const struct mm_envelope *env, struct mm_rcpt_args *r)
 {
 	(void)ctx, (void)env;
 	return strncmp(r->addr, "unknown", 7) == 0 ? "550 5.1.1 unknown" : NULL;
