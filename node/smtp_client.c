@@ -326,7 +326,15 @@ enum mm_smtpc_event mm_smtpc_feed(struct mm_smtpc *c, const char *data, size_t n
 			kw[kn] = '\0';
 			capability(c, kw);
 		}
-		snprintf(c->last.text, sizeof(c->last.text), "%.*s", (int)content, p);
+		/* the text goes into DSNs (Diagnostic-Code) and the tracking
+		 * log: a control character of the next hop's never does (RFC
+		 * 5321 §4.2: textstring is HT, SP and printable ASCII) */
+		size_t tn = content < sizeof(c->last.text) - 1 ? content : sizeof(c->last.text) - 1;
+		for (size_t i = 0; i < tn; i++) {
+			unsigned char ch = (unsigned char)p[i];
+			c->last.text[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+		}
+		c->last.text[tn] = '\0';
 		if (more)
 			continue;
 		c->last.code = code;

@@ -8,9 +8,31 @@
 
 #include "alloc.h"
 
+/* A byte that has no place in a reply, a header or a log line. */
+static bool control(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f;
+}
+
+static bool has_control(const char *p)
+{
+	for (; *p; p++)
+		if (control((unsigned char)*p))
+			return true;
+	return false;
+}
+
+/* One reply line. Some carry text the node built from peer input (the
+ * address in "550 5.1.1 <...>"): whatever it holds, no control character
+ * goes out (RFC 5321 §4.2: reply text is HT, SP and printable ASCII; a CR
+ * or LF would start a reply line of its own). */
 static void reply(struct mm_smtpd *s, const char *line)
 {
+	size_t from = s->out.len;
 	mm_buf_adds(&s->out, line);
+	for (size_t i = from; i < s->out.len; i++)
+		if (control((unsigned char)s->out.p[i]))
+			s->out.p[i] = '?';
 	mm_buf_add(&s->out, "\r\n", 2);
 }
 
@@ -65,6 +87,14 @@ static void ehlo(struct mm_smtpd *s, const char *arg, bool extended)
 {
 	if (*arg == '\0') {
 		fail(s, "501 5.5.4 Syntax: EHLO hostname");
+		return;
+	}
+	/* RFC 5321 §4.1.1.1: the argument is a Domain or an address literal.
+	 * It is copied into our Received: header, where a bare CR starts a
+	 * header of its own for some parsers: a control character is refused,
+	 * and the session goes on as it was. */
+	if (has_control(arg)) {
+		fail(s, "501 5.5.2 Syntax: EHLO hostname, without control characters");
 		return;
 	}
 	snprintf(s->env.helo, sizeof(s->env.helo), "%s", arg);
@@ -386,6 +416,12 @@ static void auth_plain(struct mm_smtpd *s, const char *b64)
 		fail(s, "501 5.5.2 Cannot decode the AUTH PLAIN response");
 		return;
 	}
+	/* the login name is a mail address: one with a control character
+	 * matches nobody, and it is not handed on (to be logged) */
+	if (has_control((const char *)user + 1)) {
+		auth_done(s, false);
+		return;
+	}
 	auth_done(s, s->ops->auth(s->ctx, "PLAIN", (const char *)user + 1, (const char *)pass + 1));
 }
 
@@ -440,6 +476,10 @@ static void auth(struct mm_smtpd *s, const char *arg)
 			fail(s, "501 5.5.2 Cannot decode the AUTH EXTERNAL response");
 			return;
 		}
+		if (has_control((const char *)id)) {
+			auth_done(s, false); /* as for PLAIN */
+			return;
+		}
 		auth_done(s, s->ops->auth(s->ctx, "EXTERNAL", (const char *)id, NULL));
 	} else {
 		fail(s, "504 5.5.4 Unrecognized authentication type");
@@ -472,6 +512,10 @@ static void auth_line(struct mm_smtpd *s, const char *line)
 			return;
 		}
 		reply(s, "334 UGFzc3dvcmQ6");
+		return;
+	}
+	if (has_control(s->auth_user)) {
+		auth_done(s, false); /* as for PLAIN */
 		return;
 	}
 	auth_done(s, s->ops->auth(s->ctx, "LOGIN", s->auth_user, (const char *)v));

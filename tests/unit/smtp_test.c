@@ -143,6 +143,68 @@ static void fake_free(struct fake *f)
 	mm_buf_free(&f->replies);
 }
 
+/* --- HELO/EHLO names ----------------------------------------------------- */
+
+/* Mutation seen failing: the has_control(arg) refusal in ehlo() removed
+ * (every row with a control character is then answered 250 and the name
+ * replaces the good one in the envelope). */
+static void test_helo_control_characters(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *cmd;
+		const char *want_reply; /* prefix of the reply to cmd */
+		const char *want_helo;  /* env.helo after it */
+		enum mm_smtpd_state want_state;
+	} rows[] = {
+	    {"EHLO other.test", "250-mx.test", "other.test", MM_SMTPD_IDLE},
+	    {"HELO other.test", "250 mx.test", "other.test", MM_SMTPD_IDLE},
+	    {"EHLO [192.0.2.1]", "250-mx.test", "[192.0.2.1]", MM_SMTPD_IDLE},
+	    {"EHLO h\xc3\xa9.test", "250-mx.test", "h\xc3\xa9.test", MM_SMTPD_IDLE},
+	    {"EHLO a\rb", "501 5.5.2", "good.test", MM_SMTPD_MAIL},
+	    {"EHLO host\rReceived: from forged", "501 5.5.2", "good.test", MM_SMTPD_MAIL},
+	    {"HELO a\x01"
+	     "b",
+	     "501 5.5.2", "good.test", MM_SMTPD_MAIL},
+	    {"EHLO a\tb", "501 5.5.2", "good.test", MM_SMTPD_MAIL},
+	    {"EHLO a\x7f", "501 5.5.2", "good.test", MM_SMTPD_MAIL},
+	    {"EHLO \x1b[31mred", "501 5.5.2", "good.test", MM_SMTPD_MAIL},
+	    {"EHLO \r", "501 5.5.2", "good.test", MM_SMTPD_MAIL},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct fake f = {0};
+		struct mm_smtpd s;
+		mm_smtpd_init(&s, &conf, &ops, &f);
+		const char *pre = "EHLO good.test\r\nMAIL FROM:<a@b.test>\r\n";
+		feed(&s, &f, pre, strlen(pre));
+		mm_buf_reset(&f.replies);
+		feed(&s, &f, rows[i].cmd, strlen(rows[i].cmd));
+		feed(&s, &f, "\r\n", 2);
+		char a[256], b[256];
+		const char *got = f.replies.p ? f.replies.p : "";
+		if (strncmp(got, rows[i].want_reply, strlen(rows[i].want_reply)) != 0)
+			fail_msg("%s: got %s, want %s...",
+			         show(rows[i].cmd, strlen(rows[i].cmd), a, sizeof(a)), got,
+			         rows[i].want_reply);
+		if (strcmp(s.env.helo, rows[i].want_helo) != 0)
+			fail_msg("%s: got helo %s, want %s",
+			         show(rows[i].cmd, strlen(rows[i].cmd), a, sizeof(a)),
+			         show(s.env.helo, strlen(s.env.helo), b, sizeof(b)),
+			         rows[i].want_helo);
+		if (s.state != rows[i].want_state)
+			fail_msg("%s: got state %d, want %d",
+			         show(rows[i].cmd, strlen(rows[i].cmd), a, sizeof(a)), s.state,
+			         rows[i].want_state);
+		/* the session goes on */
+		feed(&s, &f, "NOOP\r\n", 6);
+		if (strstr(f.replies.p, "|250 2.0.0 Ok|") == NULL)
+			fail_msg("%s: got %s after NOOP, want 250 2.0.0 Ok",
+			         show(rows[i].cmd, strlen(rows[i].cmd), a, sizeof(a)), f.replies.p);
+		mm_smtpd_free(&s);
+		fake_free(&f);
+	}
+}
+
 /* --- duplicate recipients ------------------------------------------------ */
 
 /* Mutation seen failing: the loop over env.rcpt in rcpt() removed (the
@@ -210,10 +272,120 @@ static void test_rcpt_duplicates(void **state)
 	}
 }
 
+/* --- replies and AUTH names built from peer input ------------------------ */
+
+/* Mutation seen failing: the loop replacing control characters in reply()
+ * removed (the CR and LF of the callback's text go out: the client sees a
+ * reply line of its own). */
+static void test_reply_text_no_control_characters(void **state)
+{
+	(void)state;
+	struct fake f = {.rcpt_reply = "550 5.1.1 <unknown\r\n250 2.1.5 forged\x01\t>: no"};
+	const char *in = "HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<unknown@x.test>\r\n";
+	session(&f, false, in, strlen(in), 0, 0);
+	const char *want = "250 mx.test|250 2.1.0 Ok|550 5.1.1 <unknown??250 2.1.5 forged?"
+	                   "?>: no|"; /* "??>" would be a trigraph */
+	if (strcmp(f.replies.p, want) != 0)
+		fail_msg("got %s, want %s", f.replies.p, want);
+	fake_free(&f);
+
+	/* mm_smtpd_done's line too */
+	struct mm_smtpd s;
+	f = (struct fake){0};
+	mm_smtpd_init(&s, &conf, &ops, &f);
+	in = "HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<r@x.test>\r\nDATA\r\nx\r\n.\r\n";
+	mm_smtpd_feed(&s, in, strlen(in));
+	mm_smtpd_done(&s, "451 4.3.0 a\rb\nc");
+	collect(&s, &f);
+	mm_buf_add(&f.replies, "", 0);
+	if (strstr(f.replies.p, "|451 4.3.0 a?b?c|") == NULL)
+		fail_msg("done: got %s, want ...|451 4.3.0 a?b?c|", f.replies.p);
+	mm_smtpd_free(&s);
+	fake_free(&f);
+}
+
+/* Mutation seen failing: each has_control() refusal in auth_plain(),
+ * auth_line() and the EXTERNAL branch of auth() removed in turn (ops->auth
+ * is then called with the name, CR and all, and the node logs it). */
+static void test_auth_user_control_characters(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *cmds;
+		const char *want_last; /* the last reply */
+		int want_auths;        /* calls of ops->auth */
+	} rows[] = {
+	    /* "\0alice\0pw" */
+	    {"AUTH PLAIN AGFsaWNlAHB3\r\n", "235 2.7.0", 1},
+	    /* "\0al\rice\0pw" */
+	    {"AUTH PLAIN AGFsDWljZQBwdw==\r\n", "535 5.7.8", 0},
+	    /* "\0alice\n\0pw" */
+	    {"AUTH PLAIN\r\nAGFsaWNlCgBwdw==\r\n", "535 5.7.8", 0},
+	    /* LOGIN "a\r\nb", "pw" */
+	    {"AUTH LOGIN YQ0KYg==\r\ncHc=\r\n", "535 5.7.8", 0},
+	    {"AUTH LOGIN\r\nYQ0KYg==\r\ncHc=\r\n", "535 5.7.8", 0},
+	    /* EXTERNAL with an authzid "a\r\nb" (found by the fuzzer) */
+	    {"AUTH EXTERNAL YQ0KYg==\r\n", "535 5.7.8", 0},
+	    {"AUTH EXTERNAL =\r\n", "535 5.7.8", 1},
+	    /* LOGIN "bob", "pw": asked, refused */
+	    {"AUTH LOGIN Ym9i\r\ncHc=\r\n", "535 5.7.8", 1},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char in[512];
+		snprintf(in, sizeof(in), "EHLO c\r\n%s", rows[i].cmds);
+		struct fake f = {0};
+		session(&f, true, in, strlen(in), 0, 0);
+		size_t gl = strlen(f.replies.p);
+		const char *last = f.replies.p;
+		for (size_t k = 0; k + 1 < gl; k++)
+			if (f.replies.p[k] == '|')
+				last = f.replies.p + k + 1;
+		char a[512];
+		const char *cmds = show(rows[i].cmds, strlen(rows[i].cmds), a, sizeof(a));
+		if (strncmp(last, rows[i].want_last, strlen(rows[i].want_last)) != 0)
+			fail_msg("%s: got %s, want %s", cmds, last, rows[i].want_last);
+		if (f.auths != rows[i].want_auths)
+			fail_msg("%s: got %d auth calls, want %d", cmds, f.auths,
+			         rows[i].want_auths);
+		fake_free(&f);
+	}
+}
+
+/* --- the client: what the next hop says ---------------------------------- */
+
+/* Mutation seen failing: the reply text copied with snprintf("%.*s") again
+ * (the CR and the escape go into the result, so into DSNs and the tracking
+ * log). */
+static void test_client_reply_text(void **state)
+{
+	(void)state;
+	/* the next hop's reply text goes into DSNs and the tracking log */
+	struct mm_smtpc c;
+	mm_smtpc_init(&c, "me.test");
+	mm_smtpc_feed(&c, "220 hi\r\n", 8);
+	mm_smtpc_feed(&c, "250 mx\r\n", 8);
+	const char *rcpts[] = {"a@x.test"};
+	struct mm_smtpc_result res[1];
+	struct mm_smtpc_job job = {
+	    .sender = "", .nrcpt = 1, .rcpt = rcpts, .body = "x\r\n", .len = 3, .res = res};
+	mm_smtpc_send(&c, &job);
+	static const char evil[] = "250 ok\r\n550 5.1.1 no\rFinal-Recipient: x\x1b\x00y\r\n";
+	assert_int_equal(mm_smtpc_feed(&c, evil, sizeof(evil) - 1), MM_SMTPC_JOB_DONE);
+	char a[256];
+	if (res[0].code != 550 || strcmp(res[0].text, "550 5.1.1 no?Final-Recipient: x??y") != 0)
+		fail_msg("got %d %s, want 550 550 5.1.1 no?Final-Recipient: x??y", res[0].code,
+		         show(res[0].text, strlen(res[0].text), a, sizeof(a)));
+	mm_smtpc_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_helo_control_characters),
 	    cmocka_unit_test(test_rcpt_duplicates),
+	    cmocka_unit_test(test_reply_text_no_control_characters),
+	    cmocka_unit_test(test_auth_user_control_characters),
+	    cmocka_unit_test(test_client_reply_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
