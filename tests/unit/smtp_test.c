@@ -205,6 +205,101 @@ static void test_helo_control_characters(void **state)
 	}
 }
 
+/* --- DSN parameters ------------------------------------------------------ */
+
+/* Mutations seen failing: (a) the !atom(v, tn) test in rcpt_param removed
+ * (the addr-type rows are accepted); (b) the refusal of an encoded control
+ * character in mm_smtp_xtext_valid removed (the +0D rows are accepted);
+ * (c) hexchar() taking lower case digits (the +0d/+2b rows). */
+static void test_dsn_parameters(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *arg;
+		bool mail;
+		const char *want_err; /* prefix, or NULL for success */
+		const char *want_val; /* orcpt / envid kept on success */
+	} rows[] = {
+	    {"TO:<c@d.test> ORCPT=rfc822;c@d.test", false, NULL, "rfc822;c@d.test"},
+	    {"TO:<c@d.test> ORCPT=utf-8;c@d.test", false, NULL, "utf-8;c@d.test"},
+	    {"TO:<c@d.test> ORCPT=rfc822;c+2Bx@d.test", false, NULL, "rfc822;c+2Bx@d.test"},
+	    {"TO:<c@d.test> ORCPT=rfc822;+22a+20b+22@d.test", false, NULL,
+	     "rfc822;+22a+20b+22@d.test"},
+	    {"TO:<c@d.test> ORCPT=rfc\r822;c@d.test", false, "501 5.5.4", NULL},
+	    {"TO:<c@d.test> ORCPT=rfc822\r;c@d.test", false, "501 5.5.4", NULL},
+	    {"TO:<c@d.test> ORCPT=\r;c@d.test", false, "501 5.5.4", NULL},
+	    {"TO:<c@d.test> ORCPT=;c@d.test", false, "501 5.5.4", NULL},
+	    {"TO:<c@d.test> ORCPT=rf\x01"
+	     "c822;c@d.test",
+	     false, "501 5.5.4", NULL},
+	    {"TO:<c@d.test> ORCPT=rfc\t822;c@d.test", false, "501 5.5.4", NULL},
+	    {"TO:<c@d.test> ORCPT=rfc.822;c@d.test", false, "501 5.5.4", NULL},
+	    {"TO:<c@d.test> ORCPT=rfc822;", false, "501 5.5.4", NULL},
+	    {"TO:<c@d.test> ORCPT=rfc822", false, "501 5.5.4", NULL},
+	    {"TO:<c@d.test> ORCPT=rfc822;c\r@d.test", false, "501 5.5.4", NULL},
+	    {"TO:<c@d.test> ORCPT=rfc822;c+0D+0AX-Evil:+20y@d.test", false, "501 5.5.4", NULL},
+	    {"TO:<c@d.test> ORCPT=rfc822;c+7F@d.test", false, "501 5.5.4", NULL},
+	    {"TO:<c@d.test> ORCPT=rfc822;c+0d@d.test", false, "501 5.5.4", NULL},
+	    {"TO:<c@d.test> ORCPT=rfc822;c+2b@d.test", false, "501 5.5.4", NULL},
+	    {"TO:<c@d.test> ORCPT=rfc822;c+2", false, "501 5.5.4", NULL},
+	    {"TO:<c@d.test> ORCPT=rfc822;c=d", false, "501 5.5.4", NULL},
+	    {"TO:<c@d.test> ORCPT=rfc822;c\x80@d.test", false, "501 5.5.4", NULL},
+	    {"TO:<c@d.test> ORCPT=rfc822;a@b ORCPT=rfc822;a@b", false, "501 5.5.4", NULL},
+	    {"FROM:<a@b.test> ENVID=abc+2B1", true, NULL, "abc+2B1"},
+	    {"FROM:<a@b.test> ENVID=a\rb", true, "501 5.5.4", NULL},
+	    {"FROM:<a@b.test> ENVID=a\x7f", true, "501 5.5.4", NULL},
+	    {"FROM:<a@b.test> ENVID=a+0Db", true, "501 5.5.4", NULL},
+	    {"FROM:<a@b.test> ENVID=a+0db", true, "501 5.5.4", NULL},
+	    {"FROM:<a@b.test> ENVID=a+", true, "501 5.5.4", NULL},
+	    {"FROM:<a@b.test> ENVID=", true, "501 5.5.4", NULL},
+	    {"FROM:<a@b.test> ENVID=a=b", true, "501 5.5.4", NULL},
+	    {"FROM:<a@b.test> AUTH=a+0D", true, "501 5.5.4", NULL},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct mm_mail_args m;
+		struct mm_rcpt_args r;
+		const char *err = rows[i].mail ? mm_smtp_parse_mail(rows[i].arg, &m)
+		                               : mm_smtp_parse_rcpt(rows[i].arg, &r);
+		const char *val = rows[i].mail ? m.envid : r.orcpt;
+		char a[256];
+		const char *arg = show(rows[i].arg, strlen(rows[i].arg), a, sizeof(a));
+		if (rows[i].want_err == NULL && err != NULL)
+			fail_msg("%s: got %s, want success", arg, err);
+		if (rows[i].want_err != NULL &&
+		    (err == NULL || strncmp(err, rows[i].want_err, strlen(rows[i].want_err)) != 0))
+			fail_msg("%s: got %s, want %s", arg, err ? err : "success",
+			         rows[i].want_err);
+		if (err == NULL && rows[i].want_val && strcmp(val, rows[i].want_val) != 0)
+			fail_msg("%s: got %s, want %s", arg, val, rows[i].want_val);
+	}
+
+	/* RFC 3461 §4.4: at most 100 characters */
+	for (size_t len = 99; len <= 101; len++) {
+		char arg[200];
+		int k = snprintf(arg, sizeof(arg), "FROM:<a@b.test> ENVID=");
+		memset(arg + k, 'x', len);
+		arg[(size_t)k + len] = '\0';
+		struct mm_mail_args m;
+		const char *err = mm_smtp_parse_mail(arg, &m);
+		bool want_ok = len <= MM_SMTP_ENVID_MAX;
+		if ((err == NULL) != want_ok)
+			fail_msg("ENVID of %zu characters: got %s, want %s", len,
+			         err ? err : "success", want_ok ? "success" : "501 5.5.4");
+	}
+
+	/* through the session: refused, and the recipient is not added */
+	struct fake f = {0};
+	const char *in = "EHLO c\r\nMAIL FROM:<a@b.test>\r\n"
+	                 "RCPT TO:<r@x.test> ORCPT=rfc\r822;r@x.test\r\nDATA\r\n";
+	session(&f, false, in, strlen(in), 0, 0);
+	const char *want = "250 2.1.0 Ok|501 5.5.4 Bad ORCPT parameter|554 5.5.1 No valid "
+	                   "recipients|";
+	const char *got = strstr(f.replies.p, "250 2.1.0");
+	if (got == NULL || strcmp(got, want) != 0)
+		fail_msg("session: got %s, want ...%s", f.replies.p, want);
+	fake_free(&f);
+}
+
 /* --- duplicate recipients ------------------------------------------------ */
 
 /* Mutation seen failing: the loop over env.rcpt in rcpt() removed (the
@@ -382,6 +477,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_helo_control_characters),
+	    cmocka_unit_test(test_dsn_parameters),
 	    cmocka_unit_test(test_rcpt_duplicates),
 	    cmocka_unit_test(test_reply_text_no_control_characters),
 	    cmocka_unit_test(test_auth_user_control_characters),
