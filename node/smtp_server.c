@@ -50,7 +50,8 @@ static void reset_transaction(struct mm_smtpd *s)
 	s->env.mail = (struct mm_mail_args){0};
 	s->env.nrcpt = 0;
 	s->rcpt_tried = 0;
-	s->bdat_seen = s->bdat_failed = s->too_big = s->long_line = false;
+	s->bdat_seen = s->bdat_failed = s->too_big = s->long_line = s->pending_cr = false;
+	s->line_len = 0;
 	mm_buf_reset(&s->body);
 	if (s->state != MM_SMTPD_GREET && s->state != MM_SMTPD_CLOSED)
 		s->state = MM_SMTPD_IDLE;
@@ -217,6 +218,7 @@ static void data(struct mm_smtpd *s, const char *arg)
 	s->state = MM_SMTPD_DATA;
 	s->line_start = s->prev_crlf = true;
 	s->line_len = 0;
+	s->pending_cr = false;
 	s->discarding = false;
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
@@ -265,33 +267,94 @@ static void body_add(struct mm_smtpd *s, const char *p, size_t n)
 	mm_buf_add(&s->body, p, n);
 }
 
-/* DATA: consume whole lines. Only CRLF "." CRLF ends the message (no SMTP
- * smuggling: a bare LF never starts or ends the terminating dot line).
- * Bare LF line ends are stored as CRLF, so what we relay is canonical.
- * Returns the bytes consumed. */
+static void text_eol(struct mm_smtpd *s)
+{
+	s->pending_cr = false;
+	body_add(s, "\r\n", 2);
+	s->line_len = 0;
+}
+
+static void text_span(struct mm_smtpd *s, const char *p, size_t n)
+{
+	if (n == 0)
+		return;
+	if (s->pending_cr)
+		text_eol(s); /* the CR before was a bare one */
+	body_add(s, p, n);
+	/* RFC 5321 §4.5.3.1.6: 1,000 octets with the CRLF, counted as stored
+	 * (a transparency dot is not part of the line) */
+	s->line_len += n;
+	if (s->line_len + 2 > MM_SMTP_TEXT_MAX)
+		s->long_line = true;
+}
+
+/* Message text, DATA (unstuffed) or BDAT, stored with canonical line ends:
+ * CRLF stays CRLF, and a bare LF or a bare CR is stored as CRLF. RFC 5321
+ * §2.3.8 makes neither a line end, but some MTAs take one for one, and a
+ * body carrying "\r.\r" or "\n.\n" on to them ends the message early: what
+ * follows would be read as commands (SMTP smuggling). A CR at the end of p
+ * waits for the next byte, which may be its LF (s->pending_cr). */
+static void body_text(struct mm_smtpd *s, const char *p, size_t n)
+{
+	size_t from = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] != '\r' && p[i] != '\n')
+			continue;
+		text_span(s, p + from, i - from);
+		from = i + 1;
+		if (p[i] == '\n') {
+			text_eol(s); /* CRLF, or a bare LF */
+		} else {
+			if (s->pending_cr)
+				text_eol(s); /* CR CR: the first is bare */
+			s->pending_cr = true;
+		}
+	}
+	text_span(s, p + from, n - from);
+}
+
+/* The end of the message text: a CR still waiting had no LF. */
+static void body_text_end(struct mm_smtpd *s)
+{
+	if (s->pending_cr)
+		text_eol(s);
+}
+
+/* RFC 5321 §4.5.2: the first dot of a line is removed when other characters
+ * follow it on the line. Only a line after a CRLF counts; and a dot followed
+ * by a bare CR or LF is a line of a single dot that did not end the message
+ * (it is not CRLF "." CRLF): content, kept. */
+static bool transparency_dot(const struct mm_smtpd *s, const char *q, size_t n)
+{
+	return s->line_start && s->prev_crlf && n > 1 && q[0] == '.' && q[1] != '\r' &&
+	       q[1] != '\n';
+}
+
+/* DATA: consume whole lines. Only CRLF "." CRLF of the input ends the
+ * message (no SMTP smuggling: a bare LF or bare CR never starts or ends the
+ * terminating dot line). Returns the bytes consumed. */
 static size_t data_lines(struct mm_smtpd *s, const char *p, size_t n)
 {
 	size_t pos = 0;
 	while (pos < n && s->state == MM_SMTPD_DATA) {
-		const char *nl = memchr(p + pos, '\n', n - pos);
+		const char *q = p + pos;
+		const char *nl = memchr(q, '\n', n - pos);
 		if (nl == NULL) {
 			/* A partial line: keep short ones whole (they may be the dot
-			 * line); pass long ones on, holding back a possible CR. */
+			 * line); pass long ones on, holding back the last byte (a CR
+			 * whose LF is still to come). */
 			size_t rem = n - pos;
 			if (rem < MM_SMTP_TEXT_MAX)
 				break;
 			size_t take = rem - 1;
-			const char *q = p + pos;
-			if (s->line_start && s->prev_crlf && q[0] == '.')
-				q++, take--, pos++;
-			body_add(s, q, take);
-			s->line_len += take;
-			s->line_start = false;
 			pos += take;
+			if (transparency_dot(s, q, take))
+				q++, take--;
+			body_text(s, q, take);
+			s->line_start = false;
 			continue;
 		}
-		size_t len = (size_t)(nl - (p + pos)) + 1;
-		const char *q = p + pos;
+		size_t len = (size_t)(nl - q) + 1;
 		bool crlf = len >= 2 && q[len - 2] == '\r';
 		size_t content = len - (crlf ? 2 : 1);
 		pos += len;
@@ -299,14 +362,10 @@ static size_t data_lines(struct mm_smtpd *s, const char *p, size_t n)
 			finish_message(s);
 			break;
 		}
-		if (s->line_start && s->prev_crlf && content > 0 && q[0] == '.')
-			q++, content--; /* RFC 5321 §4.5.2 transparency */
-		if (s->line_len + len > MM_SMTP_TEXT_MAX)
-			s->long_line = true;
-		body_add(s, q, content);
-		body_add(s, "\r\n", 2);
+		if (transparency_dot(s, q, len))
+			q++, len--;
+		body_text(s, q, len);
 		s->line_start = true;
-		s->line_len = 0;
 		s->prev_crlf = crlf;
 	}
 	return pos;
@@ -331,6 +390,7 @@ static void bdat_chunk_end(struct mm_smtpd *s)
 		return;
 	}
 	if (s->chunk_last) {
+		body_text_end(s);
 		finish_message(s);
 		return;
 	}
@@ -358,7 +418,8 @@ static void bdat(struct mm_smtpd *s, const char *arg)
 	else if (s->bdat_failed)
 		s->chunk_err = "552 5.2.3 Message length exceeds the administrative limit";
 	if (s->chunk_err == NULL && !s->bdat_seen) {
-		s->prev_cr = false;
+		s->pending_cr = false;
+		s->line_len = 0;
 		s->bdat_seen = true;
 	}
 	s->chunk_left = size;
@@ -372,20 +433,8 @@ static void bdat(struct mm_smtpd *s, const char *arg)
 static size_t bdat_bytes(struct mm_smtpd *s, const char *p, size_t n)
 {
 	size_t take = n < s->chunk_left ? n : (size_t)s->chunk_left;
-	if (s->chunk_err == NULL) {
-		/* store bare LF as CRLF, as for DATA */
-		size_t from = 0;
-		for (size_t i = 0; i < take; i++) {
-			if (p[i] == '\n' && !(i > 0 ? p[i - 1] == '\r' : s->prev_cr)) {
-				body_add(s, p + from, i - from);
-				body_add(s, "\r", 1);
-				from = i;
-			}
-		}
-		body_add(s, p + from, take - from);
-		if (take > 0)
-			s->prev_cr = p[take - 1] == '\r';
-	}
+	if (s->chunk_err == NULL)
+		body_text(s, p, take); /* line ends and the line limit as for DATA */
 	s->chunk_left -= take;
 	if (s->chunk_left == 0)
 		bdat_chunk_end(s);

@@ -300,6 +300,216 @@ static void test_dsn_parameters(void **state)
 	fake_free(&f);
 }
 
+/* --- bare CR and LF in DATA, SMTP smuggling ------------------------------ */
+
+#define SMUGGLED "MAIL FROM:<evil@x.test>\r\nRCPT TO:<r@x.test>\r\nDATA\r\nsmuggled"
+
+/* The replies of one message and QUIT, and nothing else: a smuggled
+ * transaction would add 250 2.1.0, 250 2.1.5, 354 and a second 250. */
+#define ONE_MESSAGE                                                                  \
+	"250 mx.test|250 2.1.0 Ok|250 2.1.5 Ok|354 End data with <CR><LF>.<CR><LF>|" \
+	"250 2.0.0 Ok: queued|221 2.0.0 Bye|"
+
+static const struct body_row {
+	const char *name;
+	const char *text;      /* after DATA, up to and with the end of data */
+	const char *want_body; /* what is submitted, or NULL: no submit */
+	const char *want_reply;
+} data_rows[] = {
+    /* every smuggling variant: one message, the smuggled commands inside
+     * it as a line of their own, every line end CRLF */
+    {"\\n.\\n", "Subject: s\r\n\r\nbefore\n.\n" SMUGGLED "\r\n.\r\n",
+     "Subject: s\r\n\r\nbefore\r\n.\r\n" SMUGGLED "\r\n", ONE_MESSAGE},
+    {"\\n.\\r\\n", "Subject: s\r\n\r\nbefore\n.\r\n" SMUGGLED "\r\n.\r\n",
+     "Subject: s\r\n\r\nbefore\r\n.\r\n" SMUGGLED "\r\n", ONE_MESSAGE},
+    {"\\r\\n.\\n", "Subject: s\r\n\r\nbefore\r\n.\n" SMUGGLED "\r\n.\r\n",
+     "Subject: s\r\n\r\nbefore\r\n.\r\n" SMUGGLED "\r\n", ONE_MESSAGE},
+    {"\\r.\\r\\n", "Subject: s\r\n\r\nbefore\r.\r\n" SMUGGLED "\r\n.\r\n",
+     "Subject: s\r\n\r\nbefore\r\n.\r\n" SMUGGLED "\r\n", ONE_MESSAGE},
+    {"\\r.\\r", "Subject: s\r\n\r\nbefore\r.\r" SMUGGLED "\r\n.\r\n",
+     "Subject: s\r\n\r\nbefore\r\n.\r\n" SMUGGLED "\r\n", ONE_MESSAGE},
+    {"\\r\\n.\\r", "Subject: s\r\n\r\nbefore\r\n.\r" SMUGGLED "\r\n.\r\n",
+     "Subject: s\r\n\r\nbefore\r\n.\r\n" SMUGGLED "\r\n", ONE_MESSAGE},
+    {"\\n.\\r", "Subject: s\r\n\r\nbefore\n.\r" SMUGGLED "\r\n.\r\n",
+     "Subject: s\r\n\r\nbefore\r\n.\r\n" SMUGGLED "\r\n", ONE_MESSAGE},
+    {"\\r\\n.\\r\\r\\n", "Subject: s\r\n\r\nbefore\r\n.\r\r\n" SMUGGLED "\r\n.\r\n",
+     "Subject: s\r\n\r\nbefore\r\n.\r\n\r\n" SMUGGLED "\r\n", ONE_MESSAGE},
+    /* a dot-stuffed dot line, for comparison: the same body */
+    {"\\r\\n..\\r\\n", "Subject: s\r\n\r\nbefore\r\n..\r\n" SMUGGLED "\r\n.\r\n",
+     "Subject: s\r\n\r\nbefore\r\n.\r\n" SMUGGLED "\r\n", ONE_MESSAGE},
+    /* bare CRs elsewhere */
+    {"bare CR in a header", "Subject: a\rX-Evil: b\r\n\r\nx\r\n.\r\n",
+     "Subject: a\r\nX-Evil: b\r\n\r\nx\r\n", ONE_MESSAGE},
+    {"CR CR LF", "a\r\r\nb\r\n.\r\n", "a\r\n\r\nb\r\n", ONE_MESSAGE},
+    {"CR before the end", "a\r\r\n.\r\n", "a\r\n\r\n", ONE_MESSAGE},
+    /* a dot followed by a bare CR or LF is content, not a transparency dot;
+     * a dot with text after it is one */
+    {"leading dots", "...a\r\n.\rb\r\n.\nc\r\n.\r\n", "..a\r\n.\r\nb\r\n.\r\nc\r\n", ONE_MESSAGE},
+};
+
+static void check_data_row(const struct body_row *r, const char *in, size_t n, const char *how)
+{
+	struct fake f = {0};
+	size_t pieces[] = {0, 1, 7};
+	for (size_t k = 0; k < sizeof(pieces) / sizeof(pieces[0]) + n + 1; k++) {
+		bool cut = k >= sizeof(pieces) / sizeof(pieces[0]);
+		size_t at = cut ? k - sizeof(pieces) / sizeof(pieces[0]) : 0;
+		session(&f, false, in, n, cut ? SIZE_MAX : pieces[k], at);
+		char split[64], a[8192], b[8192];
+		if (cut)
+			snprintf(split, sizeof(split), "%s cut at %zu", how, at);
+		else
+			snprintf(split, sizeof(split), "%s in pieces of %zu", how, pieces[k]);
+		int want_submits = r->want_body ? 1 : 0;
+		if (f.submits != want_submits)
+			fail_msg("%s, %s: got %d submits, want %d (replies %s)", r->name, split,
+			         f.submits, want_submits, f.replies.p);
+		if (r->want_body && (f.body.len != strlen(r->want_body) ||
+		                     memcmp(f.body.p, r->want_body, f.body.len)))
+			fail_msg("%s, %s: got body %s, want %s", r->name, split,
+			         show(f.body.p, f.body.len, a, sizeof(a)),
+			         show(r->want_body, strlen(r->want_body), b, sizeof(b)));
+		if (r->want_reply && strcmp(f.replies.p, r->want_reply) != 0)
+			fail_msg("%s, %s: got replies %s, want %s", r->name, split, f.replies.p,
+			         r->want_reply);
+	}
+	fake_free(&f);
+}
+
+/* Mutations seen failing: (a) body_text() taking a CR as an ordinary byte
+ * (every bare-CR row: the body keeps "\r.\r" and would carry it on);
+ * (b) data_lines() ending the message at a dot line after a bare LF, i.e.
+ * `s->line_start && crlf && content == 1` without prev_crlf (the \n.\r\n row:
+ * two submits, and the smuggled MAIL answered 250 2.1.0). */
+static void test_data_bare_cr_lf(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(data_rows) / sizeof(data_rows[0]); i++) {
+		const struct body_row *r = &data_rows[i];
+		char in[4096];
+		int n = snprintf(in, sizeof(in),
+		                 "HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<r@x.test>\r\nDATA\r\n"
+		                 "%sQUIT\r\n",
+		                 r->text);
+		check_data_row(r, in, (size_t)n, "DATA");
+	}
+}
+
+/* --- BDAT: bare CR across chunks, the text line limit -------------------- */
+
+struct bdat_row {
+	const char *name;
+	const char *chunks[4]; /* the last one is sent with LAST */
+	const char *want_body; /* NULL: no submit */
+	const char *want_last; /* the reply to the LAST chunk */
+};
+
+static void run_bdat(const struct bdat_row *r, const char *big)
+{
+	char in[8192];
+	size_t n = (size_t)snprintf(in, sizeof(in),
+	                            "EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<r@x.test>\r\n");
+	size_t nch = 0;
+	while (nch < 4 && r->chunks[nch])
+		nch++;
+	for (size_t i = 0; i < nch; i++) {
+		const char *c = strcmp(r->chunks[i], "BIG") == 0 ? big : r->chunks[i];
+		n += (size_t)snprintf(in + n, sizeof(in) - n, "BDAT %zu%s\r\n%s", strlen(c),
+		                      i + 1 == nch ? " LAST" : "", c);
+	}
+	/* after the transaction: in sync, and (when it was refused) reset */
+	n += (size_t)snprintf(in + n, sizeof(in) - n, "RCPT TO:<r@x.test>\r\n");
+	struct fake f = {0};
+	for (size_t cut = 0; cut <= n; cut++) {
+		session(&f, false, in, n, cut == 0 ? 0 : SIZE_MAX, cut);
+		char a[8192], b[8192];
+		int want_submits = r->want_body ? 1 : 0;
+		if (f.submits != want_submits)
+			fail_msg("%s, cut at %zu: got %d submits, want %d (replies %s)", r->name,
+			         cut, f.submits, want_submits, f.replies.p);
+		if (r->want_body && (f.body.len != strlen(r->want_body) ||
+		                     memcmp(f.body.p, r->want_body, f.body.len)))
+			fail_msg("%s, cut at %zu: got body %s, want %s", r->name, cut,
+			         show(f.body.p, f.body.len, a, sizeof(a)),
+			         show(r->want_body, strlen(r->want_body), b, sizeof(b)));
+		/* the reply to LAST, then the RCPT's: 503 once the transaction is over */
+		char want[256];
+		snprintf(want, sizeof(want), "|%s|503 5.5.1 Need MAIL before RCPT|", r->want_last);
+		size_t wl = strlen(want), gl = strlen(f.replies.p);
+		if (gl < wl || strcmp(f.replies.p + gl - wl, want) != 0)
+			fail_msg("%s, cut at %zu: got replies %s, want ...%s", r->name, cut,
+			         f.replies.p, want + 1);
+	}
+	fake_free(&f);
+}
+
+/* Mutations seen failing: (a) for the chunk rows, bdat() clearing pending_cr
+ * at every chunk, not only the first (a CR ending one chunk and its LF
+ * starting the next then make two line ends); (b) for the line-limit rows,
+ * today's code (BDAT bytes stored without any line count: 250 queued) and,
+ * with the fix, finish_message() testing `s->long_line && !s->bdat_seen`. */
+static void test_bdat_bare_cr_and_line_limit(void **state)
+{
+	(void)state;
+	char big[1001];
+	memset(big, 'x', 999);
+	big[999] = '\0'; /* 999 octets: with CRLF one over the limit */
+	static const struct bdat_row rows[] = {
+	    {"CR | LF across chunks", {"a\r", "\nb\r\n"}, "a\r\nb\r\n", "250 2.0.0 Ok: queued"},
+	    {"CR | text", {"a\r", "b"}, "a\r\nb", "250 2.0.0 Ok: queued"},
+	    {"CR at the very end", {"a\r"}, "a\r\n", "250 2.0.0 Ok: queued"},
+	    {"CR | CR LF", {"a\r", "\r\n"}, "a\r\n\r\n", "250 2.0.0 Ok: queued"},
+	    {"LF | LF", {"a\n", "\n"}, "a\r\n\r\n", "250 2.0.0 Ok: queued"},
+	    {"smuggling \\r.\\r",
+	     {"x\r.\r", SMUGGLED "\r\n"},
+	     "x\r\n.\r\n" SMUGGLED "\r\n",
+	     "250 2.0.0 Ok: queued"},
+	    {"smuggling \\n.\\n",
+	     {"x\n.\n" SMUGGLED "\r\n"},
+	     "x\r\n.\r\n" SMUGGLED "\r\n",
+	     "250 2.0.0 Ok: queued"},
+	    {"999 octets and CRLF",
+	     {"BIG", "\r\n"},
+	     NULL,
+	     "500 5.5.6 Text line longer than 1000 octets"},
+	    {"999 octets, no line end",
+	     {"BIG"},
+	     NULL,
+	     "500 5.5.6 Text line longer than 1000 octets"},
+	    {"999 octets, CR | LF",
+	     {"BIG", "\r", "\n"},
+	     NULL,
+	     "500 5.5.6 Text line longer than 1000 octets"},
+	    {"long line in an early chunk",
+	     {"a\r\n", "BIG", "\r\nshort\r\n"},
+	     NULL,
+	     "500 5.5.6 Text line longer than 1000 octets"},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		run_bdat(&rows[i], big);
+
+	/* 998 octets and CRLF is exactly the limit: accepted, in DATA and BDAT */
+	big[998] = '\0';
+	char body[1100];
+	snprintf(body, sizeof(body), "%s\r\n", big);
+	struct bdat_row ok = {"998 octets and CRLF", {"BIG", "\r\n"}, body, "250 2.0.0 Ok: queued"};
+	run_bdat(&ok, big);
+	char in[1300];
+	struct fake f = {0};
+	for (int over = 0; over < 2; over++) {
+		snprintf(
+		    in, sizeof(in),
+		    "HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<r@x.test>\r\nDATA\r\n%s%s\r\n.\r\n",
+		    big, over ? "x" : "");
+		session(&f, false, in, strlen(in), 0, 0);
+		const char *want = over ? "500 5.5.6" : "250 2.0.0 Ok: queued";
+		if (strstr(f.replies.p, want) == NULL)
+			fail_msg("DATA, %d octets and CRLF: got %s, want %s", 998 + over,
+			         f.replies.p, want);
+	}
+	fake_free(&f);
+}
+
 /* --- duplicate recipients ------------------------------------------------ */
 
 /* Mutation seen failing: the loop over env.rcpt in rcpt() removed (the
@@ -446,6 +656,60 @@ static void test_auth_user_control_characters(void **state)
 	}
 }
 
+/* --- the client: what goes to the next hop ------------------------------- */
+
+/* Mutation seen failing: the BDAT chunk written with mm_buf_add() of the
+ * stored body again, as today's code does (the bare CR of a body queued
+ * before the fix goes out, "\r.\r" and all). */
+static void test_client_canonical_body(void **state)
+{
+	(void)state;
+	static const struct {
+		bool chunking;
+		const char *body;
+		const char *want; /* from BDAT / after 354 */
+	} rows[] = {
+	    {true, "a\r.\rb\nc\r\n", "BDAT 12 LAST\r\na\r\n.\r\nb\r\nc\r\n"},
+	    {true, "a\r\nb", "BDAT 4 LAST\r\na\r\nb"},
+	    {true, "a\r", "BDAT 3 LAST\r\na\r\n"},
+	    {false, "a\r.\rb\nc\r\n", "a\r\n..\r\nb\r\nc\r\n.\r\n"},
+	    {false, ".a\n.\r\n", "..a\r\n..\r\n.\r\n"},
+	    {false, "x\r", "x\r\n.\r\n"},
+	    {false, "x\r.", "x\r\n..\r\n.\r\n"},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct mm_smtpc c;
+		mm_smtpc_init(&c, "me.test");
+		mm_smtpc_feed(&c, "220 hi\r\n", 8);
+		const char *ehlo = rows[i].chunking ? "250-mx\r\n250-PIPELINING\r\n250 CHUNKING\r\n"
+		                                    : "250-mx\r\n250 PIPELINING\r\n";
+		assert_int_equal(mm_smtpc_feed(&c, ehlo, strlen(ehlo)), MM_SMTPC_READY);
+		mm_buf_reset(&c.out);
+		const char *rcpts[] = {"a@x.test"};
+		struct mm_smtpc_result res[1];
+		struct mm_smtpc_job job = {.sender = "s@y.test",
+		                           .nrcpt = 1,
+		                           .rcpt = rcpts,
+		                           .body = rows[i].body,
+		                           .len = strlen(rows[i].body),
+		                           .res = res};
+		mm_smtpc_send(&c, &job);
+		if (!rows[i].chunking) {
+			mm_buf_reset(&c.out);
+			const char *r = "250 ok\r\n250 ok\r\n354 go\r\n";
+			mm_smtpc_feed(&c, r, strlen(r));
+		}
+		char a[512], b[512], w[512];
+		const char *got = c.out.p ? strstr(c.out.p, rows[i].chunking ? "BDAT" : "") : "";
+		if (got == NULL || strcmp(got, rows[i].want) != 0)
+			fail_msg("%s body %s: got %s, want %s", rows[i].chunking ? "BDAT" : "DATA",
+			         show(rows[i].body, strlen(rows[i].body), b, sizeof(b)),
+			         c.out.p ? show(c.out.p, c.out.len, a, sizeof(a)) : "",
+			         show(rows[i].want, strlen(rows[i].want), w, sizeof(w)));
+		mm_smtpc_free(&c);
+	}
+}
+
 /* --- the client: what the next hop says ---------------------------------- */
 
 /* Mutation seen failing: the reply text copied with snprintf("%.*s") again
@@ -478,9 +742,12 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_helo_control_characters),
 	    cmocka_unit_test(test_dsn_parameters),
+	    cmocka_unit_test(test_data_bare_cr_lf),
+	    cmocka_unit_test(test_bdat_bare_cr_and_line_limit),
 	    cmocka_unit_test(test_rcpt_duplicates),
 	    cmocka_unit_test(test_reply_text_no_control_characters),
 	    cmocka_unit_test(test_auth_user_control_characters),
+	    cmocka_unit_test(test_client_canonical_body),
 	    cmocka_unit_test(test_client_reply_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
