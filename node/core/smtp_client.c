@@ -75,18 +75,45 @@ static void capability(struct mm_smtpc *c, const char *kw)
 	}
 }
 
+/* The body as it goes out: every line end CRLF (a bare CR or LF becomes
+ * one, as the server machine stores them, so a message queued by an older
+ * node never carries "\r.\r" or "\n.\n" on to the next hop) and, for DATA,
+ * a dot doubled at the start of each line (RFC 5321 §4.5.2). Writes to out
+ * when it is not NULL; returns the length. */
+static size_t canonical_body(struct mm_buf *out, const char *p, size_t n, bool stuff)
+{
+	size_t len = 0, from = 0;
+	bool bol = true;
+	for (size_t i = 0; i <= n; i++) {
+		bool end = i == n;
+		if (!end && bol && stuff && p[i] == '.') {
+			if (out)
+				mm_buf_add(out, ".", 1);
+			len++;
+		}
+		bol = false;
+		if (!end && p[i] != '\r' && p[i] != '\n')
+			continue;
+		if (out)
+			mm_buf_add(out, p + from, i - from);
+		len += i - from;
+		if (end)
+			break;
+		if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')
+			i++;
+		if (out)
+			mm_buf_add(out, "\r\n", 2);
+		len += 2;
+		from = i + 1;
+		bol = true;
+	}
+	return len;
+}
+
 static void dot_stuff(struct mm_buf *out, const char *p, size_t n)
 {
-	size_t pos = 0;
-	while (pos < n) {
-		const char *nl = memchr(p + pos, '\n', n - pos);
-		size_t len = nl ? (size_t)(nl - (p + pos)) + 1 : n - pos;
-		if (p[pos] == '.')
-			mm_buf_add(out, ".", 1);
-		mm_buf_add(out, p + pos, len);
-		pos += len;
-	}
-	if (n > 0 && p[n - 1] != '\n')
+	canonical_body(out, p, n, true);
+	if (n > 0 && p[n - 1] != '\n' && p[n - 1] != '\r')
 		mm_buf_add(out, "\r\n", 2);
 	mm_buf_add(out, ".\r\n", 3);
 }
@@ -100,7 +127,8 @@ static void send_command(struct mm_smtpc *c, uint32_t k)
 		if (j->body_8bit && c->eightbit)
 			mm_buf_adds(&c->out, " BODY=8BITMIME");
 		if (c->size) /* RFC 1870: declare it when SIZE is offered */
-			mm_buf_printf(&c->out, " SIZE=%zu", j->len);
+			mm_buf_printf(&c->out, " SIZE=%zu",
+			              canonical_body(NULL, j->body, j->len, false));
 		if (c->dsn && j->ret == MM_RET_FULL)
 			mm_buf_adds(&c->out, " RET=FULL");
 		else if (c->dsn && j->ret == MM_RET_HDRS)
@@ -131,8 +159,9 @@ static void send_command(struct mm_smtpc *c, uint32_t k)
 			mm_buf_printf(&c->out, " ORCPT=%s", j->orcpt[k - 1]);
 		mm_buf_adds(&c->out, "\r\n");
 	} else if (c->chunking) {
-		mm_buf_printf(&c->out, "BDAT %zu LAST\r\n", j->len);
-		mm_buf_add(&c->out, j->body, j->len);
+		mm_buf_printf(&c->out, "BDAT %zu LAST\r\n",
+		              canonical_body(NULL, j->body, j->len, false));
+		canonical_body(&c->out, j->body, j->len, false);
 		c->body_sent = true;
 	} else {
 		mm_buf_adds(&c->out, "DATA\r\n");
@@ -326,7 +355,15 @@ enum mm_smtpc_event mm_smtpc_feed(struct mm_smtpc *c, const char *data, size_t n
 			kw[kn] = '\0';
 			capability(c, kw);
 		}
-		snprintf(c->last.text, sizeof(c->last.text), "%.*s", (int)content, p);
+		/* the text goes into DSNs (Diagnostic-Code) and the tracking
+		 * log: a control character of the next hop's never does (RFC
+		 * 5321 §4.2: textstring is HT, SP and printable ASCII) */
+		size_t tn = content < sizeof(c->last.text) - 1 ? content : sizeof(c->last.text) - 1;
+		for (size_t i = 0; i < tn; i++) {
+			unsigned char ch = (unsigned char)p[i];
+			c->last.text[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+		}
+		c->last.text[tn] = '\0';
 		if (more)
 			continue;
 		c->last.code = code;

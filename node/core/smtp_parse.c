@@ -123,19 +123,51 @@ bool mm_smtp_mailbox_valid(const char *s, size_t n)
 	return domain_name(at + 1, dn) || address_literal(at + 1, dn);
 }
 
+/* RFC 3461 §4: hexchar = "+" followed by two upper case hexadecimal
+ * digits */
+static int hexchar(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 bool mm_smtp_xtext_valid(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (c == '+') {
-			if (i + 2 >= n || !isxdigit((unsigned char)s[i + 1]) ||
-			    !isxdigit((unsigned char)s[i + 2]))
+			int hi = i + 2 < n ? hexchar((unsigned char)s[i + 1]) : -1;
+			int lo = i + 2 < n ? hexchar((unsigned char)s[i + 2]) : -1;
+			if (hi < 0 || lo < 0)
+				return false;
+			/* an encoded control character would come out of
+			 * the value in a DSN field or a log: refused (RFC
+			 * 3461 §4.2 and §4.4 carry addresses and printable
+			 * identifiers, neither has them) */
+			unsigned v = (unsigned)(hi << 4 | lo);
+			if (v < 0x20 || v == 0x7f)
 				return false;
 			i += 2;
 		} else if (c < 33 || c > 126 || c == '=') {
+			/* RFC 3461 §4: xchar is "!" (33) to "~" (126)
+			 * except "+" and "=" */
 			return false;
 		}
 	}
+	return true;
+}
+
+/* RFC 5321 §4.1.2: Atom = 1*atext */
+static bool atom(const char *s, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!atext((unsigned char)s[i]))
+			return false;
 	return true;
 }
 
@@ -243,6 +275,7 @@ static const char *mail_param(const char *k, size_t kn, const char *v, size_t vn
 		if (vn == 0 || !mm_smtp_xtext_valid(v, vn))
 			return "501 5.5.4 Bad AUTH parameter";
 	} else if (key_is(k, kn, "ENVID")) {
+		/* RFC 3461 §4.4: 1 to 100 characters of xtext */
 		if (vn == 0 || vn > MM_SMTP_ENVID_MAX || m->envid[0] != '\0' ||
 		    !mm_smtp_xtext_valid(v, vn))
 			return "501 5.5.4 Bad ENVID parameter";
@@ -281,9 +314,16 @@ static const char *rcpt_param(const char *k, size_t kn, const char *v, size_t vn
 		if ((r->notify & MM_NOTIFY_NEVER) && r->notify != MM_NOTIFY_NEVER)
 			return "501 5.5.4 NOTIFY=NEVER stands alone";
 	} else if (key_is(k, kn, "ORCPT")) {
+		/* RFC 3461 §4.2: orcpt-parameter = "ORCPT=" addr-type ";"
+		 * xtext, and addr-type is an RFC 5321 Atom. Both go on to
+		 * the next hop and into DSNs as they came, so anything
+		 * else (a CR, a control character, nothing) is refused;
+		 * so is an empty address. */
 		const char *semi = memchr(v, ';', vn);
-		if (semi == NULL || semi == v || vn > MM_SMTP_ORCPT_MAX || r->orcpt[0] != '\0' ||
-		    !mm_smtp_xtext_valid(semi + 1, vn - (size_t)(semi + 1 - v)))
+		size_t tn = semi ? (size_t)(semi - v) : 0;
+		size_t an = semi ? vn - tn - 1 : 0;
+		if (semi == NULL || vn > MM_SMTP_ORCPT_MAX || r->orcpt[0] != '\0' || !atom(v, tn) ||
+		    an == 0 || !mm_smtp_xtext_valid(semi + 1, an))
 			return "501 5.5.4 Bad ORCPT parameter";
 		memcpy(r->orcpt, v, vn);
 		r->orcpt[vn] = '\0';

@@ -62,7 +62,7 @@ struct mm_mail_args {
 struct mm_rcpt_args {
 	char addr[MM_SMTP_PATH_MAX + 1];
 	unsigned notify;                   /* 0: not given */
-	char orcpt[MM_SMTP_ORCPT_MAX + 1]; /* "rfc822;xtext" as received, or "" */
+	char orcpt[MM_SMTP_ORCPT_MAX + 1]; /* "atom;xtext" as received, or "" */
 };
 
 /* arg is what follows "MAIL " / "RCPT ". Returns NULL, or the reply line
@@ -81,7 +81,8 @@ bool mm_smtp_parse_bdat(const char *arg, uint64_t *size, bool *last);
  * s is not base64 or out is too small. out is NUL-terminated. */
 long mm_base64_decode(const char *s, size_t n, unsigned char *out, size_t outlen);
 
-/* RFC 3461 §4: xtext = *( xchar / "+" 2HEXCHAR ) */
+/* RFC 3461 §4: xtext = *( xchar / "+" 2HEXCHAR ), HEXCHAR upper case.
+ * An encoded control character (+00 to +1F, +7F) is refused as well. */
 bool mm_smtp_xtext_valid(const char *s, size_t n);
 
 #endif

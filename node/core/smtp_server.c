@@ -8,9 +8,31 @@
 
 #include "alloc.h"
 
+/* A byte that has no place in a reply, a header or a log line. */
+static bool control(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f;
+}
+
+static bool has_control(const char *p)
+{
+	for (; *p; p++)
+		if (control((unsigned char)*p))
+			return true;
+	return false;
+}
+
+/* One reply line. Some carry text the node built from peer input (the
+ * address in "550 5.1.1 <...>"): whatever it holds, no control character
+ * goes out (RFC 5321 §4.2: reply text is HT, SP and printable ASCII; a CR
+ * or LF would start a reply line of its own). */
 static void reply(struct mm_smtpd *s, const char *line)
 {
+	size_t from = s->out.len;
 	mm_buf_adds(&s->out, line);
+	for (size_t i = from; i < s->out.len; i++)
+		if (control((unsigned char)s->out.p[i]))
+			s->out.p[i] = '?';
 	mm_buf_add(&s->out, "\r\n", 2);
 }
 
@@ -28,7 +50,8 @@ static void reset_transaction(struct mm_smtpd *s)
 	s->env.mail = (struct mm_mail_args){0};
 	s->env.nrcpt = 0;
 	s->rcpt_tried = 0;
-	s->bdat_seen = s->bdat_failed = s->too_big = s->long_line = false;
+	s->bdat_seen = s->bdat_failed = s->too_big = s->long_line = s->pending_cr = false;
+	s->line_len = 0;
 	mm_buf_reset(&s->body);
 	if (s->state != MM_SMTPD_GREET && s->state != MM_SMTPD_CLOSED)
 		s->state = MM_SMTPD_IDLE;
@@ -65,6 +88,14 @@ static void ehlo(struct mm_smtpd *s, const char *arg, bool extended)
 {
 	if (*arg == '\0') {
 		fail(s, "501 5.5.4 Syntax: EHLO hostname");
+		return;
+	}
+	/* RFC 5321 §4.1.1.1: the argument is a Domain or an address literal.
+	 * It is copied into our Received: header, where a bare CR starts a
+	 * header of its own for some parsers: a control character is refused,
+	 * and the session goes on as it was. */
+	if (has_control(arg)) {
+		fail(s, "501 5.5.2 Syntax: EHLO hostname, without control characters");
 		return;
 	}
 	snprintf(s->env.helo, sizeof(s->env.helo), "%s", arg);
@@ -134,13 +165,23 @@ static void rcpt(struct mm_smtpd *s, const char *arg)
 		fail(s, err);
 		return;
 	}
-	if (s->env.nrcpt >= s->conf->max_rcpts) {
-		reply(s, "452 4.5.3 Too many recipients");
-		return;
-	}
+	/* the callback may rewrite r.addr to the recipient's canonical form */
 	err = s->ops->rcpt(s->ctx, &s->env, &r);
 	if (err != NULL) {
 		fail(s, err);
+		return;
+	}
+	/* one delivery per recipient: a recipient the envelope already holds
+	 * is answered as accepted and not added again (the first one's DSN
+	 * parameters stay); so it never meets the recipient limit either */
+	for (size_t i = 0; i < s->env.nrcpt; i++) {
+		if (strcmp(s->env.rcpt[i].addr, r.addr) == 0) {
+			reply(s, "250 2.1.5 Ok");
+			return;
+		}
+	}
+	if (s->env.nrcpt >= s->conf->max_rcpts) {
+		reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
 	mm_grow(&s->env.rcpt, &s->env.caprcpt, s->env.nrcpt + 1, sizeof(*s->env.rcpt));
@@ -177,6 +218,7 @@ static void data(struct mm_smtpd *s, const char *arg)
 	s->state = MM_SMTPD_DATA;
 	s->line_start = s->prev_crlf = true;
 	s->line_len = 0;
+	s->pending_cr = false;
 	s->discarding = false;
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
@@ -225,33 +267,94 @@ static void body_add(struct mm_smtpd *s, const char *p, size_t n)
 	mm_buf_add(&s->body, p, n);
 }
 
-/* DATA: consume whole lines. Only CRLF "." CRLF ends the message (no SMTP
- * smuggling: a bare LF never starts or ends the terminating dot line).
- * Bare LF line ends are stored as CRLF, so what we relay is canonical.
- * Returns the bytes consumed. */
+static void text_eol(struct mm_smtpd *s)
+{
+	s->pending_cr = false;
+	body_add(s, "\r\n", 2);
+	s->line_len = 0;
+}
+
+static void text_span(struct mm_smtpd *s, const char *p, size_t n)
+{
+	if (n == 0)
+		return;
+	if (s->pending_cr)
+		text_eol(s); /* the CR before was a bare one */
+	body_add(s, p, n);
+	/* RFC 5321 §4.5.3.1.6: 1,000 octets with the CRLF, counted as stored
+	 * (a transparency dot is not part of the line) */
+	s->line_len += n;
+	if (s->line_len + 2 > MM_SMTP_TEXT_MAX)
+		s->long_line = true;
+}
+
+/* Message text, DATA (unstuffed) or BDAT, stored with canonical line ends:
+ * CRLF stays CRLF, and a bare LF or a bare CR is stored as CRLF. RFC 5321
+ * §2.3.8 makes neither a line end, but some MTAs take one for one, and a
+ * body carrying "\r.\r" or "\n.\n" on to them ends the message early: what
+ * follows would be read as commands (SMTP smuggling). A CR at the end of p
+ * waits for the next byte, which may be its LF (s->pending_cr). */
+static void body_text(struct mm_smtpd *s, const char *p, size_t n)
+{
+	size_t from = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] != '\r' && p[i] != '\n')
+			continue;
+		text_span(s, p + from, i - from);
+		from = i + 1;
+		if (p[i] == '\n') {
+			text_eol(s); /* CRLF, or a bare LF */
+		} else {
+			if (s->pending_cr)
+				text_eol(s); /* CR CR: the first is bare */
+			s->pending_cr = true;
+		}
+	}
+	text_span(s, p + from, n - from);
+}
+
+/* The end of the message text: a CR still waiting had no LF. */
+static void body_text_end(struct mm_smtpd *s)
+{
+	if (s->pending_cr)
+		text_eol(s);
+}
+
+/* RFC 5321 §4.5.2: the first dot of a line is removed when other characters
+ * follow it on the line. Only a line after a CRLF counts; and a dot followed
+ * by a bare CR or LF is a line of a single dot that did not end the message
+ * (it is not CRLF "." CRLF): content, kept. */
+static bool transparency_dot(const struct mm_smtpd *s, const char *q, size_t n)
+{
+	return s->line_start && s->prev_crlf && n > 1 && q[0] == '.' && q[1] != '\r' &&
+	       q[1] != '\n';
+}
+
+/* DATA: consume whole lines. Only CRLF "." CRLF of the input ends the
+ * message (no SMTP smuggling: a bare LF or bare CR never starts or ends the
+ * terminating dot line). Returns the bytes consumed. */
 static size_t data_lines(struct mm_smtpd *s, const char *p, size_t n)
 {
 	size_t pos = 0;
 	while (pos < n && s->state == MM_SMTPD_DATA) {
-		const char *nl = memchr(p + pos, '\n', n - pos);
+		const char *q = p + pos;
+		const char *nl = memchr(q, '\n', n - pos);
 		if (nl == NULL) {
 			/* A partial line: keep short ones whole (they may be the dot
-			 * line); pass long ones on, holding back a possible CR. */
+			 * line); pass long ones on, holding back the last byte (a CR
+			 * whose LF is still to come). */
 			size_t rem = n - pos;
 			if (rem < MM_SMTP_TEXT_MAX)
 				break;
 			size_t take = rem - 1;
-			const char *q = p + pos;
-			if (s->line_start && s->prev_crlf && q[0] == '.')
-				q++, take--, pos++;
-			body_add(s, q, take);
-			s->line_len += take;
-			s->line_start = false;
 			pos += take;
+			if (transparency_dot(s, q, take))
+				q++, take--;
+			body_text(s, q, take);
+			s->line_start = false;
 			continue;
 		}
-		size_t len = (size_t)(nl - (p + pos)) + 1;
-		const char *q = p + pos;
+		size_t len = (size_t)(nl - q) + 1;
 		bool crlf = len >= 2 && q[len - 2] == '\r';
 		size_t content = len - (crlf ? 2 : 1);
 		pos += len;
@@ -259,14 +362,10 @@ static size_t data_lines(struct mm_smtpd *s, const char *p, size_t n)
 			finish_message(s);
 			break;
 		}
-		if (s->line_start && s->prev_crlf && content > 0 && q[0] == '.')
-			q++, content--; /* RFC 5321 §4.5.2 transparency */
-		if (s->line_len + len > MM_SMTP_TEXT_MAX)
-			s->long_line = true;
-		body_add(s, q, content);
-		body_add(s, "\r\n", 2);
+		if (transparency_dot(s, q, len))
+			q++, len--;
+		body_text(s, q, len);
 		s->line_start = true;
-		s->line_len = 0;
 		s->prev_crlf = crlf;
 	}
 	return pos;
@@ -291,6 +390,7 @@ static void bdat_chunk_end(struct mm_smtpd *s)
 		return;
 	}
 	if (s->chunk_last) {
+		body_text_end(s);
 		finish_message(s);
 		return;
 	}
@@ -318,7 +418,8 @@ static void bdat(struct mm_smtpd *s, const char *arg)
 	else if (s->bdat_failed)
 		s->chunk_err = "552 5.2.3 Message length exceeds the administrative limit";
 	if (s->chunk_err == NULL && !s->bdat_seen) {
-		s->prev_cr = false;
+		s->pending_cr = false;
+		s->line_len = 0;
 		s->bdat_seen = true;
 	}
 	s->chunk_left = size;
@@ -332,20 +433,8 @@ static void bdat(struct mm_smtpd *s, const char *arg)
 static size_t bdat_bytes(struct mm_smtpd *s, const char *p, size_t n)
 {
 	size_t take = n < s->chunk_left ? n : (size_t)s->chunk_left;
-	if (s->chunk_err == NULL) {
-		/* store bare LF as CRLF, as for DATA */
-		size_t from = 0;
-		for (size_t i = 0; i < take; i++) {
-			if (p[i] == '\n' && !(i > 0 ? p[i - 1] == '\r' : s->prev_cr)) {
-				body_add(s, p + from, i - from);
-				body_add(s, "\r", 1);
-				from = i;
-			}
-		}
-		body_add(s, p + from, take - from);
-		if (take > 0)
-			s->prev_cr = p[take - 1] == '\r';
-	}
+	if (s->chunk_err == NULL)
+		body_text(s, p, take); /* line ends and the line limit as for DATA */
 	s->chunk_left -= take;
 	if (s->chunk_left == 0)
 		bdat_chunk_end(s);
@@ -374,6 +463,12 @@ static void auth_plain(struct mm_smtpd *s, const char *b64)
 	if (pass == NULL) {
 		s->state = s->auth_from;
 		fail(s, "501 5.5.2 Cannot decode the AUTH PLAIN response");
+		return;
+	}
+	/* the login name is a mail address: one with a control character
+	 * matches nobody, and it is not handed on (to be logged) */
+	if (has_control((const char *)user + 1)) {
+		auth_done(s, false);
 		return;
 	}
 	auth_done(s, s->ops->auth(s->ctx, "PLAIN", (const char *)user + 1, (const char *)pass + 1));
@@ -430,6 +525,10 @@ static void auth(struct mm_smtpd *s, const char *arg)
 			fail(s, "501 5.5.2 Cannot decode the AUTH EXTERNAL response");
 			return;
 		}
+		if (has_control((const char *)id)) {
+			auth_done(s, false); /* as for PLAIN */
+			return;
+		}
 		auth_done(s, s->ops->auth(s->ctx, "EXTERNAL", (const char *)id, NULL));
 	} else {
 		fail(s, "504 5.5.4 Unrecognized authentication type");
@@ -462,6 +561,10 @@ static void auth_line(struct mm_smtpd *s, const char *line)
 			return;
 		}
 		reply(s, "334 UGFzc3dvcmQ6");
+		return;
+	}
+	if (has_control(s->auth_user)) {
+		auth_done(s, false); /* as for PLAIN */
 		return;
 	}
 	auth_done(s, s->ops->auth(s->ctx, "LOGIN", s->auth_user, (const char *)v));

@@ -35,11 +35,15 @@ struct mm_envelope {
 };
 
 struct mm_smtpd_ops {
-	/* NULL accepts the recipient (which it may rewrite in its canonical
-	 * form); otherwise the reply line to send. */
+	/* NULL accepts the recipient; otherwise the reply line to send. The
+	 * callback may rewrite rcpt->addr in place to the recipient's
+	 * canonical form (a valid mailbox, NUL-terminated, in the same array):
+	 * once it accepts, a recipient the envelope already holds is answered
+	 * 250 and not added again. */
 	const char *(*rcpt)(void *ctx, const struct mm_envelope *env, struct mm_rcpt_args *rcpt);
-	/* A complete message: the body has CRLF line ends and no dot-stuffing.
-	 * Both stay valid until mm_smtpd_done(). */
+	/* A complete message: the body has CRLF line ends only (a bare CR or
+	 * LF was stored as CRLF) and no dot-stuffing, no line over 1,000
+	 * octets. Both stay valid until mm_smtpd_done(). */
 	void (*submit)(void *ctx, const struct mm_envelope *env, const struct mm_buf *body);
 	/* AUTH (RFC 4954), asked only under TLS. mech is "PLAIN", "LOGIN" or
 	 * "EXTERNAL" (then pass is NULL and the TLS client certificate
@@ -75,10 +79,11 @@ struct mm_smtpd {
 	uint32_t rcpt_tried; /* RCPT commands in this transaction, accepted or not */
 	/* DATA */
 	bool line_start, prev_crlf, long_line, too_big, discarding;
-	size_t line_len;
+	bool pending_cr; /* the last text byte was a CR: its LF may come next */
+	size_t line_len; /* of the stored line so far, without its CRLF */
 	/* BDAT */
 	uint64_t chunk_left;
-	bool chunk_last, bdat_failed, bdat_seen, prev_cr;
+	bool chunk_last, bdat_failed, bdat_seen;
 	const char *chunk_err; /* reply after the chunk, or NULL */
 	enum mm_smtpd_state chunk_from;
 };

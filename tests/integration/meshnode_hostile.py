@@ -141,6 +141,21 @@ check(ok.greeting.startswith("220") and ok.cmd("NOOP").startswith("250"),
       "the node serves others meanwhile")
 ok.close()
 
+# --- one recipient, however spelled and however often ---------------------
+# (mutation: rcpt_cb not rewriting a directory recipient to the directory's
+# form: ALICE@ gets a Maildir of its own and the copies are not merged)
+before = len(maildir(s1, "alice@example.test"))
+c = smtplib.SMTP(*N1)
+c.sendmail("s@example.org", ["ALICE@EXAMPLE.TEST", "alice@example.test", "Alice@Example.Test"] +
+           ["alice@example.test"] * 4, "Subject: once\r\n\r\nonce\r\n")
+c.quit()
+check(wait_for(lambda: len(maildir(s1, "alice@example.test")) == before + 1),
+      "seven spellings of alice in one transaction: one copy in alice@example.test")
+time.sleep(0.5)
+check(len(maildir(s1, "alice@example.test")) == before + 1 and
+      not os.path.exists(os.path.join(s1, "mailstore", "ALICE@EXAMPLE.TEST")),
+      "no second copy, no second mailbox")
+
 # --- peer text in the tracking log -----------------------------------------
 # (mutation: qm_track writing values without mm_logfmt_value)
 c = smtplib.SMTP(*N1)

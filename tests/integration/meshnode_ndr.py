@@ -63,5 +63,21 @@ send("127.0.20.3:2525", "alice@example.test", "x@example.net")
 
 err = wait_for(lambda: last_error(meshctl, s5, "Internet"))
 check(err is not None and err.startswith("4.4.2"), "connection dropped: deferred, %s" % err)
-check(not dsn(s5, "", "x@example.net"), "and not bounced")
+
+
+def fate(spool, rcpt):
+    """The tracking log's lines that settle what became of rcpt: DEFERRED,
+    or NDR had it been bounced (both are written when the attempt ends)."""
+    try:
+        lines = open(spool + "/tracking.log").read().splitlines()
+    except FileNotFoundError:
+        return []
+    return [l.split()[1] for l in lines
+            if "to=<%s>" % rcpt in l and l.split()[1] in ("DEFERRED", "NDR")]
+
+
+f5 = wait_for(lambda: fate(s5, "x@example.net"))
+check(f5 and "DEFERRED" in f5 and "NDR" not in f5 and not dsn(s5, "", "x@example.net"),
+      "and not bounced: the tracking log says DEFERRED, no NDR, no DSN in the sender's box (%s)"
+      % f5)
 done()

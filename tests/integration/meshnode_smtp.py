@@ -6,16 +6,20 @@ delivery, relaying, relay refusal, DSNs, limits and bad input.
 
 usage: meshnode_smtp.py MESHNODE MESHCTL MKORG SCHEMA
 """
+import json
 import os
+import re
 import smtplib
+import socketserver
 import subprocess
 import sys
+import tempfile
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nodelib import Raw, check, done, files, maildir, node, sink, wait_for, workdir  # noqa
 
-meshnode, mkorg = sys.argv[1], sys.argv[3]
+meshnode, meshctl, mkorg = sys.argv[1:4]
 W = workdir("smtp")
 N1, N2 = ("127.0.10.1", 2525), ("127.0.10.2", 2525)
 ldif = os.path.join(W, "lab.ldif")
@@ -27,6 +31,14 @@ sink("127.0.10.4:25250", W + "/milsink", "-f", "RCPT")
 s1, s2 = W + "/n1", W + "/n2"
 node(meshnode, ldif, "N1", s1, "--set", "retry_min_ms=200", "--set", "glitch_retry_interval_ms=200")
 node(meshnode, ldif, "N2", s2)
+
+
+def settled(spool):
+    """Nothing queued on the node: every message it took is delivered."""
+    r = subprocess.run([meshctl, "--spool", spool, "--json", "queues"], capture_output=True,
+                       text=True)
+    return r.returncode == 0 and all(q["messages"] == 0 for q in json.loads(r.stdout)["queues"]
+                                     if q["kind"] != "presubmit")
 
 
 def track(spool):
@@ -142,7 +154,8 @@ check(t.cmd("X-LINK2STATE DIGEST=00").startswith("530 5.7.0"),
       "X-LINK2STATE unauthenticated: 530 5.7.0")
 check(t.cmd("MAIL FROM:<a@example.org>").startswith("250"), "MAIL")
 n_ok = 0
-t.send("".join("RCPT TO:<alice@example.test>\r\n" for _ in range(10000)))
+# distinct recipients (a repeated one is kept once and never meets the limit)
+t.send("".join("RCPT TO:<r%d@example.net>\r\n" % i for i in range(10000)))
 replies = [t.reply() for _ in range(10000)]
 check(all(r.startswith("250") for r in replies[:1000]) and
       all(r.startswith("452 4.5.3") for r in replies[1000:]),
@@ -153,8 +166,12 @@ t.cmd("MAIL FROM:<smuggle@example.org>")
 t.cmd("RCPT TO:<alice@example.test>")
 check(t.cmd("DATA").startswith("354"), "DATA: 354")
 t.send("Subject: smuggle\r\n\r\nbefore\n.\nMAIL FROM:<evil@example.org>\r\nafter\r\n.\r\n")
-check(t.reply().startswith("250 2.0.0"), "bare LF . LF does not end DATA (no smuggling)")
-check(t.cmd("NOOP").startswith("250"), "session in sync after the smuggling attempt")
+check(t.reply().startswith("250 2.0.0 Ok: queued"),
+      "bare LF . LF does not end DATA (no smuggling)")
+# had the message ended at the bare-LF dot, the smuggled MAIL's 250 2.1.0
+# would come here
+r = t.cmd("NOOP")
+check(r == "250 2.0.0 Ok", "session in sync after the smuggling attempt (%s)" % r)
 # too big
 t.cmd("MAIL FROM:<big@example.org>")
 t.cmd("RCPT TO:<alice@example.test>")
@@ -194,6 +211,124 @@ while True:
 check(last is not None and last.startswith("421 4.7.0"), "pipelined garbage: 421 after 20 errors")
 t.close()
 check(Raw(*N1).cmd("NOOP").startswith("250"), "the server keeps serving other clients")
+
+# --- duplicate recipients ---------------------------------------------------
+before = len(maildir(s1, "alice@example.test"))
+c = smtplib.SMTP(*N1)
+c.sendmail("dup@example.org", ["alice@example.test", "alice@example.test"],
+           "Subject: twice\r\n\r\nx\r\n")
+c.quit()
+
+
+def twice():
+    return [f for f in maildir(s1, "alice@example.test")
+            if b"Subject: twice" in open(f, "rb").read()]
+
+
+check(wait_for(lambda: len(twice()) >= 1) and wait_for(lambda: settled(s1)) and
+      len(twice()) == 1, "a recipient given twice: delivered once (%d)" % len(twice()))
+
+# --- SMTP smuggling, carried on ---------------------------------------------
+# A next hop that keeps the raw bytes of each DATA (one file per
+# transaction): whatever mailmesh relays must hold no bare CR or LF, so no
+# lenient next hop ever finds an end of data inside it.
+
+
+class Capture(socketserver.StreamRequestHandler):
+    def handle(self):
+        w = self.wfile
+        w.write(b"220 capture ESMTP\r\n")
+        while True:
+            line = self.rfile.readline()
+            verb = line[:4].upper()
+            if not line:
+                return
+            if verb == b"EHLO":
+                w.write(b"250-capture\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+            elif verb == b"DATA":
+                w.write(b"354 go\r\n")
+                data = b""
+                while data != b".\r\n" and not data.endswith(b"\r\n.\r\n"):
+                    chunk = self.rfile.readline()
+                    if not chunk:
+                        return
+                    data += chunk
+                fd, path = tempfile.mkstemp(dir=self.server.dump, prefix="tmp.")
+                os.write(fd, data)
+                os.close(fd)
+                os.rename(path, path.replace("tmp.", "msg."))
+                w.write(b"250 2.0.0 captured\r\n")
+            elif verb == b"QUIT":
+                w.write(b"221 2.0.0 bye\r\n")
+                return
+            else:
+                w.write(b"250 2.0.0 ok\r\n")
+
+
+socketserver.ThreadingTCPServer.allow_reuse_address = True
+capture = socketserver.ThreadingTCPServer(("127.0.10.7", 25250), Capture)
+capture.daemon_threads = True
+capture.dump = W + "/capture"
+os.makedirs(capture.dump)
+threading.Thread(target=capture.serve_forever, daemon=True).start()
+ldif4 = os.path.join(W, "lab4.ldif")
+N4 = ("127.0.10.6", 2525)
+subprocess.run([sys.executable, mkorg, ldif4, "--bind", "%s:%d" % N4, "--smarthost",
+                "127.0.10.7:25250", "--relay", "127.0.0.0/8"], check=True)
+s4 = W + "/n4"
+node(meshnode, ldif4, "N1", s4)
+
+
+def captured():
+    return [f for f in files(capture.dump) if "/msg." in f]
+
+
+BARE_CR = re.compile(rb"\r(?!\n)")
+BARE_LF = re.compile(rb"(?<!\r)\n")
+# every way a lenient parser may see an end of data, but CRLF . CRLF
+LENIENT_END = re.compile(rb"(\r\n|\r|\n)\.(\r\n|\r|\n)")
+SMUGGLED = (b"MAIL FROM:<evil@x.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n"
+            b"Subject: evil\r\n\r\nsmuggled\r\n")
+for k, seq in enumerate([b"\n.\n", b"\n.\r\n", b"\r\n.\n", b"\r.\r\n", b"\r.\r"]):
+    name = repr(seq.decode())
+    box_before, cap_before = set(maildir(s4, "alice@example.test")), set(captured())
+    t = Raw(*N4)
+    t.cmd("EHLO smuggler.test")
+    t.send(b"MAIL FROM:<smuggle@example.org>\r\nRCPT TO:<alice@example.test>\r\n"
+           b"RCPT TO:<far@example.net>\r\nDATA\r\n")
+    head = [t.reply() for _ in range(4)]
+    t.send(b"Subject: smuggle %d\r\n\r\nbefore" % k + seq + SMUGGLED + b"\r\n.\r\nQUIT\r\n")
+    rest = []
+    while True:
+        r = t.reply()
+        if r is None:
+            break
+        rest.append(r)
+    t.close()
+    check([h[:3] for h in head] == ["250", "250", "250", "354"] and len(rest) == 2 and
+          rest[0].startswith("250 2.0.0 Ok: queued") and rest[1].startswith("221"),
+          "smuggling %s: one transaction, nothing answered for the smuggled commands (%s)"
+          % (name, rest))
+    # a smuggled message would be received in this session: once the node
+    # has nothing queued, every message of it has been delivered
+    wait_for(lambda: len(maildir(s4, "alice@example.test")) > len(box_before) and
+             len(captured()) > len(cap_before), 20)
+    check(wait_for(lambda: settled(s4), 20), "smuggling %s: the node's queues are empty" % name)
+    box = sorted(set(maildir(s4, "alice@example.test")) - box_before)
+    cap = sorted(set(captured()) - cap_before)
+    check(len(box) == 1 and len(cap) == 1,
+          "smuggling %s: exactly one message delivered (got %d) and one relayed (got %d)"
+          % (name, len(box), len(cap)))
+    body = open(box[0], "rb").read() if box else b""
+    check(b"\r\nMAIL FROM:<evil@x.test>\r\n" in body and b"Subject: smuggle %d" % k in body and
+          not BARE_CR.search(body) and not BARE_LF.search(body),
+          "smuggling %s: delivered body holds the smuggled MAIL FROM line, CRLF only" % name)
+    data = open(cap[0], "rb").read() if cap else b""
+    inner = data[:-3] if data.endswith(b"\r\n.\r\n") else data
+    check(b"\r\nMAIL FROM:<evil@x.test>\r\n" in data and not BARE_CR.search(data) and
+          not BARE_LF.search(data) and not LENIENT_END.search(inner),
+          "smuggling %s: relayed DATA holds it too, CRLF only, no other end of data (%r)"
+          % (name, data[data.find(b"before"):][:40]))
 
 # --- load from smtp-source -------------------------------------------------
 before = len(maildir(s1, "alice@example.test"))

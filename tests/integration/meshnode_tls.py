@@ -185,22 +185,28 @@ check(r.startswith("530 5.7.0"), "with a stranger's certificate: 530 5.7.0 (%s)"
 r = from_n2((W + "/N2.pem", W + "/N2.key"))
 check(r.startswith("250"), "with the organization certificate: relayed (%s)" % r)
 
-# A user name a peer controls cannot forge a line of the node log.
+# A user name a peer controls cannot forge a line of the node log: control
+# characters never reach it (535 at the machine), and what does is quoted.
 # (mutation: auth_cb logging user with %s instead of mm_logfmt_quote)
-forged = "x\r\n2026-01-01T00:00:00.000Z meshnode: AUTH PLAIN admin from 10.0.0.1: ok"
-c = smtplib.SMTP(*N1)
-c.starttls(context=ctx)
-c.ehlo("client.test")
-try:
-    c.docmd("AUTH", "PLAIN " + base64.b64encode(
-        b"\0" + forged.encode() + b"\0wrong").decode())
-finally:
-    c.close()
+def auth_plain(user):
+    c = smtplib.SMTP(*N1)
+    c.starttls(context=ctx)
+    c.ehlo("client.test")
+    try:
+        return c.docmd("AUTH", "PLAIN " + base64.b64encode(
+            b"\0" + user.encode() + b"\0wrong").decode())
+    finally:
+        c.close()
+
+
+code, _ = auth_plain("x\r\n2026-01-01T00:00:00.000Z meshnode: AUTH PLAIN admin: ok")
+check(code == 535, "AUTH PLAIN with CR LF in the user name: 535 (%d)" % code)
+auth_plain('x" from 10.0.0.1: ok')
 log = wait_for(lambda: (lambda t: t if "10.0.0.1" in t else None)(
     open(os.path.join(W, "N1.log"), errors="replace").read()))
 check(log is not None and not any(l.startswith("2026-01-01T00:00:00.000Z")
                                   for l in log.splitlines()) and
-      "\\r\\n2026-01-01" in log,
+      'AUTH PLAIN "x\\" from 10.0.0.1: ok" from 127.0.0.1: refused' in log,
       "node log: the AUTH user name is quoted and escaped, no forged line")
 
 err = wait_for(lambda: last_error(meshctl, s1, "Mil"))
