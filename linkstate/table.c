@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "pbvalid.h"
 
 static int u64cmp(uint64_t a, uint64_t b)
 {
@@ -185,7 +186,8 @@ bool mm_table_decode(const uint8_t *buf, size_t len, size_t limit, struct mm_tab
 	Mailmesh__LinkStateTable *m = mailmesh__link_state_table__unpack(NULL, len, buf);
 	if (m == NULL)
 		return false;
-	bool ok = true;
+	/* a field numbered 0 decodes once and never again (pbvalid.h) */
+	bool ok = mm_pb_fields_valid(&m->base);
 	for (size_t i = 0; i < m->n_groups && ok; i++)
 		ok = m->groups[i]->name[0] != '\0' &&
 		     (i == 0 || strcmp(m->groups[i - 1]->name, m->groups[i]->name) < 0);

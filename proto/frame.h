@@ -35,12 +35,7 @@ void mm_frame_reader_free(struct mm_frame_reader *r);
 enum mm_frame_status mm_frame_feed(struct mm_frame_reader *r, const uint8_t *data, size_t n);
 enum mm_frame_status mm_frame_next(struct mm_frame_reader *r, Mailmesh__Frame **out);
 
-/* False when m, or a message inside it, holds an unknown field numbered 0.
- * protobuf-c takes a field number 0 written in two bytes or more (0x82 0x00)
- * as an unknown field, then writes it in one byte (0x02), which it refuses:
- * such a message decodes once and never again after we pass it on (found by
- * tests/fuzz/frame_fuzz.c). mm_frame_next refuses such frames. */
-bool mm_pb_fields_valid(const ProtobufCMessage *m);
+#include "pbvalid.h" /* mm_pb_fields_valid, which mm_frame_next applies */
 
 /* Header and body in one malloc'd buffer. */
 uint8_t *mm_frame_encode(const Mailmesh__Frame *f, size_t *len);

@@ -106,9 +106,8 @@ static size_t read_frames(const struct input *in, const uint8_t *p, size_t n, si
 	return frames;
 }
 
-/* mm_table_decode does not refuse an entry with a field numbered 0 (see
- * mm_pb_fields_valid; linkstate/table.c is not this target's to change):
- * such a table cannot survive a round trip, so none is asked of it. */
+/* mm_table_decode refuses an entry with a field numbered 0 (see
+ * mm_pb_fields_valid): such a table could not survive a round trip. */
 static bool table_valid(const struct mm_table *t)
 {
 	for (size_t i = 0; i < t->n; i++)
@@ -128,10 +127,8 @@ static void table_bytes(const uint8_t *p, size_t n, bool must)
 			die("a table we encoded does not decode");
 		return;
 	}
-	if (!table_valid(&t)) {
-		mm_table_free(&t);
-		return;
-	}
+	if (!table_valid(&t))
+		die("a decoded table holds a field numbered 0");
 	uint8_t d1[MM_DIGEST_LEN], d2[MM_DIGEST_LEN];
 	mm_table_digest(&t, d1);
 	size_t len1, len2;
@@ -155,10 +152,8 @@ static void table_push(const struct input *in)
 	struct mm_table t;
 	if (!mm_table_decode(in->p, in->n, LIMIT, &t))
 		return;
-	if (!table_valid(&t)) {
-		mm_table_free(&t);
-		return;
-	}
+	if (!table_valid(&t))
+		die("a decoded table holds a field numbered 0");
 	table_bytes(in->p, in->n, true);
 	uint8_t d[MM_DIGEST_LEN];
 	mm_table_digest(&t, d);
