@@ -51,7 +51,7 @@ static struct row row_of(struct node *n, const struct mm_queue *q)
 		r.next_retry_s = (q->st.retry_at - ms + 999) / 1000;
 	if (q->kind == MM_Q_PRESUBMIT) {
 		/* being received, or written and waiting for its fdatasync */
-		r.messages = node_receiving(n) + mm_qm_committing(&n->qm);
+		r.messages = node_receiving(n) + mm_qm_committing(&n->qm, &r.recipients);
 		r.state = r.messages ? "Active" : "Ready";
 	}
 	return r;

@@ -248,16 +248,23 @@ static void on_addr(void *arg, int status, int timeouts, unsigned char *abuf, in
 
 static void resolve_hosts(struct lookup *l)
 {
-	/* A and AAAA of every exchanger; IPv4 addresses are tried first */
-	l->pending = 2 * l->nmx;
-	for (int i = 0; i < l->nmx; i++) {
+	/* A and AAAA of every exchanger; IPv4 addresses are tried first.
+	 * c-ares may answer inside ares_query (a .onion name, a malformed
+	 * one): the extra count keeps l alive until every query is asked, and
+	 * the loop reads nothing of l that an answer could have freed. */
+	int nmx = l->nmx;
+	ares_channel ch = l->d->ch;
+	l->pending = 2 * nmx + 1;
+	for (int i = 0; i < nmx; i++) {
 		struct a_req *r = mm_xmalloc(sizeof(*r));
 		*r = (struct a_req){l, i, false};
-		ares_query(l->d->ch, l->mx[i].host, ns_c_in, ns_t_a, on_addr, r);
+		ares_query(ch, l->mx[i].host, ns_c_in, ns_t_a, on_addr, r);
 		r = mm_xmalloc(sizeof(*r));
 		*r = (struct a_req){l, i, true};
-		ares_query(l->d->ch, l->mx[i].host, ns_c_in, ns_t_aaaa, on_addr, r);
+		ares_query(ch, l->mx[i].host, ns_c_in, ns_t_aaaa, on_addr, r);
 	}
+	if (--l->pending == 0)
+		finish(l);
 }
 
 static void on_mx(void *arg, int status, int timeouts, unsigned char *abuf, int alen)

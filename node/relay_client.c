@@ -56,19 +56,19 @@ static void conn_flush(struct conn *c)
 	}
 }
 
-/* The session is over: results of a job in flight first, then the end. */
+/* The session is over. A job in flight gets its results from the
+ * machine (what had no answer fails with the reason) and is settled by
+ * mm_qm_session_end: a session that is gone is never given another. */
 static void conn_end(struct conn *c, bool failed, const char *why)
 {
 	struct node *n = c->n;
 	uint32_t sid = c->sid;
-	bool connected = c->connected, had_job = c->has_job;
+	bool connected = c->connected;
 	char reason[MM_SMTPC_REPLY_MAX];
 	snprintf(reason, sizeof(reason), "%s", why ? why : c->c.error.text);
-	if (had_job && c->c.state != MM_SMTPC_DEAD)
+	if (c->has_job && c->c.state != MM_SMTPC_DEAD)
 		mm_smtpc_broken(&c->c, reason);
 	conn_free(c);
-	if (had_job)
-		mm_qm_session_result(&n->qm, sid);
 	mm_qm_session_end(&n->qm, sid, failed, connected, reason);
 }
 

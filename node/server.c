@@ -124,6 +124,10 @@ static void start_tls(struct session *s)
 	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
 	set_timeouts(s);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	/* the handshake is a command line too: a client that trickles it a
+	 * byte at a time (each byte restarts the idle timer) loses it */
+	struct timeval tv = {(time_t)s->n->set.command_deadline_s, 0};
+	evtimer_add(s->deadline, &tv);
 }
 
 static size_t unsent(const struct session *s)
@@ -201,6 +205,12 @@ static void arm_deadline(struct session *s)
 			s->line_t0 = now;
 		if (s->line_t0)
 			at = s->line_t0 + (int64_t)set->command_deadline_s * 1000;
+		else if (s->smtpd.tls_active)
+			/* under TLS a record trickled a byte at a time never
+			 * reaches us as a line, yet restarts the idle timer:
+			 * the next command must come within idle_timeout_s of
+			 * the last bytes we could read */
+			at = now + (int64_t)set->idle_timeout_s * 1000;
 	}
 	if (at == 0) {
 		evtimer_del(s->deadline);
@@ -215,10 +225,18 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
 	struct session *s = arg;
-	if (s->closing || s->waiting)
+	if (s->waiting)
 		return;
 	node_log("session from %s: %s deadline passed", s->ip,
-	         s->data_t0 ? "transfer" : "command line");
+	         s->tls_switching ? "TLS handshake"
+	         : s->data_t0     ? "transfer"
+	                          : "command line");
+	if (s->tls_switching || s->closing) {
+		/* no reply can reach a client that does not finish its
+		 * handshake, or does not read the last one */
+		session_free(s);
+		return;
+	}
 	mm_smtpd_abort(&s->smtpd, "421 4.4.2 Timeout: too slow, closing connection");
 	flush(s);
 }
@@ -268,9 +286,10 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		    ssl && mm_tls_peer_verified(ssl, s->peer_cn, sizeof(s->peer_cn));
 		s->tls_switching = false;
 		mm_smtpd_tls_started(&s->smtpd);
+		arm_deadline(s);
 		return;
 	}
-	if (what & BEV_EVENT_TIMEOUT) {
+	if ((what & BEV_EVENT_TIMEOUT) && !s->closing && !s->tls_switching) {
 		mm_smtpd_abort(&s->smtpd, "421 4.4.2 Idle timeout, closing connection");
 		flush(s);
 		return;

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,24 +10,28 @@
 static const struct {
 	const char *name;
 	size_t off;
-	uint64_t def;
+	uint64_t def, lo, hi; /* the value must lie in [lo, hi] */
 	const char *help;
 } table[] = {
-#define S(n, d, h)                                        \
-	{                                                 \
-#n, offsetof(struct mm_settings, n), d, h \
+/* most settings become 32-bit times and counts in the queue manager */
+#define S(n, d, h) R(n, d, 0, UINT32_MAX, h)
+#define R(n, d, lo, hi, h)                                        \
+	{                                                         \
+#n, offsetof(struct mm_settings, n), d, lo, hi, h \
 	}
-    S(expire_s, 172800, "seconds before an undeliverable message is returned (5.4.7)"),
+    R(expire_s, 172800, 1, 100ull * 365 * 86400,
+      "seconds before an undeliverable message is returned (5.4.7)"),
     S(retry_min_ms, 60000, "first retry delay of a next hop"),
     S(retry_max_ms, 3600000, "longest retry delay (backoff doubles up to it)"),
-    S(retry_jitter_pct, 20, "retry times vary by +/- this percentage"),
+    R(retry_jitter_pct, 20, 0, 100, "retry times vary by +/- this percentage"),
     S(glitch_retry_count, 3, "failed tries before a connector is reported down"),
     S(glitch_retry_interval_ms, 60000, "delay between glitch retries"),
     S(ping_interval_ms, 5000, "routing engine liveness ping"),
     S(idle_timeout_s, 300, "SMTP server: idle time before 421"),
     S(command_deadline_s, 120, "SMTP server: a whole command line must arrive within this"),
     S(data_deadline_s, 300, "SMTP server: DATA/BDAT time allowed besides the minimum rate"),
-    S(data_min_rate, 500, "SMTP server: bytes a second a DATA/BDAT transfer must keep up"),
+    R(data_min_rate, 500, 1, UINT32_MAX,
+      "SMTP server: bytes a second a DATA/BDAT transfer must keep up"),
     S(max_reply_backlog, 65536, "SMTP server: unsent reply bytes before a session is not read"),
     S(max_message_size, 10485760, "message size limit where mmMaxMessageSize is not set"),
     S(connect_timeout_ms, 30000, "SMTP client: connect timeout"),
@@ -34,11 +39,13 @@ static const struct {
     S(max_rcpts, 1000, "recipients per transaction (452 4.5.3 beyond)"),
     S(max_sessions_per_ip, 50, "concurrent sessions from one client address"),
     S(max_sessions, 2000, "concurrent SMTP sessions in all"),
-    S(max_errors, 20, "protocol errors in a session before 421"),
-    S(dest_concurrency, 20, "connections to one next hop"),
-    S(insecure, 0, "1: routing traffic without TLS (tests only)"),
-    S(compact_after_s, 300, "queued messages of an older spool segment move to the current one"),
+    R(max_errors, 20, 1, UINT32_MAX, "protocol errors in a session before 421"),
+    R(dest_concurrency, 20, 1, 10000, "connections to one next hop"),
+    R(insecure, 0, 0, 1, "1: routing traffic without TLS (tests only)"),
+    R(compact_after_s, 300, 0, 100ull * 365 * 86400,
+      "queued messages of an older spool segment move to the current one"),
 #undef S
+#undef R
 };
 
 #define N (sizeof(table) / sizeof(table[0]))
@@ -65,6 +72,11 @@ bool mm_settings_set(struct mm_settings *s, const char *kv, char *err, size_t er
 		unsigned long long v = strtoull(eq + 1, &end, 10);
 		if (eq[1] == '\0' || *end != '\0' || errno != 0 || eq[1] == '-') {
 			snprintf(err, errlen, "--set %s: not a number", kv);
+			return false;
+		}
+		if (v < table[i].lo || v > table[i].hi) {
+			snprintf(err, errlen, "--set %s: out of range [%llu, %llu]", kv,
+			         (unsigned long long)table[i].lo, (unsigned long long)table[i].hi);
 			return false;
 		}
 		*(uint64_t *)((char *)s + table[i].off) = v;

@@ -22,7 +22,8 @@ int track_open(struct node *n, const char *path)
 {
 	if ((n->track = fopen(path, "a")) == NULL)
 		return -1;
-	fwrite(n->track_early.p, 1, n->track_early.len, n->track);
+	if (n->track_early.len > 0)
+		fwrite(n->track_early.p, 1, n->track_early.len, n->track);
 	mm_buf_free(&n->track_early);
 	return 0;
 }

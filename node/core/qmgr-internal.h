@@ -26,6 +26,8 @@ struct mm_qm_session {
 	bool ready;         /* greeted; may take a job */
 	bool closing;       /* QUIT asked */
 	bool from_mx;       /* went to q->mx.addrs[mx_index] */
+	int tls;            /* the policy it was opened under */
+	bool org;
 	uint32_t mx_index;
 	char addr[80];
 	struct mm_job *job; /* out in this session */
@@ -55,7 +57,7 @@ int64_t qm_wall_s(struct mm_qm *qm);
 /* Route recipients idx of m and queue them, one job per next hop. from:
  * the queue they leave (a reroute) or NULL (new mail). */
 void qm_place(struct mm_qm *qm, struct mm_qmsg *m, const uint32_t *idx, uint32_t n,
-              struct mm_queue *from);
+              struct mm_queue *from, bool held);
 /* Some recipient of j would now go elsewhere than q. */
 bool qm_job_moves(struct mm_qm *qm, const struct mm_queue *q, const struct mm_job *j);
 /* Jobs leave q for "Messages pending reroute", then are placed again. */

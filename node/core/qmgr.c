@@ -135,6 +135,19 @@ static bool job_moves(void *ctx, const struct mm_queue *q, const struct mm_job *
 	return qm_job_moves(ctx, q, j);
 }
 
+/* The waiting jobs of q whose next hop changed go to "Messages pending
+ * reroute" (placed again by qm_reroute_drain). */
+static void reroute_queue(struct mm_qm *qm, struct mm_queue *q)
+{
+	if (q->kind != MM_Q_LINK && q->kind != MM_Q_LOCAL && q->kind != MM_Q_UNREACHABLE)
+		return;
+	struct mm_job *moving = mm_queue_extract(q, job_moves, qm), *j;
+	while ((j = moving) != NULL) {
+		moving = j->next;
+		qm_reroute_job(qm, q, j);
+	}
+}
+
 void mm_qm_table_changed(struct mm_qm *qm, const struct mm_directory *dir, struct mm_router *router)
 {
 	qm->dir = dir;
@@ -154,14 +167,8 @@ void mm_qm_table_changed(struct mm_qm *qm, const struct mm_directory *dir, struc
 		struct mm_queue *q = qs[i];
 		if (q->kind == MM_Q_LINK)
 			qm_refresh_link(qm, q);
-		if (q->frozen ||
-		    (q->kind != MM_Q_LINK && q->kind != MM_Q_LOCAL && q->kind != MM_Q_UNREACHABLE))
-			continue;
-		struct mm_job *moving = mm_queue_extract(q, job_moves, qm), *j;
-		while ((j = moving) != NULL) {
-			moving = j->next;
-			qm_reroute_job(qm, q, j);
-		}
+		if (!q->frozen)
+			reroute_queue(qm, q);
 	}
 	qm_reroute_drain(qm);
 	for (size_t i = 0; i < qm->queues.n; i++)
@@ -190,7 +197,7 @@ void mm_qm_start(struct mm_qm *qm)
 	struct mm_job *all = mm_queue_take_all(qm->routing), *j;
 	while ((j = all) != NULL) {
 		all = j->next;
-		qm_place(qm, j->msg, j->idx, j->n, NULL);
+		qm_place(qm, j->msg, j->idx, j->n, NULL, false);
 		mm_job_free(j);
 	}
 }
@@ -228,15 +235,22 @@ void mm_qm_tick(struct mm_qm *qm)
 	for (size_t i = 0; i < qm->queues.n;) {
 		struct mm_queue *l = qm->queues.q[i];
 		bool idle = l->kind == MM_Q_LINK && mm_queue_empty(l) && l->sessions == 0 &&
-		            !l->frozen && !l->mx.resolving && mm_hop_may_try(&l->st, now) &&
-		            !l->st.down;
+		            !l->frozen && !l->mx.resolving;
 		if (!idle) {
 			l->idle_since = 0;
 		} else if (l->idle_since == 0) {
 			l->idle_since = now;
 		} else if (now - l->idle_since >= 60000) {
 			/* a minute empty and idle: gone from the view; it comes
-			 * back with the next message for that next hop */
+			 * back with the next message for that next hop (a hop
+			 * that was down starts afresh then: its mail has gone,
+			 * delivered, rerouted or returned) */
+			if (l->st.down) {
+				char name[300];
+				qm_log(
+				    qm, "next hop %s (%s, %s) forgotten while down: no mail for it",
+				    mm_logfmt_quote(name, sizeof(name), l->name), l->id, l->target);
+			}
 			qm->env.timer_cancel(qm->env.ctx, l->num);
 			mm_queue_remove(&qm->queues, i);
 			continue;
@@ -291,6 +305,9 @@ void mm_qm_freeze(struct mm_qm *qm, struct mm_queue *q)
 void mm_qm_thaw(struct mm_qm *qm, struct mm_queue *q)
 {
 	q->frozen = false;
+	/* what the table moved elsewhere while the queue was held goes now */
+	reroute_queue(qm, q);
+	qm_reroute_drain(qm);
 	qm_kick(qm, q);
 }
 
@@ -326,7 +343,16 @@ int64_t mm_qm_queue_oldest(const struct mm_queue *q)
 	return oldest;
 }
 
-uint32_t mm_qm_committing(const struct mm_qm *qm)
+uint32_t mm_qm_committing(const struct mm_qm *qm, uint32_t *rcpts)
 {
-	return qm->ncommits;
+	/* messages a client sent: not the node's own DSNs or compaction */
+	uint32_t n = 0, r = 0;
+	for (const struct mm_commit *c = qm->commits; c; c = c->next)
+		if (c->owner != NULL) {
+			n++;
+			r += c->msg->nrcpt;
+		}
+	if (rcpts)
+		*rcpts = r;
+	return n;
 }

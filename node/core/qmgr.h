@@ -203,7 +203,8 @@ void mm_qm_thaw(struct mm_qm *qm, struct mm_queue *q);
 uint32_t mm_qm_queue_messages(struct mm_qm *qm, const struct mm_queue *q);
 /* The oldest arrival (unix seconds) in q; 0 when empty. */
 int64_t mm_qm_queue_oldest(const struct mm_queue *q);
-/* Messages written but not yet durable. */
-uint32_t mm_qm_committing(const struct mm_qm *qm);
+/* Messages a client sent, written but not yet durable (and their
+ * recipients into *rcpts when not NULL). */
+uint32_t mm_qm_committing(const struct mm_qm *qm, uint32_t *rcpts);
 
 #endif

@@ -103,7 +103,7 @@ void qm_defer(struct mm_qm *qm, struct mm_queue *q, struct mm_job *j, const char
 			return;
 		}
 	}
-	if (j->generation != qm->generation && q->kind != MM_Q_UNREACHABLE &&
+	if (!q->frozen && j->generation != qm->generation && q->kind != MM_Q_UNREACHABLE &&
 	    qm_job_moves(qm, q, j)) {
 		/* it left under an older table, and the new one sends it
 		 * elsewhere: no waiting for this queue's retry */

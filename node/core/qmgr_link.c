@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "logfmt.h"
 #include "qmgr-internal.h"
 
 static struct mm_hop_conf hop_conf(const struct mm_qm *qm)
@@ -27,7 +28,8 @@ static void set_error(struct mm_queue *q, const char *why)
 
 /* The next hop itself failed (connect, session, DNS): the hop machine says
  * when to try again and whether the path is now down; every job waiting
- * for the hop is deferred with the reason. */
+ * for the hop is deferred with the reason -- but a frozen queue keeps its
+ * jobs as the operator left them. */
 static void hop_failed(struct mm_qm *qm, struct mm_queue *q, const char *why)
 {
 	struct mm_hop_conf hc = hop_conf(qm);
@@ -36,11 +38,14 @@ static void hop_failed(struct mm_qm *qm, struct mm_queue *q, const char *why)
 	set_error(q, why);
 	if (a.timer_at)
 		qm_arm(qm, q);
-	if (a.report_down)
-		qm_log(qm, "next hop %s (%s, %s) is down after %u failures: %s", q->name, q->id,
-		       q->target, q->st.failures, why);
+	if (a.report_down) {
+		char name[300], reason[600];
+		qm_log(qm, "next hop %s (%s, %s) is down after %u failures: %s",
+		       mm_logfmt_quote(name, sizeof(name), q->name), q->id, q->target,
+		       q->st.failures, mm_logfmt_quote(reason, sizeof(reason), why));
+	}
 	struct mm_job *j;
-	while ((j = mm_queue_pop(q)) != NULL)
+	while (!q->frozen && (j = mm_queue_pop(q)) != NULL)
 		qm_defer(qm, q, j, why);
 }
 
@@ -48,8 +53,23 @@ static void hop_ok(struct mm_qm *qm, struct mm_queue *q)
 {
 	struct mm_hop_actions a;
 	mm_hop_ok(&q->st, &a);
-	if (a.report_up)
-		qm_log(qm, "next hop %s (%s, %s) is up again", q->name, q->id, q->target);
+	if (a.report_up) {
+		char name[300];
+		qm_log(qm, "next hop %s (%s, %s) is up again",
+		       mm_logfmt_quote(name, sizeof(name), q->name), q->id, q->target);
+	}
+}
+
+/* The exchanger a new session goes to: the first from mx.next on that has
+ * not failed this round. MM_MX_MAX when every one has. */
+static uint32_t mx_pick(const struct mm_queue *q)
+{
+	for (uint32_t k = 0; k < q->mx.naddrs; k++) {
+		uint32_t i = (q->mx.next + k) % q->mx.naddrs;
+		if (!(q->mx.failed & (1u << i)))
+			return i;
+	}
+	return MM_MX_MAX;
 }
 
 /* "ip:port" or "[ip6]:port": the only next hops a session can dial. */
@@ -87,7 +107,8 @@ static bool open_session(struct mm_qm *qm, struct mm_queue *q)
 	const char *addr = q->target;
 	uint32_t mx_index = 0;
 	if (q->hop == MM_LINK_MX) {
-		mx_index = q->mx.next % q->mx.naddrs;
+		if ((mx_index = mx_pick(q)) == MM_MX_MAX)
+			return false;
 		addr = q->mx.addrs[mx_index];
 	}
 	if (!dialable(addr)) {
@@ -101,6 +122,8 @@ static bool open_session(struct mm_qm *qm, struct mm_queue *q)
 	s->q = q;
 	s->from_mx = q->hop == MM_LINK_MX;
 	s->mx_index = mx_index;
+	s->tls = q->tls;
+	s->org = q->org;
 	snprintf(s->addr, sizeof(s->addr), "%s", addr);
 	mm_u64map_put(&qm->sessions, s->sid, s);
 	q->sessions++;
@@ -134,8 +157,9 @@ void qm_kick(struct mm_qm *qm, struct mm_queue *q)
 		return;
 	}
 	/* one more session while the ready jobs outnumber the sessions that
-	 * have none */
-	while (q->sessions < qm->conf.dest_concurrency && q->sessions - q->nbusy < q->nready)
+	 * have none (a session saying QUIT takes none) */
+	while (q->sessions < qm->conf.dest_concurrency &&
+	       q->sessions - q->nbusy - q->closing < q->nready)
 		if (!open_session(qm, q))
 			break;
 }
@@ -173,6 +197,7 @@ static void close_session(struct mm_qm *qm, struct mm_qm_session *s)
 {
 	if (!s->closing) {
 		s->closing = true;
+		s->q->closing++;
 		qm->env.session_close(qm->env.ctx, s->sid);
 	}
 }
@@ -182,6 +207,12 @@ static void next_job(struct mm_qm *qm, struct mm_qm_session *s)
 {
 	struct mm_queue *q = s->q;
 	struct mm_job *j;
+	/* a session opened under a weaker policy than the queue's now (a
+	 * connector changed to TLS required) carries nothing more */
+	if (s->tls < q->tls || s->org != q->org) {
+		close_session(qm, s);
+		return;
+	}
 	while (!qm->stopping && !q->frozen && (j = mm_queue_pop(q)) != NULL) {
 		struct mm_qmsg *m = j->msg;
 		s->body = mm_xrealloc(s->body, (size_t)m->body.len + 1, 1);
@@ -230,9 +261,9 @@ void mm_qm_session_ready(struct mm_qm *qm, uint32_t sid)
 	if (s == NULL || s->ready)
 		return;
 	s->ready = true;
-	/* it reached its exchanger: the next round starts at the best one */
-	if (s->from_mx)
-		s->q->mx.tried = 0;
+	/* it reached its exchanger: new sessions go there too */
+	if (s->from_mx && s->mx_index < s->q->mx.naddrs)
+		s->q->mx.next = s->mx_index;
 	next_job(qm, s);
 }
 
@@ -313,9 +344,26 @@ void mm_qm_session_end(struct mm_qm *qm, uint32_t sid, bool failed, bool connect
 	struct mm_queue *q = s->q;
 	if (why == NULL || why[0] == '\0')
 		why = "4.4.2 connection closed by the next hop";
+	if (failed && s->from_mx && !connected && s->mx_index < q->mx.naddrs) {
+		/* as RFC 5321 §5.1 has it: a mail exchanger that cannot be
+		 * reached hands over to the next one at once; only when every
+		 * one of them failed this round does the hop wait for its
+		 * retry (and the next round starts at the best one again) */
+		q->mx.failed |= 1u << s->mx_index;
+		if (mx_pick(q) != MM_MX_MAX) {
+			q->mx.next = (s->mx_index + 1) % q->mx.naddrs;
+			set_error(q, why);
+			failed = false;
+		} else {
+			q->mx.next = q->mx.failed = 0;
+		}
+	}
+	/* the hop's retry time first, so that a job that dies with the
+	 * session waits for it (not for retry_min_ms) */
+	if (failed)
+		hop_failed(qm, q, why);
 	if (s->job != NULL) {
-		/* the session died with a job: whatever has no answer yet is
-		 * deferred with the reason */
+		/* whatever has no answer yet is deferred with the reason */
 		for (uint32_t i = 0; i < s->job->n; i++)
 			if (s->res[i].code == 0) {
 				s->res[i].code = 421;
@@ -323,23 +371,10 @@ void mm_qm_session_end(struct mm_qm *qm, uint32_t sid, bool failed, bool connect
 			}
 		job_results(qm, s);
 	}
-	if (failed && s->from_mx && !connected && q->mx.naddrs > 0) {
-		/* as RFC 5321 §5.1 has it: a mail exchanger that cannot be
-		 * reached hands over to the next one at once; only when every
-		 * one of them failed does the hop wait for its retry */
-		if (q->mx.tried + 1 < q->mx.naddrs) {
-			q->mx.tried++;
-			q->mx.next = (s->mx_index + 1) % q->mx.naddrs;
-			set_error(q, why);
-			failed = false;
-		} else {
-			q->mx.next = q->mx.tried = 0; /* next round: the best one first */
-		}
-	}
+	if (s->closing)
+		q->closing--;
 	q->sessions--;
 	session_free(s);
-	if (failed)
-		hop_failed(qm, q, why);
 	qm_kick(qm, q);
 }
 
@@ -360,6 +395,11 @@ void mm_qm_mx_answer(struct mm_qm *qm, uint32_t qnum, enum mm_mx_status st,
 		return;
 	q->mx.resolving = false;
 	char status[16], diag[400];
+	if (q->frozen && st != MM_MX_OK) {
+		/* a frozen queue keeps its jobs: asked again after the thaw */
+		mx_clear(q);
+		return;
+	}
 	if (st == MM_MX_OK && n == 0) {
 		st = MM_MX_NOHOST;
 		why = "5.4.4 no address for the domain's mail exchangers";
@@ -375,11 +415,13 @@ void mm_qm_mx_answer(struct mm_qm *qm, uint32_t qnum, enum mm_mx_status st,
 				qm_bounce_queue(qm, q, "5.3.5", diag);
 				return;
 			}
+		if (n > MM_MX_MAX)
+			n = MM_MX_MAX;
 		q->mx.addrs = mm_xcalloc(n, sizeof(*q->mx.addrs));
 		for (size_t i = 0; i < n; i++)
 			q->mx.addrs[q->mx.naddrs++] = mm_xstrdup(addrs[i]);
 		q->mx.resolved_at = qm_now(qm);
-		q->mx.next = q->mx.tried = 0;
+		q->mx.next = q->mx.failed = 0;
 		qm_kick(qm, q);
 		return;
 	case MM_MX_TEMP: hop_failed(qm, q, why ? why : "4.4.3 DNS lookup failed"); return;

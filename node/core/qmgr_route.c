@@ -188,7 +188,7 @@ struct pick {
 };
 
 void qm_place(struct mm_qm *qm, struct mm_qmsg *m, const uint32_t *idx, uint32_t n,
-              struct mm_queue *from)
+              struct mm_queue *from, bool held)
 {
 	struct pick *picks = mm_xcalloc(n, sizeof(*picks));
 	struct mm_dsn_rcpt *fail = mm_xcalloc(n, sizeof(*fail));
@@ -230,8 +230,12 @@ void qm_place(struct mm_qm *qm, struct mm_qmsg *m, const uint32_t *idx, uint32_t
 			mm_job_add(j, fail[k].idx);
 		mm_queue_push(qm->unreachable, j);
 	}
+	/* recipients that stay where they waited for a retry go on waiting */
 	for (uint32_t k = 0; k < np; k++)
-		mm_queue_push(picks[k].q, picks[k].j);
+		if (held && picks[k].q == from)
+			mm_queue_hold(picks[k].q, picks[k].j);
+		else
+			mm_queue_push(picks[k].q, picks[k].j);
 	for (uint32_t k = 0; k < np; k++)
 		qm_kick(qm, picks[k].q);
 	free(fail);
@@ -262,7 +266,7 @@ void qm_reroute_drain(struct mm_qm *qm)
 	struct mm_job *j;
 	while ((j = mm_queue_pop(qm->reroute)) != NULL) {
 		struct mm_queue *from = mm_queue_by_num(&qm->queues, j->from);
-		qm_place(qm, j->msg, j->idx, j->n, from ? from : qm->reroute);
+		qm_place(qm, j->msg, j->idx, j->n, from ? from : qm->reroute, j->held);
 		mm_job_free(j);
 	}
 }

@@ -145,6 +145,7 @@ void mm_job_free(struct mm_job *j)
 void mm_queue_push(struct mm_queue *q, struct mm_job *j)
 {
 	j->next = NULL;
+	j->held = false;
 	if (q->tail)
 		q->tail->next = j;
 	else
@@ -171,6 +172,7 @@ struct mm_job *mm_queue_pop(struct mm_queue *q)
 void mm_queue_hold(struct mm_queue *q, struct mm_job *j)
 {
 	j->next = NULL;
+	j->held = true;
 	if (q->held_tail)
 		q->held_tail->next = j;
 	else
@@ -184,6 +186,8 @@ void mm_queue_release_held(struct mm_queue *q)
 {
 	if (q->held == NULL)
 		return;
+	for (struct mm_job *j = q->held; j; j = j->next)
+		j->held = false;
 	q->held_tail->next = q->head;
 	q->head = q->held;
 	if (q->tail == NULL)

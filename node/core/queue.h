@@ -66,6 +66,7 @@ struct mm_job {
 	uint32_t *idx;       /* recipient indices */
 	uint64_t generation; /* of the routing it was placed with */
 	uint32_t from;       /* number of the queue it left for reroute; 0: none */
+	bool held;           /* it waits (or waited) for its queue's retry time */
 	struct mm_job *next;
 };
 
@@ -75,9 +76,11 @@ struct mm_mx {
 	uint32_t naddrs;
 	int64_t resolved_at; /* ms; kept for mx_cache_ms */
 	bool resolving;
-	uint32_t next;  /* the exchanger new sessions go to */
-	uint32_t tried; /* exchangers that could not be reached this round */
+	uint32_t next;   /* the exchanger new sessions go to */
+	uint32_t failed; /* bit i: exchanger i could not be reached this round */
 };
+
+#define MM_MX_MAX 32 /* exchangers kept of an answer (the bits of failed) */
 
 /* How a link queue's mail leaves (the hop types of linkstate/route.h). */
 enum mm_link_hop {
@@ -107,6 +110,7 @@ struct mm_queue {
 	uint32_t nready, nheld, nbusy, nrcpt;
 	bool frozen;
 	uint32_t sessions; /* open to the next hop */
+	uint32_t closing;  /* of those, saying QUIT: no capacity */
 	struct mm_hopstate st;
 	int64_t held_at; /* ms: when held jobs may go again; 0: none held */
 	char *last_error;

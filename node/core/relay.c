@@ -58,9 +58,11 @@ static bool listed(const struct mm_cidr *l, size_t n, const struct mm_relay_clie
 enum mm_relay_verdict mm_relay_decide(const struct mm_relay_policy *p,
                                       const struct mm_relay_client *c)
 {
-	if (c->authenticated || c->org_cert || listed(p->allow, p->nallow, c))
+	if (c->authenticated || c->org_cert)
 		return MM_RELAY_OK;
+	/* an organization server's address is known to need its certificate
+	 * with --tls, whatever the allow-list says */
 	if (listed(p->org, p->norg, c))
 		return p->org_tls ? MM_RELAY_NEED_CERT : MM_RELAY_OK;
-	return MM_RELAY_DENIED;
+	return listed(p->allow, p->nallow, c) ? MM_RELAY_OK : MM_RELAY_DENIED;
 }

@@ -147,6 +147,8 @@ static void ram_release(void *ctx, uint32_t seg)
 	struct mm_spool_ram *sp = ctx;
 	if (seg < sp->caplive && sp->live[seg] > 0)
 		sp->live[seg]--;
+	else
+		sp->bad_releases++; /* the file spool would drop a live segment */
 }
 
 static uint64_t ram_new_id(void *ctx, int64_t wall_ms)

@@ -28,6 +28,7 @@ struct mm_spool_ram {
 	size_t caplive;
 	int fail_put; /* errno for the next put; 0: none */
 	uint32_t puts, dones, syncs;
+	uint32_t bad_releases; /* a release of a segment holding nothing: a bug */
 };
 
 void mm_spool_ram_init(struct mm_spool_ram *sp);

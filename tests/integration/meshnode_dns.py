@@ -28,6 +28,9 @@ start(["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--user=nobod
        "--mx-host=mx.test,mail.mx.test,10", "--host-record=mail.mx.test,127.0.16.3",
        "--host-record=nomx.test,127.0.16.4",
        "--mx-host=backup.test,dead.backup.test,10", "--mx-host=backup.test,live.backup.test,20",
+       # an exchanger c-ares answers inside ares_query (a .onion name):
+       # dns.c must not touch its lookup after that answer freed it
+       "--mx-host=onion.test,mx.onion,10",
        "--host-record=dead.backup.test,127.0.16.9", "--host-record=live.backup.test,127.0.16.4",
        "--dns-rr=nullmx.test,15,000000",
        "--mx-host=v6.test,mail.v6.test,10", "--host-record=mail.v6.test,::1",
@@ -44,6 +47,13 @@ c = smtplib.SMTP(*N1)
 c.sendmail("alice@example.test", ["a@mx.test"], "Subject: mx\r\n\r\nx\r\n")
 c.sendmail("alice@example.test", ["b@nomx.test"], "Subject: nomx\r\n\r\nx\r\n")
 c.sendmail("alice@example.test", ["c@backup.test"], "Subject: backup\r\n\r\nx\r\n")
+# several messages at once for the same domain: each session that finds the
+# first exchanger dead must hand over, not fail the hop for the others
+# (mutation: qmgr_link.c sending every new session to mx.next and failing
+# the hop after naddrs failed sessions: the backup never got them)
+for k in range(3):
+    c.sendmail("alice@example.test", ["c%d@backup.test" % k], "Subject: backup%d\r\n\r\nx\r\n" % k)
+c.sendmail("alice@example.test", ["o@onion.test"], "Subject: onion\r\n\r\nx\r\n")
 c.sendmail("alice@example.test", ["d@nullmx.test"], "Subject: nullmx\r\n\r\nx\r\n")
 c.sendmail("alice@example.test", ["e@nosuch.test"], "Subject: nosuch\r\n\r\nx\r\n")
 c.sendmail("alice@example.test", ["f@timeout.test"], "Subject: timeout\r\n\r\nx\r\n")
@@ -60,6 +70,8 @@ check(wait_for(lambda: dumped(W + "/plain", "nomx")), "no MX: delivered to the d
 check(wait_for(lambda: dumped(W + "/v6", "v6")), "an exchanger with only AAAA: over IPv6")
 check(wait_for(lambda: dumped(W + "/plain", "backup")),
       "first MX down: the next MX in preference order takes the mail")
+check(wait_for(lambda: all(dumped(W + "/plain", "backup%d" % k) for k in range(3)), 10),
+      "three messages for that domain at once: all go to the next MX")
 def tracked(event, rcpt):
     """Tracking log lines of one event for one recipient."""
     try:
@@ -85,6 +97,8 @@ def ndr(status, rcpt):
 
 check(wait_for(lambda: ndr("5.1.10", "d@nullmx.test")), "null MX: DSN with 5.1.10")
 check(wait_for(lambda: ndr("5.4.4", "e@nosuch.test")), "no such domain: DSN with 5.4.4")
+check(wait_for(lambda: ndr("5.4.4", "o@onion.test")),
+      "an exchanger c-ares refuses at once (.onion): DSN with 5.4.4, and the node lives")
 
 
 def timeout_queue():

@@ -9,7 +9,7 @@
 set -u
 lib=$1 exe=$2
 fail=0
-forbidden='^(event_|evbuffer_|bufferevent_|evutil_|SSL_|TLS_|ares_|ldap_|ber_|socket$|connect$|bind$|accept|listen$|send$|recv$|open$|open64$|openat|creat|fopen|fdopen|read$|write$|pread|pwrite|close$|fsync|fdatasync|mmap|clock_gettime$|time$|gettimeofday$|localtime|gmtime|strftime|getpid$|getrandom$|rand$|srand$|random$|pthread_|pow$|exp$|log$|log2$|floor$|ceil$|sqrt$|fmod$|lround|llround)'
+forbidden='^(event_|evbuffer_|bufferevent_|evutil_|SSL_|TLS_|ares_|ldap_|ber_|socket$|connect$|bind$|accept|listen$|send$|recv$|open$|open64$|openat|creat|fopen|fdopen|read$|write$|pread|pwrite|close$|fsync|fdatasync|mmap|clock_gettime$|clock$|clock_nanosleep$|nanosleep$|sleep$|usleep$|times$|timespec_get$|time$|gettimeofday$|localtime|gmtime|strftime|getpid$|getrandom$|getentropy$|arc4random|rand$|rand_r$|srand$|random$|srandom$|drand48$|erand48$|lrand48$|nrand48$|mrand48$|jrand48$|srand48$|pthread_|pow$|exp$|log$|log2$|floor$|ceil$|sqrt$|fmod$|lround|llround)'
 bad=$(nm -u "$lib" | awk '{print $NF}' | sed 's/@.*//' | sort -u | grep -E "$forbidden")
 if [ -n "$bad" ]; then
 	echo "FAIL the core calls what it must not:"; echo "$bad" | sed 's/^/  /'
