@@ -8,6 +8,7 @@ usage: meshnode_hostile.py MESHNODE MESHCTL MKORG SCHEMA
 """
 import os
 import re
+import select
 import smtplib
 import socket
 import subprocess
@@ -169,7 +170,10 @@ check(line is not None and 'from="<\\"x key=forged y\\"@example.org>"' in line a
       "tracking log: a quoted sender with key=value stays one quoted field (%s)" % line)
 
 # --- a full disk: 452 4.3.1, nothing partial, the node goes on -------------
-# (mutation: submit_cb answering 451 4.3.0, or the append not cut back)
+# (mutations: submit_cb answering 451 4.3.0; spool.c append() not cutting
+# the file back after a short write -- the torn record then hides every
+# record after it from recovery, and mail acknowledged once space came back
+# is lost at the next start)
 small = W + "/small/n3"  # the spool is the tmpfs; its log is beside it
 os.makedirs(small)
 mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", small]).returncode == 0
@@ -177,12 +181,17 @@ check(mounted, "a 4 MB tmpfs for the full-disk test (mount needs root)")
 if mounted:
     try:
         N3 = ("127.0.21.5", 2525)
+        SINK3 = "127.0.21.6:25250"
         ldif3 = os.path.join(W, "small.ldif")
         subprocess.run([sys.executable, mkorg, ldif3, "--bind", "%s:%d" % N3, "--smarthost",
-                        "127.0.21.6:25250", "--relay-first", "127.0.0.0/8"], check=True)
+                        SINK3, "--relay-first", "127.0.0.0/8"], check=True)
         s3 = small
-        sink("127.0.21.6:25250", W + "/sink3")
-        p3 = node(meshnode, ldif3, "N1", s3)
+        extra = ["--set", "retry_min_ms=200", "--set", "glitch_retry_interval_ms=200",
+                 "--set", "connect_timeout_ms=1000"]
+        p3 = node(meshnode, ldif3, "N1", s3, *extra)
+        filler = os.path.join(small, "filler")
+        with open(filler, "wb") as f:  # room for about five messages
+            f.write(b"\0" * (4 * 1024 * 1024 - 1700 * 1024))
         body = "Subject: fill\r\n\r\n" + ("z" * 998 + "\r\n") * 300  # 300 kB
         acked, refused = 0, None
         c = smtplib.SMTP(*N3)
@@ -196,18 +205,119 @@ if mounted:
         check(refused is not None and refused[0] == 452 and refused[1].startswith("4.3.1"),
               "full disk: 452 4.3.1 after %d messages (%s)" % (acked, refused))
         check(c.noop()[0] == 250, "full disk: the session goes on")
-        c.quit()
         check(p3.poll() is None, "full disk: the node keeps running")
-        # the queued mail drains to the sink; the refused message was never kept
+        os.unlink(filler)  # room again: the next ones are acknowledged
+        small_body = "Subject: after\r\n\r\nafter the disk was full\r\n"
+        for k in range(3):
+            c.sendmail("s@example.org", ["far@example.net"], small_body)
+            acked += 1
+        c.quit()
+        p3.kill()  # a crash: what recovery reads is what counts
+        p3.wait()
+        sink(SINK3, W + "/sink3")
+        p3 = node(meshnode, ldif3, "N1", s3, *extra)
         check(wait_for(lambda: len(files(W + "/sink3")) >= acked, 30),
-              "full disk: every acknowledged message is delivered (%d)" % acked)
-        time.sleep(1)
-        check(len(files(W + "/sink3")) == acked,
-              "full disk: the refused message was not kept (%d delivered, %d acknowledged)" %
+              "full disk: after a crash every acknowledged message is delivered (%d of %d)" %
               (len(files(W + "/sink3")), acked))
+        time.sleep(1)
+        got = len(files(W + "/sink3"))
+        check(got == acked, "full disk: the refused message was not kept (%d delivered, %d "
+              "acknowledged)" % (got, acked))
         p3.terminate()
         p3.wait(20)
         check(p3.returncode == 0, "full disk: a clean stop")
     finally:
         subprocess.run(["umount", "-l", small])
+
+# --- TLS trickled a byte at a time ----------------------------------------
+# (mutation: start_tls not arming the handshake deadline, or arm_deadline
+# leaving TLS sessions without one between commands: the session lived on)
+T = W + "/tls"
+os.makedirs(T)
+ca = W + "/ca"
+os.makedirs(ca)
+
+
+def sh(*args, cwd=None):
+    subprocess.run(args, check=True, cwd=cwd or W, capture_output=True)
+
+
+sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+   "-keyout", ca + "/ca.key", "-out", T + "/ca.pem", "-days", "30", "-subj", "/CN=Lab CA")
+sh("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+   "-keyout", T + "/N1.key", "-out", ca + "/N1.csr", "-subj", "/CN=N1")
+sh("openssl", "x509", "-req", "-in", ca + "/N1.csr", "-CA", T + "/ca.pem", "-CAkey",
+   ca + "/ca.key", "-CAcreateserial", "-out", T + "/N1.pem", "-days", "30")
+N4 = ("127.0.21.7", 2525)
+ldif4 = os.path.join(W, "tls.ldif")
+subprocess.run([sys.executable, mkorg, ldif4, "--bind", "%s:%d" % N4], check=True)
+node(meshnode, ldif4, "N1", W + "/n4", "--tls", T, "--set", "command_deadline_s=2",
+     "--set", "idle_timeout_s=4")
+import ssl  # noqa: E402
+ctx = ssl.create_default_context(cafile=T + "/ca.pem")
+ctx.check_hostname = False
+# a ClientHello made by Python's ssl, sent a byte every 0.5 s
+incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+obj = ctx.wrap_bio(incoming, outgoing)
+try:
+    obj.do_handshake()
+except ssl.SSLWantReadError:
+    pass
+hello = outgoing.read()
+s = socket.create_connection(N4)
+s.recv(1024)
+s.sendall(b"STARTTLS\r\n")
+s.recv(1024)
+t0 = time.time()
+gone = False
+for b in hello[:40]:
+    try:
+        s.sendall(bytes([b]))
+    except OSError:
+        gone = True
+        break
+    time.sleep(0.5)
+    s.setblocking(False)
+    try:
+        if s.recv(1024) == b"":
+            gone = True
+            break
+    except BlockingIOError:
+        pass
+    except OSError:
+        gone = True
+        break
+    s.setblocking(True)
+check(gone and time.time() - t0 < 10,
+      "a TLS handshake trickled a byte at a time is cut at command_deadline_s (%.1fs)" %
+      (time.time() - t0))
+s.close()
+# after the handshake: an idle TLS session is cut at idle_timeout_s even
+# when raw bytes of a record trickle in
+t = Raw(*N4)
+t.cmd("EHLO trickle.test")
+t.cmd("STARTTLS")
+t.s = ctx.wrap_socket(t.s)
+t.buf = b""
+t.cmd("EHLO trickle.test")
+fd = t.s.fileno()  # half a TLS record, a byte at a time, under the TLS layer
+t0 = time.time()
+cut = None
+for b in b"\x17\x03\x03\x00\x40" + b"\x00" * 40:
+    try:
+        os.write(fd, bytes([b]))
+    except OSError:
+        cut = time.time() - t0
+        break
+    r, _, _ = select.select([fd], [], [], 0.5)
+    if r:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            data = b""
+        if not data:
+            cut = time.time() - t0
+            break
+check(cut is not None and cut < 10,
+      "a TLS record trickled between commands: the session is cut at idle_timeout_s (%s)" % cut)
 done()
