@@ -69,20 +69,23 @@ def listing(d):
 
 r = ctl("pki", "init", "--dir", CA, "--org", "Lab", directory=None)
 check(r.returncode == 0 and listing(CA) == ["ca.key", "ca.pem"],
-      "pki init: ca.pem and ca.key, nothing else left (rc %d: %s)" % (r.returncode, r.stderr))
+      "pki init: ca.pem and ca.key, no temporary file left (rc %d: %s) (mutation: unstage() "
+      "keeping the temporary name)" % (r.returncode, r.stderr))
 check(mode(CA + "/ca.key") == 0o600,
       "ca.key mode 0600 (mutation: stage() with 0644 for the key)")
 t = text(CA + "/ca.pem")
 check("Subject: O = Lab, CN = Lab mailmesh CA" in t and
       "Issuer: O = Lab, CN = Lab mailmesh CA" in t,
-      "CA subject O=Lab, CN=\"Lab mailmesh CA\", self-issued")
+      "CA subject O=Lab, CN=\"Lab mailmesh CA\", self-issued (mutation: CN without the "
+      "\" mailmesh CA\")")
 check("X509v3 Basic Constraints: critical\n                CA:TRUE, pathlen:0" in t,
-      "CA: basicConstraints critical CA:TRUE, pathlen:0")
+      "CA: basicConstraints critical CA:TRUE, pathlen:0 (mutation: not critical)")
 check("X509v3 Key Usage: critical\n                Certificate Sign, CRL Sign" in t,
-      "CA: keyUsage critical keyCertSign, cRLSign")
-check("NIST CURVE: P-256" in t and "ecdsa-with-SHA256" in t, "CA: P-256 key, ECDSA-SHA256")
-r = ossl("verify", "-x509_strict", "-CAfile", CA + "/ca.pem", CA + "/ca.pem")
-check(r.returncode == 0, "openssl verify -x509_strict: the CA verifies itself (%s)" % r.stdout)
+      "CA: keyUsage critical keyCertSign, cRLSign (mutation: cRLSign dropped)")
+check("NIST CURVE: P-256" in t and "ecdsa-with-SHA256" in t, "CA: P-256 key, ECDSA-SHA256 (mutation: P-384 in new_key())")
+r = ossl("verify", "-x509_strict", "-check_ss_sig", "-CAfile", CA + "/ca.pem", CA + "/ca.pem")
+check(r.returncode == 0, "openssl verify -x509_strict -check_ss_sig: the CA verifies itself (%s) (mutation: the CA "
+      "signed with another key than its own)" % r.stdout.strip())
 check(ossl("x509", "-in", CA + "/ca.pem", "-noout", "-checkend", str(3640 * 86400)).returncode == 0
       and ossl("x509", "-in", CA + "/ca.pem", "-noout", "-checkend",
                str(3660 * 86400)).returncode == 1,
@@ -104,16 +107,19 @@ os.mkdir(half)
 shutil.copy(CA + "/ca.pem", half)
 r = ctl("pki", "init", "--dir", half, "--org", "Lab", directory=None)
 check(r.returncode == 73 and listing(half) == ["ca.pem"],
-      "pki init with only a ca.pem there: 73, nothing written")
+      "pki init with only a ca.pem there: 73, nothing written (mutation: init() without the "
+      "ca.pem must_not_exist() and write_pair() not undoing ca.key)")
 r = ctl("pki", "init", "--dir", os.path.join(W, "long"), "--org", "x" * 53, directory=None)
-check(r.returncode == 64, "pki init --org longer than 52 characters: 64")
+check(r.returncode == 64, "pki init --org longer than 52 characters: 64 (mutation: the CN "
+      "added as V_ASN1_UTF8STRING, which OpenSSL does not bound)")
 r = ctl("pki", "init", "--dir", os.path.join(W, "x"), directory=None)
-check(r.returncode == 64, "pki init without --org: 64")
+check(r.returncode == 64, "pki init without --org: 64 (mutation: init() not asking for it)")
 
 # --- pki issue -----------------------------------------------------------
 
 r = ctl("pki", "issue", "--dir", CA, "N1", "N2", "LAB-RGM", "admin", "--admin", "alice")
-check(r.returncode == 0, "pki issue N1 N2 LAB-RGM admin --admin alice: 0 (%s)" % r.stderr)
+check(r.returncode == 0, "pki issue N1 N2 LAB-RGM admin --admin alice: 0 (%s) (mutation: "
+      "resolve() not knowing the name admin)" % r.stderr)
 want = {"N1": "server", "N2": "server", "LAB-RGM": "master", "admin": "admin", "alice": "admin"}
 for name, kind in want.items():
     pem, key = "%s/%s.pem" % (CA, name), "%s/%s.key" % (CA, name)
@@ -121,7 +127,7 @@ for name, kind in want.items():
         check(False, "%s: issued" % name)
         continue
     t = text(pem)
-    check(mode(key) == 0o600, "%s.key mode 0600" % name)
+    check(mode(key) == 0o600, "%s.key mode 0600 (mutation: as for ca.key)" % name)
     r = ossl("verify", "-x509_strict", "-purpose", "sslserver", "-CAfile", CA + "/ca.pem", pem)
     r2 = ossl("verify", "-x509_strict", "-purpose", "sslclient", "-CAfile", CA + "/ca.pem", pem)
     check(r.returncode == 0 and r2.returncode == 0,
@@ -140,15 +146,17 @@ for name, kind in want.items():
           "%s: extendedKeyUsage serverAuth, clientAuth (mutation: clientAuth dropped)" % name)
     check("X509v3 Key Usage: critical\n                Digital Signature\n" in t and
           "X509v3 Basic Constraints: critical\n                CA:FALSE" in t,
-          "%s: keyUsage critical digitalSignature, basicConstraints critical CA:FALSE" % name)
+          "%s: keyUsage critical digitalSignature, basicConstraints critical CA:FALSE "
+          "(mutation: basicConstraints not critical)" % name)
     pub_c = ossl("x509", "-in", pem, "-noout", "-pubkey").stdout
     pub_k = ossl("pkey", "-in", key, "-pubout").stdout
-    check(pub_c and pub_c == pub_k, "%s: NAME.key is the key of NAME.pem" % name)
+    check(pub_c and pub_c == pub_k, "%s: NAME.key is the key of NAME.pem (mutation: "
+          "write_pair() given the CA's key)" % name)
     check(ossl("x509", "-in", pem, "-noout", "-checkend", str(720 * 86400)).returncode == 0 and
           ossl("x509", "-in", pem, "-noout", "-checkend", str(740 * 86400)).returncode == 1,
           "%s: valid two years (mutation: LEAF_DAYS 3650)" % name)
 check(len({serial("%s/%s.pem" % (CA, n)) for n in want}) == len(want),
-      "every certificate has its own serial")
+      "every certificate has its own serial (mutation: as for the CA's serial)")
 
 before = digest(CA + "/N1.key")
 r = ctl("pki", "issue", "--dir", CA, "--admin", "carol", "N1")
@@ -166,14 +174,18 @@ check(listing(CA) == files, "... and nothing written, not even bob's (mutation: 
       "issuing what resolve() accepted before looking at its status)")
 r = ctl("pki", "issue", "--dir", CA, "--admin", "ca", "--admin", "a/b")
 check(r.returncode == 65 and listing(CA) == files,
-      "--admin ca, --admin a/b (not certificate names): 65, nothing written")
+      "--admin ca, --admin a/b (not certificate names): 65, nothing written (mutation: "
+      "resolve() without its mm_cert_name_ok() loop)")
 r = ctl("pki", "issue", "--dir", CA, "--admin", "dup", "--admin", "dup")
-check(r.returncode == 64 and listing(CA) == files, "one name twice in one run: 64")
+check(r.returncode == 64 and listing(CA) == files, "one name twice in one run: 64, nothing "
+      "written (mutation: distinct() returning EX_OK)")
 r = ctl("pki", "issue", "--dir", CA, "--admin", "dave", directory=None)
 check(r.returncode == 0 and os.path.exists(CA + "/dave.pem"),
-      "--admin NAME alone needs no directory (%s)" % r.stderr.strip())
+      "--admin NAME alone needs no directory (%s) (mutation: issue() always asking for "
+      "--directory)" % r.stderr.strip())
 r = ctl("pki", "issue", "--dir", CA, "N2", directory=None)
-check(r.returncode == 64, "a server name without --directory: 64")
+check(r.returncode == 64, "a server name without --directory: 64 (mutation: issue() not "
+      "asking for --directory)")
 
 # names unique per kind: a master N1 in a second group, and a server named admin
 amb = os.path.join(W, "amb.ldif")
@@ -194,14 +206,16 @@ check(r.returncode == 65 and "--server N1 or --master N1" in r.stderr and
       "(mutation: resolve() taking the server when kinds > 1)" % r.stderr.strip())
 r = ctl("pki", "issue", "--dir", ca2, "admin", directory=amb)
 check(r.returncode == 65 and "--server admin or --admin admin" in r.stderr,
-      "admin, also a server's name: 65 (%s)" % r.stderr.strip())
+      "admin, also a server's name: 65 (%s) (mutation: as for N1)" % r.stderr.strip())
 r = ctl("pki", "issue", "--dir", ca2, "--master", "N1", "--server", "admin", directory=amb)
 t1, t2 = text(ca2 + "/N1.pem"), text(ca2 + "/admin.pem")
 check(r.returncode == 0 and "OU = master, CN = N1" in t1 and "URI:mailmesh:master:N1" in t1
       and "OU = server, CN = admin" in t2 and "URI:mailmesh:server:admin" in t2,
-      "--master N1 --server admin: each of the kind it was given (%s)" % r.stderr.strip())
+      "--master N1 --server admin: each of the kind it was given (%s) (mutation: resolve() "
+      "giving --master names the kind server)" % r.stderr.strip())
 r = ctl("pki", "issue", "--dir", ca2, "--master", "N2", directory=amb)
-check(r.returncode == 65, "--master N2 (a server, not a master): 65")
+check(r.returncode == 65, "--master N2 (a server, not a master): 65 (mutation: resolve() not "
+      "looking --master names up)")
 
 # a bad directory: the loader's status, nothing written
 with open(os.path.join(W, "bad.ldif"), "w") as f:
@@ -212,18 +226,21 @@ for spec, code, what in (("ldif:" + W + "/none.ldif", 66, "missing LDIF"),
                          ("file:" + ldif, 64, "neither ldif: nor ldap://")):
     r = ctl("pki", "issue", "--dir", ca2, "N2", directory=spec)
     check(r.returncode == code and not os.path.exists(ca2 + "/N2.pem"),
-          "--directory %s: %d, nothing written (got %d)" % (what, code, r.returncode))
+          "--directory %s: %d, nothing written (got %d) (mutation: issue() going on with an "
+          "empty directory when the loader fails)" % (what, code, r.returncode))
 
 # DIR without its CA, or with a key that is not the CA's
 nodir = os.path.join(W, "noca")
 os.mkdir(nodir)
 r = ctl("pki", "issue", "--dir", nodir, "N2")
-check(r.returncode == 66 and "ca.pem" in r.stderr, "issue into a DIR without a CA: 66")
+check(r.returncode == 66 and "ca.pem" in r.stderr, "issue into a DIR without a CA: 66 "
+      "(mutation: load_ca() saying EX_DATAERR for a file it cannot open)")
 shutil.copy(CA + "/ca.pem", nodir)
 shutil.copy(other + "/ca.key", nodir)
 r = ctl("pki", "issue", "--dir", nodir, "N2")
 check(r.returncode == 65 and "not the private key" in r.stderr and
-      listing(nodir) == ["ca.key", "ca.pem"], "a ca.key that is not ca.pem's: 65")
+      listing(nodir) == ["ca.key", "ca.pem"], "a ca.key that is not ca.pem's: 65 (mutation: "
+      "load_ca() without X509_check_private_key())")
 
 # --- the certificates in two meshnodes -----------------------------------
 
@@ -240,12 +257,16 @@ def tls_dir(name, extra=()):
 
 
 t1, t2 = tls_dir("N1"), tls_dir("N2")
+r = subprocess.run([probe, "check", t1], capture_output=True, text=True)
+check(r.returncode == 0, "the operator's layout (ca.pem, N1.pem, N1.key) passes the daemons' "
+      "start check (mutation: holds_key_of() taking any key for the CA's)")
 node(meshnode, ldif, "N1", W + "/s1", "--tls", t1, "--set", "retry_min_ms=600000")
 node(meshnode, ldif, "N2", W + "/s2", "--tls", t2)
 c = smtplib.SMTP(*N1)
 c.sendmail("alice@example.test", ["bob@example.test"], "Subject: to bob\r\n\r\nhi\r\n")
 c.quit()
-check(wait_for(lambda: maildir(W + "/s2", "bob@example.test")), "N1 -> N2 delivered")
+check(wait_for(lambda: maildir(W + "/s2", "bob@example.test")),
+      "N1 -> N2 delivered (mutation: X509_sign() with the new key)")
 box = maildir(W + "/s2", "bob@example.test")
 # between organization servers with --tls the relay requires TLS and
 # verifies N2's certificate against ca.pem (4.7.5 otherwise): ESMTPS
@@ -276,10 +297,11 @@ def relay_from_n1(cert):
     return r
 
 
-r = relay_from_n1((t1 + "/N1.pem", t1 + "/N1.key"))
-check(r.startswith("250"), "N2 takes N1's pki client certificate as an organization server's: "
-      "relay accepted (%s) (mutation: extendedKeyUsage without clientAuth)" % r)
-check(relay_from_n1(None).startswith("530"), "... and without it: 530 5.7.0")
+r, plain = relay_from_n1((t1 + "/N1.pem", t1 + "/N1.key")), relay_from_n1(None)
+check(r.startswith("250") and plain.startswith("530"),
+      "N2 takes N1's pki client certificate as an organization server's: relay accepted "
+      "with it (%s), 530 without (%s) (mutation: extendedKeyUsage without clientAuth)"
+      % (r, plain))
 
 # openssl s_client with a pki client certificate: N2's certificate is
 # verified and named, and N1's certificate earns AUTH EXTERNAL
@@ -288,7 +310,8 @@ r = ossl("s_client", "-starttls", "smtp", "-connect", "%s:%d" % N2, "-CAfile", C
          input="EHLO n1.lab.test\r\nAUTH EXTERNAL =\r\nQUIT\r\n", timeout=20)
 check("depth=0 O = Lab, OU = server, CN = N2\nverify return:1" in r.stderr and
       "\n235 " in r.stdout and "221 2.0.0" in r.stdout,
-      "openssl s_client -cert N1.pem: N2's certificate verified (CN = N2), AUTH EXTERNAL 235")
+      "openssl s_client -cert N1.pem: N2's certificate verified (CN = N2), AUTH EXTERNAL 235 "
+      "(mutation: extendedKeyUsage without clientAuth)")
 
 # --- the CA's key in a --tls directory: exit 78 --------------------------
 
@@ -328,13 +351,12 @@ check(ok, "the CA's key behind the certificate in N1.pem: exit 78 (mutation: hol
 d = tls_dir("N1")
 os.symlink(CA + "/ca.key", d + "/k")
 ok, r = refused(d, "/k holds the CA's private key")
-check(ok, "a link to the CA's key under another name: exit 78")
+check(ok, "a link to the CA's key under another name: exit 78 (mutation: FTS_PHYSICAL, "
+      "links not followed)")
 d = tls_dir("N1")
 os.symlink("/nonexistent/ca.key", d + "/ca.key")
 ok, r = refused(d, "ca.key")
 check(ok, "a dangling link named ca.key: exit 78 (mutation: lstat() check of ca.key dropped)")
-r = subprocess.run([probe, "check", t1], capture_output=True, text=True)
-check(r.returncode == 0, "the operator's layout (ca.pem, N1.pem, N1.key) passes the check")
 
 # --- the routing contexts: mutual TLS 1.3, identity ----------------------
 
@@ -383,16 +405,18 @@ out, c = serve(["-cert", t1 + "/N1.pem", "-key", t1 + "/N1.key"], ("server", "N1
 check("protocol TLSv1.3\nidentity server N1\nexpect ok" in out and
       "Peer certificate: O = Lab, OU = server, CN = N2" in c.stderr,
       "691 accept: N1's certificate over TLS 1.3 reads as server N1, its Hello claim holds; "
-      "s_client sees CN = N2 (%r)" % out)
+      "s_client sees CN = N2 (%r) (mutation: kind_parse() reading every kind as admin)" % out)
 out, _ = serve(["-cert", t1 + "/N1.pem", "-key", t1 + "/N1.key"], ("master", "N1"))
 check("expect refused: certificate names server N1, expected master N1" in out,
       "a server's certificate claiming to be master N1: refused (%r) (mutation: "
       "mm_tls_expect_peer() comparing names only)" % out)
 out, _ = serve(["-cert", t1 + "/N1.pem", "-key", t1 + "/N1.key"], ("server", "N2"))
 check("expect refused: certificate names server N1, expected server N2" in out,
-      "N1's certificate claiming to be N2: refused")
+      "N1's certificate claiming to be N2: refused (mutation: mm_tls_expect_peer() "
+      "comparing kinds only)")
 out, _ = serve(["-cert", CA + "/admin.pem", "-key", CA + "/admin.key"])
-check("identity admin admin" in out, "an admin certificate reads as admin admin")
+check("identity admin admin" in out, "an admin certificate reads as admin admin (mutation: "
+      "mm_cert_identity_uri() writing server for every kind)")
 out, _ = serve(["-tls1_2", "-cert", t1 + "/N1.pem", "-key", t1 + "/N1.key"])
 check("handshake failed" in out and "unsupported protocol" in out,
       "691 accept: TLS 1.2 refused (%r) (mutation: TLS1_2_VERSION in mm_tls_routing_init)" % out)
@@ -402,10 +426,12 @@ check("handshake failed" in out and "did not return a certificate" in out,
       "SSL_VERIFY_FAIL_IF_NO_PEER_CERT)" % out)
 out, _ = serve(["-cert", stranger + "/N1.pem", "-key", stranger + "/N1.key"])
 check("handshake failed" in out and "identity" not in out,
-      "691 accept: a stranger's certificate saying mailmesh:server:N1: no session (%r)" % out)
+      "691 accept: a stranger's certificate saying mailmesh:server:N1: no session (%r) "
+      "(mutation: the routing contexts verifying with verify_later)" % out)
 out, _ = serve(["-cert", hand + "/plain.pem", "-key", hand + "/plain.key"], ("server", "N1"))
 check("identity none" in out and "carries no mailmesh identity" in out,
-      "a CA-signed certificate without the URI names no one, though its CN is N1 (%r)" % out)
+      "a CA-signed certificate without the URI names no one, though its CN is N1 (%r) "
+      "(mutation: mm_tls_expect_peer() accepting a certificate without identity)" % out)
 out, _ = serve(["-cert", hand + "/twice.pem", "-key", hand + "/twice.key"])
 check("identity none" in out, "a certificate with two mailmesh URIs names no one (%r) "
       "(mutation: mm_cert_identity() keeping the last URI)" % out)
@@ -414,7 +440,8 @@ check("protocol" in out and "identity none" in out,
       "SMTP context: a stranger's certificate finishes the handshake but has no identity (%r) "
       "(mutation: mm_tls_peer_identity() without the SSL_get_verify_result() check)" % out)
 out, _ = serve(["-cert", t1 + "/N1.pem", "-key", t1 + "/N1.key"], mode="serve-smtp")
-check("identity server N1" in out, "SMTP context: N1's certificate reads as server N1")
+check("identity server N1" in out, "SMTP context: N1's certificate reads as server N1 "
+      "(mutation: mm_tls_peer_identity() wanting a verify error)")
 
 # the dialing side checks the object it dialled
 SADDR = "127.0.23.6:6911"
@@ -437,18 +464,21 @@ def dial(kind, name):
 p = s_server(t2, "N2")
 rc, out = dial("server", "N2")
 check(rc == 0 and "protocol TLSv1.3\nidentity server N2\nexpect ok" in out,
-      "691 dial to server N2: N2's certificate, TLS 1.3 (%r)" % out)
+      "691 dial to server N2: N2's certificate, TLS 1.3 (%r) (mutation: the dial context "
+      "left without certificate and CA)" % out)
 rc, out = dial("server", "N3")
 check(rc == 2 and "certificate names server N2, expected server N3" in out,
-      "dialled N3, N2 answered: refused (%r)" % out)
+      "dialled N3, N2 answered: refused (%r) (mutation: as for N2's claim)" % out)
 rc, out = dial("master", "N2")
-check(rc == 2 and "expected master N2" in out, "dialled master N2, server N2 answered: refused")
+check(rc == 2 and "expected master N2" in out, "dialled master N2, server N2 answered: "
+      "refused (mutation: as for master N1's claim)")
 p.terminate()
 p.wait()
 p = s_server(stranger, "N1")
 rc, out = dial("server", "N1")
 check(rc == 1 and "handshake failed" in out,
-      "691 dial: a stranger's certificate (self-signed, mailmesh:server:N1): no session (%r)" % out)
+      "691 dial: a stranger's certificate (self-signed, mailmesh:server:N1): no session (%r) "
+      "(mutation: the dial context with SSL_VERIFY_NONE)" % out)
 p.terminate()
 p.wait()
 done()
