@@ -80,12 +80,15 @@ bool mm_tls_peer_identity(SSL *ssl, char *name, size_t n, enum mm_cert_kind *kin
 
 /* The check both sides of 691 make after the handshake: the peer's
  * verified certificate names exactly (kind, name). The accepting side
- * passes what the peer claims in its Hello (is_master: MM_CERT_MASTER,
- * else MM_CERT_SERVER; it also checks that the directory has that
- * object); the dialing side passes the object it dialled (the master or
+ * passes what the peer claims in its Hello: its name, and its role as a
+ * kind (a node MM_CERT_SERVER, a master candidate MM_CERT_MASTER, meshctl
+ * MM_CERT_ADMIN); it also checks that the directory has that server or
+ * master. The dialing side passes the object it dialled (the master or
  * server whose mmRoutingAddress it connected to). Names compare exactly,
- * as the directory compares them. False with the reason in err, e.g.
- * "certificate names master LAB-RGM, expected server LAB-RGM". */
+ * as the directory compares them. A mismatch closes the connection before
+ * anything else is read. False with the reason in err, e.g. "certificate
+ * names master LAB-RGM, expected server LAB-RGM"; a claimed name that no
+ * certificate could carry is not copied into err (it goes to a log). */
 bool mm_tls_expect_peer(SSL *ssl, enum mm_cert_kind kind, const char *name, char *err,
                         size_t errlen);
 
