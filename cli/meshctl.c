@@ -27,14 +27,17 @@ static const char usage[] =
     "  graph [--output FILE.svg|png]  the topology as Graphviz DOT\n"
     "  check FILE                     validate a directory LDIF file\n"
     "  queues | queue NAME | retry|freeze|thaw QUEUE   a live node's queues\n"
-    "  pki init --dir DIR --org NAME | pki issue --dir DIR NAME...\n";
+    "  pki init --dir DIR --org NAME  the organization's CA in DIR\n"
+    "  pki issue --dir DIR [--server NAME]... [--master NAME]... [--admin NAME]... [NAME]...\n"
+    "                                 a key and certificate per server, master, admin\n";
 
 struct args {
 	const char *directory, *connect, *tls, *as, *from, *output, *spool;
 	bool json;
 	size_t ndown, npos;
 	const char **down;
-	const char **pos; /* command and its operands */
+	const char **pos;    /* command and its operands */
+	struct pki_args pki; /* --dir, --org, --server, --master, --admin */
 };
 
 static int usage_error(const char *what)
@@ -49,6 +52,9 @@ static int parse(int argc, char **argv, struct args *a)
 {
 	a->down = mm_xcalloc((size_t)argc, sizeof(*a->down));
 	a->pos = mm_xcalloc((size_t)argc, sizeof(*a->pos));
+	a->pki.server = mm_xcalloc((size_t)argc, sizeof(*a->pki.server));
+	a->pki.master = mm_xcalloc((size_t)argc, sizeof(*a->pki.master));
+	a->pki.admin = mm_xcalloc((size_t)argc, sizeof(*a->pki.admin));
 	for (int i = 1; i < argc; i++) {
 		const char *s = argv[i];
 		const char **slot = NULL;
@@ -76,6 +82,16 @@ static int parse(int argc, char **argv, struct args *a)
 			slot = &a->spool;
 		else if (strcmp(s, "--down") == 0)
 			slot = &a->down[a->ndown++];
+		else if (strcmp(s, "--dir") == 0)
+			slot = &a->pki.dir;
+		else if (strcmp(s, "--org") == 0)
+			slot = &a->pki.org;
+		else if (strcmp(s, "--server") == 0)
+			slot = &a->pki.server[a->pki.nserver++];
+		else if (strcmp(s, "--master") == 0)
+			slot = &a->pki.master[a->pki.nmaster++];
+		else if (strcmp(s, "--admin") == 0)
+			slot = &a->pki.admin[a->pki.nadmin++];
 		else if (strncmp(s, "--", 2) == 0 && s[2]) {
 			fprintf(stderr, "meshctl: unknown option %s\n", s);
 			return EX_USAGE;
@@ -102,6 +118,15 @@ static int load_status(enum mm_load_status st)
 	case MM_LOAD_NOINPUT: return EX_NOINPUT;
 	}
 	return EX_SOFTWARE;
+}
+
+int ctl_load_directory(const char *spec, struct mm_directory *dir)
+{
+	struct mm_diag diag = {0};
+	int rc = load_status(mm_directory_load(spec, dir, &diag));
+	mm_diag_print(&diag, stderr);
+	mm_diag_free(&diag);
+	return rc;
 }
 
 static int check(const char *file, bool json)
@@ -161,6 +186,20 @@ static int run(struct args *a)
 	if (a->npos == 0)
 		return usage_error("no command");
 	const char *cmd = a->pos[0];
+	struct pki_args *p = &a->pki;
+	bool pki = strcmp(cmd, "pki") == 0;
+	if (!pki && (p->dir || p->org || p->nserver || p->nmaster || p->nadmin))
+		return usage_error("--dir, --org, --server, --master and --admin are pki's");
+	if (pki) {
+		if (a->json || a->connect || a->tls || a->as || a->spool || a->ndown || a->from ||
+		    a->output)
+			return usage_error("pki takes --directory (issue), --dir, --org (init), "
+			                   "--server, --master, --admin; its output is text");
+		p->directory = a->directory;
+		p->names = a->pos + 2;
+		p->nnames = a->npos >= 2 ? a->npos - 2 : 0;
+		return ctl_pki(a->npos >= 2 ? a->pos[1] : NULL, p);
+	}
 	if (strcmp(cmd, "check") == 0) {
 		if (a->npos != 2)
 			return usage_error("check takes one FILE");
@@ -178,11 +217,9 @@ static int run(struct args *a)
 			return ctl_queues(a->spool, a->json, cmd, queues ? NULL : a->pos[1]);
 		}
 	}
-	if (strcmp(cmd, "pki") == 0 || a->connect) {
-		fprintf(stderr,
-		        "meshctl: %s: not available in this build: live sources over 691 and "
-		        "the PKI helper come with the routing engine\n",
-		        a->connect ? "--connect" : cmd);
+	if (a->connect) {
+		fprintf(stderr, "meshctl: --connect: not available in this build: live sources "
+		                "over 691 come with the routing engine\n");
 		return EX_UNAVAILABLE;
 	}
 	if (strcmp(cmd, "table") != 0 && strcmp(cmd, "route") != 0 && strcmp(cmd, "graph") != 0)
@@ -191,10 +228,7 @@ static int run(struct args *a)
 		return usage_error("a source is needed: --directory ldif:PATH or ldap://...");
 
 	struct ctl c = {.json = a->json};
-	struct mm_diag diag = {0};
-	int rc = load_status(mm_directory_load(a->directory, &c.dir, &diag));
-	mm_diag_print(&diag, stderr);
-	mm_diag_free(&diag);
+	int rc = ctl_load_directory(a->directory, &c.dir);
 	if (rc != EX_OK)
 		return rc;
 	for (size_t i = 0; i < a->ndown; i++) {
@@ -232,6 +266,9 @@ int main(int argc, char **argv)
 		fputs(usage, stderr);
 	free(a.down);
 	free(a.pos);
+	free(a.pki.server);
+	free(a.pki.master);
+	free(a.pki.admin);
 	if (fflush(stdout) != 0 && rc == EX_OK)
 		rc = EX_IOERR;
 	return rc;

@@ -21,7 +21,19 @@ int ctl_graph(struct ctl *c, const char *output);
 /* a live node's queues through SPOOL/control.sock */
 int ctl_queues(const char *spool, bool json, const char *verb, const char *queue);
 
-/* Smart host as an address: "[127.0.0.1]:2526" -> "127.0.0.1:2526",
- * a missing port is 25. */
+/* The directory at SPEC, its problems on stderr; the exit status of the
+ * loader (0, or 64, 65, 66, 69). */
+int ctl_load_directory(const char *spec, struct mm_directory *dir);
+
+/* meshctl pki init|issue (pki.c): what the command line gave it */
+struct pki_args {
+	const char *directory, *dir, *org;
+	size_t nnames, nserver, nmaster, nadmin;
+	const char **names;  /* operands after init|issue */
+	const char **server; /* --server NAME: of kind server */
+	const char **master; /* --master NAME: of kind master */
+	const char **admin;  /* --admin NAME: an administrator */
+};
+int ctl_pki(const char *verb, const struct pki_args *a);
 
 #endif

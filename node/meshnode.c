@@ -197,6 +197,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "meshnode: --log %s: %s\n", logpath, strerror(errno));
 		return EX_CANTCREAT;
 	}
+	if (tls) {
+		/* before anything else: a daemon never runs beside the CA's key */
+		char err[4096 + 256];
+		if (!mm_tls_check_dir(tls, err, sizeof(err))) {
+			node_log("--tls %s: %s; not starting", tls, err);
+			return EX_CONFIG;
+		}
+	}
 	signal(SIGPIPE, SIG_IGN);
 	int status = EX_SOFTWARE;
 	struct mm_directory dir;

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """STARTTLS and AUTH with real peers: openssl s_client and Python's ssl.
-Certificates come from an organization CA made with the openssl tool.
+Certificates come from an organization CA made with the openssl tool; its
+key stays in a directory of its own, never in the nodes' --tls directory
+(the nodes refuse to start beside it: pki.py).
 Checks the handshake, AUTH PLAIN/LOGIN against userPassword (clear and
 {SSHA}), AUTH EXTERNAL with an organization certificate (and not with a
 stranger's), relay rules after AUTH, plaintext injection after STARTTLS
@@ -22,7 +24,8 @@ from nodelib import (Raw, check, done, files, last_error, maildir, node, sink,  
                      wait_for, workdir)
 
 meshnode, meshctl, mkorg = sys.argv[1:4]
-W = workdir("tls")
+W = workdir("tls")          # the nodes' --tls directory
+CA = workdir("tls-ca")      # the CA's key, apart
 N1, N2 = ("127.0.17.1", 2525), ("127.0.17.2", 2525)
 
 
@@ -31,12 +34,13 @@ def sh(*args):
 
 
 sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-   "-keyout", "ca.key", "-out", "ca.pem", "-days", "30", "-subj", "/CN=Lab CA")
+   "-keyout", CA + "/ca.key", "-out", "ca.pem", "-days", "30", "-subj", "/CN=Lab CA")
 for name in ("N1", "N2"):
     sh("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
        "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + name)
-    sh("openssl", "x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-       "-CAcreateserial", "-out", name + ".pem", "-days", "30")
+    sh("openssl", "x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey",
+       CA + "/ca.key", "-CAserial", CA + "/ca.srl", "-CAcreateserial", "-out", name + ".pem",
+       "-days", "30")
 sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
    "-keyout", "stranger.key", "-out", "stranger.pem", "-days", "30", "-subj", "/CN=N2")
 
