@@ -121,7 +121,7 @@ t = wait_for(dsn, 30)
 check(t is not None, "expired after expire_s: DSN with Status 5.4.7 to the sender")
 check(t is not None and "4.4.1" in t, "the DSN carries the last error (4.4.1 connect)")
 log = lambda: open(os.path.join(W, "N1.log")).read()  # noqa: E731
-check(wait_for(lambda: re.search(r"next hop Internet \(q\d+, 127\.0\.13\.6:25250\) is down "
+check(wait_for(lambda: re.search(r"next hop \"Internet\" \(q\d+, 127\.0\.13\.6:25250\) is down "
                                  r"after 4 failures", log())),
       "glitch retry: the hop is reported down after glitch_retry_count (3) retries fail")
 done()
