@@ -23,6 +23,7 @@ struct conn {
 	uint32_t sid;
 	int tls;  /* MM_SMTPC_TLS_* */
 	bool org; /* an organization server: its certificate must chain to ours */
+	char server[MM_CERT_NAME_MAX + 1]; /* and name it, when known */
 	struct bufferevent *bev;
 	struct mm_smtpc c;
 	bool connected;
@@ -159,6 +160,16 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
 			         "trusted");
 			return;
 		}
+		/* the side that dials checks the name it dialled */
+		char err[200];
+		if (c->org && c->server[0] && c->tls == MM_SMTPC_TLS_REQUIRED &&
+		    !mm_tls_expect_peer(ssl, MM_CERT_SERVER, c->server, err, sizeof(err))) {
+			char why[300];
+			snprintf(why, sizeof(why), "4.7.5 the next hop is not server %s: %s",
+			         c->server, err);
+			conn_end(c, true, why);
+			return;
+		}
 		mm_smtpc_tls_started(&c->c);
 		conn_flush(c);
 		return;
@@ -213,6 +224,7 @@ void relay_open(void *ctx, uint32_t sid, const struct mm_qm_target *t)
 	struct conn *c = mm_xcalloc(1, sizeof(*c));
 	*c = (struct conn){.n = n, .sid = sid, .tls = t->tls, .org = t->org, .fd = -1};
 	snprintf(c->addr, sizeof(c->addr), "%s", t->address);
+	snprintf(c->server, sizeof(c->server), "%s", t->server ? t->server : "");
 	mm_u64map_put(&n->conns, sid, c);
 	mm_smtpc_init(&c->c, n->fqdn);
 	/* without --tls this server has no TLS client: opportunistic means

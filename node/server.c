@@ -97,6 +97,25 @@ static void read_cb(struct bufferevent *bev, void *arg);
 static void event_cb(struct bufferevent *bev, short what, void *arg);
 static void write_cb(struct bufferevent *bev, void *arg);
 
+/* An organization server, by its certificate: verified against the
+ * organization's CA and naming (mailmesh:server:NAME) a server of the
+ * directory -- an admin's or a master's certificate earns no relaying. */
+static bool org_server_cert(struct session *s, SSL *ssl)
+{
+	char name[MM_CERT_NAME_MAX + 1];
+	enum mm_cert_kind kind;
+	bool verified = mm_tls_peer_verified(ssl, s->peer_cn, sizeof(s->peer_cn));
+	if (!verified || !mm_tls_peer_identity(ssl, name, sizeof(name), &kind) ||
+	    kind != MM_CERT_SERVER)
+		return false;
+	const struct mm_table *t = &s->n->dir.table;
+	for (size_t g = 0; g < t->n; g++)
+		for (size_t k = 0; k < t->entries[g]->n_servers; k++)
+			if (strcmp(t->entries[g]->servers[k]->name, name) == 0)
+				return true;
+	return false;
+}
+
 static void set_timeouts(struct session *s)
 {
 	struct timeval idle = {(time_t)s->n->set.idle_timeout_s, 0};
@@ -282,8 +301,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		/* the TLS handshake after STARTTLS is done */
 		SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
-		s->client.org_cert =
-		    ssl && mm_tls_peer_verified(ssl, s->peer_cn, sizeof(s->peer_cn));
+		s->client.org_cert = ssl && org_server_cert(s, ssl);
 		s->tls_switching = false;
 		mm_smtpd_tls_started(&s->smtpd);
 		arm_deadline(s);

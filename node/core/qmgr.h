@@ -54,6 +54,7 @@ struct mm_qm_target {
 	const char *address; /* "ip:port" */
 	int tls;             /* MM_SMTPC_TLS_* */
 	bool org;            /* an organization server: present our certificate */
+	const char *server;  /* which one (its certificate must name it), or NULL */
 	const char *queue;   /* the queue's name, for logs */
 };
 

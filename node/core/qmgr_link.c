@@ -127,7 +127,7 @@ static bool open_session(struct mm_qm *qm, struct mm_queue *q)
 	snprintf(s->addr, sizeof(s->addr), "%s", addr);
 	mm_u64map_put(&qm->sessions, s->sid, s);
 	q->sessions++;
-	struct mm_qm_target t = {s->addr, q->tls, q->org, q->name};
+	struct mm_qm_target t = {s->addr, q->tls, q->org, q->name, q->server};
 	qm->env.session_open(qm->env.ctx, s->sid, &t);
 	return true;
 }
