@@ -64,6 +64,17 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* fsync of a directory: what was made or removed in it is durable */
+static int sync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	int e = fsync(fd) == 0 ? 0 : errno;
+	close(fd);
+	return e;
+}
+
 static void seg_path(const struct mm_spool *sp, uint32_t seq, char *out, size_t n)
 {
 	snprintf(out, n, "%s/%08x.seg", sp->dir, seq);
@@ -589,11 +600,25 @@ static int recover(struct mm_spool *sp, mm_spool_recover_fn cb, void *ctx)
 
 /* --- open/close -------------------------------------------------------- */
 
+/* mkdir, and its entry made durable in the parent: also when it was there
+ * already, since a start killed between the two may have made it. */
 static int mkdir_sync(const char *path)
 {
 	if (mkdir(path, 0700) != 0 && errno != EEXIST)
 		return errno;
-	return 0;
+	char parent[4096];
+	size_t n = strlen(path);
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	while (n > 0 && path[n - 1] != '/')
+		n--;
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	if (n == 0)
+		snprintf(parent, sizeof(parent), ".");
+	else
+		snprintf(parent, sizeof(parent), "%.*s", (int)n, path);
+	return sync_dir(parent);
 }
 
 int mm_spool_open(struct mm_spool *sp, const char *spool_dir, mm_spool_recover_fn cb, void *ctx,
