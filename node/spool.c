@@ -268,7 +268,14 @@ int mm_spool_done(struct mm_spool *sp, uint64_t id, uint32_t idx)
 	put32(p + 4, (uint32_t)(id >> 32));
 	put32(p + 8, idx);
 	struct iovec part = {p, sizeof(p)};
-	return append(sp, REC_DONE, &part, 1, NULL);
+	int e = append(sp, REC_DONE, &part, 1, NULL);
+	/* nobody waits for it, but the syncer makes it durable in its next
+	 * round (with whatever else is written by then): a power cut repeats
+	 * only the deliveries of that moment, not every one since the last
+	 * message came in */
+	if (e == 0)
+		mm_spool_sync(sp, sp->lsn);
+	return e;
 }
 
 int mm_spool_read(const struct mm_spool *sp, const struct mm_spool_loc *loc, char *out)
