@@ -163,7 +163,8 @@ static int append(struct mm_spool *sp, int type, const struct iovec *parts, int 
 	if (len > REC_MAX)
 		return EFBIG;
 	struct mm_seg *seg = &sp->segs[sp->nsegs - 1];
-	if (seg->size > 0 && seg->size + REC_HDR + len > MM_SPOOL_SEGMENT_MAX) {
+	uint64_t max = sp->seg_max ? sp->seg_max : MM_SPOOL_SEGMENT_MAX;
+	if (seg->size > 0 && seg->size + REC_HDR + len > max) {
 		int e = seg_new(sp);
 		if (e)
 			return e;
@@ -326,6 +327,11 @@ void mm_spool_release(struct mm_spool *sp, uint32_t seq)
 
 /* --- syncer ------------------------------------------------------------ */
 
+/* The syncer fdatasyncs a descriptor of its own, dup'ed under the lock
+ * from the current segment's: the loop may roll to a new segment and close
+ * the old one (collection) while an fdatasync runs, and a closed, or worse
+ * reused, number must never be what it syncs. The dup shares the open file,
+ * so its fdatasync covers what the loop wrote. */
 static void *syncer(void *arg)
 {
 	struct mm_spool *sp = arg;
@@ -336,10 +342,17 @@ static void *syncer(void *arg)
 		if (sp->stop)
 			break;
 		uint64_t target = sp->want;
-		int fd = sp->sync_fd;
+		int fd = fcntl(sp->sync_fd, F_DUPFD_CLOEXEC, 0);
+		int err = fd < 0 ? errno : 0;
+		unsigned pause = sp->syncer_pause_us;
 		pthread_mutex_unlock(&sp->mu);
-		int rc = fdatasync(fd);
-		int err = rc == 0 ? 0 : errno;
+		if (pause)
+			usleep(pause);
+		if (fd >= 0) {
+			if (fdatasync(fd) != 0)
+				err = errno;
+			close(fd);
+		}
 		pthread_mutex_lock(&sp->mu);
 		if (err)
 			sp->sync_err = err;

@@ -67,6 +67,11 @@ struct mm_seg {
 };
 
 struct mm_spool {
+	/* tests only, set after mm_spool_open: segments roll at this size
+	 * instead of MM_SPOOL_SEGMENT_MAX (0), and the syncer pauses this long
+	 * between taking its descriptor and fdatasync (0) */
+	uint64_t seg_max;
+	unsigned syncer_pause_us;
 	char *dir; /* SPOOL/queue */
 	int dirfd; /* of SPOOL/queue, for fsync after create/unlink */
 	size_t nsegs, capsegs;
@@ -78,7 +83,7 @@ struct mm_spool {
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	int sync_fd;      /* the segment being written */
+	int sync_fd;      /* the segment being written (the syncer syncs a dup of it) */
 	uint64_t want;    /* lsn asked to be durable */
 	uint64_t durable; /* lsn known durable */
 	int sync_err;     /* errno of a failed fdatasync; sticky */
