@@ -23,10 +23,10 @@ import spoolfmt  # noqa: E402
 
 meshnode, meshctl, mkorg = sys.argv[1:4]
 W = workdir("firststart")
-N1 = ("127.0.15.1", 2525)
+N1 = ("127.0.41.1", 2525)
 ldif = os.path.join(W, "lab.ldif")
 subprocess.run([sys.executable, mkorg, ldif, "--bind", "%s:%d" % N1, "--smarthost",
-                "127.0.15.3:25250", "--relay", "127.0.0.0/8"], check=True)
+                "127.0.41.3:25250", "--relay", "127.0.0.0/8"], check=True)
 lib = lib_for(meshnode)
 opts = ["--set", "retry_min_ms=600000", "--set", "connect_timeout_ms=2000"]
 

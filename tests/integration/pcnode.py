@@ -48,12 +48,20 @@ class Node:
         return self.p
 
     def run(self, *more, timeout=30):
-        """A start that is expected to stop: its exit code and stderr."""
-        r = subprocess.run(self.args(more), env=self.h.env(self.meshnode), capture_output=True,
-                           text=True, timeout=timeout)
-        with open(self.logpath, "a") as log:
-            log.write(r.stderr)
-        return r.returncode, r.stderr
+        """A start that is expected to stop: its exit code and stderr. A
+        node that starts instead is stopped again (exit code None)."""
+        with open(self.logpath, "ab") as log:
+            start = log.tell()
+            p = subprocess.Popen(self.args(more), env=self.h.env(self.meshnode),
+                                 stdout=subprocess.PIPE, stderr=log)
+            line = p.stdout.readline().strip()   # "ready", or "" when it stopped
+            if line == b"ready":
+                p.terminate()
+            rc = p.wait(timeout)
+        with open(self.logpath, "rb") as log:
+            log.seek(start)
+            err = log.read().decode(errors="replace")
+        return (None if line == b"ready" else rc), err
 
     def kill(self):
         self.p.kill()
