@@ -851,7 +851,12 @@ int mm_spool_open(struct mm_spool *sp, const char *spool_dir, mm_spool_recover_f
 			*what = sp->what;
 		return e;
 	}
-	/* the oldest placeholders and dead segments go now */
+	/* Dead segments (and the placeholders before them) go now: recovery
+	 * made what they hold durable, so the new segment's directory fsync
+	 * may make their removal durable too (else every power cut brings back
+	 * the ones collected since the last). The last one read goes after it,
+	 * if it is dead: collection never drops the segment being written. */
+	seg_collect(sp);
 	*what = "start a queue segment";
 	if ((e = seg_new(sp)) != 0)
 		return e;
