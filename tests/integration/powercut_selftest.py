@@ -340,6 +340,35 @@ def case_mkdir():
     c.close()
 
 
+def case_dirfd_relative():
+    # Paths relative to a directory descriptor or to the working directory
+    # are resolved through /proc/self/fd and getcwd.
+    # mutation: pc_resolve() ignored dirfd (resolved against the working
+    # directory, outside the root: nothing journaled, nothing undone)
+    c = Case("dirfd")
+    os.mkdir(c.p("d"))
+    c.file("d/old", b"old")
+    c.run("""
+        d = os.open(p("d"), os.O_RDONLY | os.O_DIRECTORY)
+        fd = os.open("kept", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=d)
+        os.write(fd, b"kept")
+        os.fsync(fd)
+        os.fsync(d)                        # covers "kept", through the dirfd
+        fd = os.open("gone", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=d)
+        os.rename("old", "new", src_dir_fd=d, dst_dir_fd=d)
+        os.mkdir("sub", dir_fd=d)
+        os.chdir(p("d"))
+        os.close(os.open("rel", os.O_WRONLY | os.O_CREAT, 0o600))
+        die()
+    """)
+    check(c.read("d/kept") == b"kept", "openat(dirfd) covered by fsync(dirfd) stays")
+    check(c.read("d/gone") is None and c.read("d/rel") is None and
+          not os.path.exists(c.p("d/sub")),
+          "openat(dirfd), mkdirat and a create relative to the working directory are undone")
+    check(c.read("d/old") == b"old" and c.read("d/new") is None, "renameat is undone")
+    c.close()
+
+
 # --- lying disk, fail closed, ignore list -------------------------------------------
 
 def case_lying():
@@ -363,7 +392,8 @@ def case_lying():
 
 
 def case_fail_closed():
-    # mutation: refuse_path() and refuse_fd() returned without pc_die()
+    # mutation: refuse_path() and refuse_fd() returned without pc_die();
+    # for O_DSYNC: change_begin() did not look at O_DSYNC
     for what, code in (
             ("stdio", 'f = open("/dev/null")\n'
                       'libc = ctypes.CDLL(None)\n'
@@ -376,7 +406,9 @@ def case_fail_closed():
             ("copy_file_range", 'put(p("s"), b"x" * 10)\n'
                                 'a = os.open(p("s"), os.O_RDONLY)\n'
                                 'b = os.open(p("t"), os.O_WRONLY | os.O_CREAT)\n'
-                                'os.copy_file_range(a, b, 10)')):
+                                'os.copy_file_range(a, b, 10)'),
+            ("O_DSYNC", 'fd = os.open(p("d"), os.O_WRONLY | os.O_CREAT | os.O_DSYNC)\n'
+                        'os.write(fd, b"x")')):
         c = Case("closed-" + what)
         c.expect_abort = True
         c.run(code + "\nprint('not stopped')\n", cut=False)

@@ -37,6 +37,10 @@
 #ifndef RWF_APPEND
 #define RWF_APPEND 0x10
 #endif
+#ifndef RWF_DSYNC
+#define RWF_DSYNC 0x02
+#define RWF_SYNC  0x04
+#endif
 
 /* glibc's fortified entry points, not declared without _FORTIFY_SOURCE */
 int __open_2(const char *path, int flags);
@@ -201,11 +205,17 @@ static bool change_begin(struct change *c, int fd, int op, int64_t off, uint64_t
 	struct stat st;
 	if (!active() || !pc_tracked_fd(fd, &st, false))
 		return false;
+	int fl = fcntl(fd, F_GETFL);
+	/* a write that is durable when it returns (and durable for its own
+	 * range only) is not something this model can tell apart */
+	if (fl >= 0 && (fl & O_DSYNC))
+		pc_die(
+		    "cannot track a write through an O_SYNC/O_DSYNC descriptor of a file under %s",
+		    pc.root);
 	pc_stash_fd(fd, &st);
 	pc_inode_lock(&st);
 	fstat(fd, &c->st); /* the size as it is now that no other change can run */
 	uint64_t size = (uint64_t)c->st.st_size;
-	int fl = fcntl(fd, F_GETFL);
 	uint64_t at;
 	if (append || (fl >= 0 && (fl & O_APPEND) && op == PC_WRITE))
 		at = size; /* (Linux appends even for pwrite on O_APPEND) */
@@ -291,6 +301,9 @@ ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off_t off)
 ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 {
 	struct change c;
+	struct stat st;
+	if ((flags & (RWF_DSYNC | RWF_SYNC)) && active() && pc_tracked_fd(fd, &st, false))
+		pc_die("cannot track pwritev2(RWF_DSYNC/RWF_SYNC) into a file under %s", pc.root);
 	if (!change_begin(&c, fd, PC_WRITE, off, iov_len(iov, cnt), flags & RWF_APPEND, false))
 		return syscall(SYS_pwritev2, fd, iov, cnt, off, 0, flags);
 	ssize_t r = syscall(SYS_pwritev2, fd, iov, cnt, off, 0, flags);
