@@ -59,8 +59,8 @@ rng = random.Random(seed)
 print("seed %d%s" % (seed, ", lying disk" if a.lying else ""))
 
 W = workdir("crash")
-N1 = ("127.0.11.1", 2525)
-SMARTHOST = "127.0.11.3:25250"
+N1 = ("127.0.40.1", 2525)
+SMARTHOST = "127.0.40.3:25250"
 ldif = os.path.join(W, "lab.ldif")
 subprocess.run([sys.executable, a.mkorg, ldif, "--bind", "%s:%d" % N1, "--smarthost", SMARTHOST,
                 "--relay", "127.0.0.0/8"], check=True)
@@ -97,15 +97,17 @@ threads = [threading.Thread(target=sender, args=(k,)) for k in range(8)]
 for t in threads:
     t.start()
 undone = 0
-for r in range(kills):
-    time.sleep(rng.uniform(0.2, 1.2))  # a random moment under load
-    stats = node.cut()
-    undone += stats["undone"]
-    node.start()
-time.sleep(0.5)
-stop.set()
-for t in threads:
-    t.join()
+try:
+    for r in range(kills):
+        time.sleep(rng.uniform(0.2, 1.2))  # a random moment under load
+        stats = node.cut()
+        undone += stats["undone"]
+        node.start()
+    time.sleep(0.5)
+finally:
+    stop.set()  # also when a start fails: the clients stop, the test ends
+    for t in threads:
+        t.join()
 sink(SMARTHOST, W + "/sink")
 subprocess.run([a.meshctl, "--spool", spool, "retry", "Internet"], capture_output=True)
 

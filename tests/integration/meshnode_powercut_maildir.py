@@ -102,11 +102,13 @@ for r in range(rounds):
     names = users[r * PER_ROUND:(r + 1) * PER_ROUND]
     stop = threading.Event()
     ts = load(names, stop)
-    time.sleep(rng.uniform(0.05, 0.6))
-    node.cut()
-    stop.set()
-    for t in ts:
-        t.join()
+    try:
+        time.sleep(rng.uniform(0.05, 0.6))
+        node.cut()
+    finally:
+        stop.set()  # also when the cut fails: the clients stop, the test ends
+        for t in ts:
+            t.join()
     found = holes()
     bad += found
     check(not found, "round %d: every recipient the spool marks done has the message in new/ "
