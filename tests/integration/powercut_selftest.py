@@ -66,7 +66,7 @@ class Case:
     def run(self, code, cut=True):
         r = subprocess.run([sys.executable, "-c", PRELUDE + textwrap.dedent(code)],
                            env=self.h.env(), capture_output=True, text=True, timeout=60)
-        self.rc, self.err = r.returncode, r.stderr
+        self.rc, self.err, self.out = r.returncode, r.stderr, r.stdout
         if r.returncode not in (0, -signal.SIGKILL) or "Traceback" in r.stderr:
             if not getattr(self, "expect_abort", False):
                 print(r.stderr)
@@ -88,7 +88,8 @@ class Case:
 # --- bytes -------------------------------------------------------------------
 
 def case_unsynced_write_undone():
-    # mutation: Plan.covered() returned True for every DATA record
+    # mutation: Plan.covered() returned True for every DATA record; for the
+    # read-back: pwrite() journaled the change but did not make it
     c = Case("unsynced")
     c.file("f", b"aaaa")
     c.file("g", b"")
@@ -98,8 +99,14 @@ def case_unsynced_write_undone():
         os.write(fd, b"c")               # at offset 0
         fd2 = os.open(p("g"), os.O_WRONLY | os.O_APPEND)
         os.writev(fd2, [b"hello ", b"world"])
+        import mmap                      # the program reads back what it wrote
+        r = os.open(p("f"), os.O_RDONLY)
+        m = mmap.mmap(r, 4, mmap.MAP_SHARED, mmap.PROT_READ)
+        print("read back", os.pread(r, 4, 0), m[:4], flush=True)
         die()
     """)
+    check("read back b'cbba' b'cbba'" in c.out,
+          "while it runs, the program reads back what it wrote (pread and mmap): %s" % c.out.strip())
     check(c.read("f") == b"aaaa", "unsynced pwrite/write over old bytes undone: %r" % c.read("f"))
     check(c.read("g") == b"", "unsynced append undone (size back to 0): %r" % c.read("g"))
     c.close()
