@@ -10,6 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
+#include "strmap.h"
+
 static int sync_dir(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -20,23 +23,29 @@ static int sync_dir(const char *path)
 	return e;
 }
 
-/* mkdir that makes the new entry durable in its parent */
+/* mkdir, and the entry made durable in its parent: also when it was there
+ * already, since a run killed between a mkdir and its fsync leaves one that
+ * a power cut would still take away. */
 static int make_dir(const char *path, const char *parent)
 {
-	if (mkdir(path, 0700) == 0)
-		return sync_dir(parent);
-	return errno == EEXIST ? 0 : errno;
+	if (mkdir(path, 0700) != 0 && errno != EEXIST)
+		return errno;
+	return sync_dir(parent);
 }
+
+/* The mailboxes this process has made durable (keys owned here): the first
+ * delivery to each makes every directory on its path durable in its
+ * parent, the next ones trust them. */
+static struct mm_strmap known;
 
 static int ensure(const char *store, const char *box)
 {
+	uint32_t v;
+	if (mm_strmap_get(&known, box, &v))
+		return 0;
 	char sub[4096 + 8];
 	int e;
 	const char *dirs[] = {"tmp", "new", "cur"};
-	struct stat st;
-	snprintf(sub, sizeof(sub), "%s/new", box);
-	if (stat(sub, &st) == 0)
-		return 0;
 	char parent[4096];
 	snprintf(parent, sizeof(parent), "%s", store);
 	char *slash = strrchr(parent, '/');
@@ -49,6 +58,7 @@ static int ensure(const char *store, const char *box)
 		if ((e = make_dir(sub, box)) != 0)
 			return e;
 	}
+	mm_strmap_put(&known, mm_xstrdup(box), 0);
 	return 0;
 }
 

@@ -1,6 +1,8 @@
 /* Local delivery: Maildir under SPOOL/mailstore/<address>/ (DESIGN §7a).
  * The file is written in tmp/, fsync'ed, renamed into new/, and new/ is
- * fsync'ed, so a delivery reported done survives a crash. */
+ * fsync'ed, so a delivery reported done survives a crash. The first
+ * delivery to a mailbox in a process makes each directory on its path
+ * durable in its parent, also those that exist already (docs/durability.md). */
 #ifndef MM_MAILDIR_H
 #define MM_MAILDIR_H
 

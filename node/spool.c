@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +15,28 @@
 #include "buf.h"
 #include "crc32c.h"
 #include "strmap.h"
+
+/* Mutants (-DMM_MUTANT=NAME in CMake): each takes one durability step
+ * away, and the power-cut tests must fail without it (scripts/test.sh).
+ *   NO_SYNCER_FDATASYNC  the syncer reports durable without fdatasync
+ *   NO_SEGMENT_DIRSYNC   a new segment's directory entry is not fsync'ed
+ *   NO_SPOOL_DIRSYNC     the spool's own directories are not fsync'ed in
+ *                        their parents */
+
+/* The spool tells its owner what recovery found through meshnode's log
+ * when it is linked into meshnode; elsewhere (unit tests, fuzzers) there is
+ * no node_log and the lines go to stderr. */
+void node_log(const char *fmt, ...) __attribute__((weak, format(printf, 1, 2)));
+
+#define spool_log(...)                                \
+	do {                                          \
+		if (node_log) {                       \
+			node_log(__VA_ARGS__);        \
+		} else {                              \
+			fprintf(stderr, __VA_ARGS__); \
+			fputc('\n', stderr);          \
+		}                                     \
+	} while (0)
 
 /* Record: magic, type, length of the payload, CRC-32C of the payload. */
 #define REC_MAGIC 0x4d4d5131u /* "MMQ1" */
@@ -64,6 +85,17 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* fsync of a directory: what was made or removed in it is durable */
+static int sync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	int e = fsync(fd) == 0 ? 0 : errno;
+	close(fd);
+	return e;
+}
+
 static void seg_path(const struct mm_spool *sp, uint32_t seq, char *out, size_t n)
 {
 	snprintf(out, n, "%s/%08x.seg", sp->dir, seq);
@@ -76,33 +108,29 @@ static struct mm_seg *seg_find(struct mm_spool *sp, uint32_t seq)
 	return &sp->segs[seq - sp->segs[0].seq];
 }
 
-/* A new segment to write; the directory entry is made durable before any
- * record in it is promised. */
+/* A new segment to write. The one before it is made durable first, so
+ * that the syncer only ever needs the newest file and a segment that is
+ * not the last one is always whole (recovery quarantines one that is not);
+ * the new directory entry is made durable before any record in it is
+ * promised. */
 static int seg_new(struct mm_spool *sp)
 {
 	uint32_t seq = sp->nsegs ? sp->segs[sp->nsegs - 1].seq + 1 : 1;
+	if (sp->nsegs > 0 && fdatasync(sp->segs[sp->nsegs - 1].fd) != 0)
+		return errno;
 	char path[4096];
 	seg_path(sp, seq, path, sizeof(path));
 	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return errno;
+#ifndef MM_MUTANT_NO_SEGMENT_DIRSYNC
 	if (fsync(sp->dirfd) != 0) {
 		int e = errno;
 		close(fd);
 		unlink(path);
 		return e;
 	}
-	if (sp->nsegs > 0) {
-		/* everything in the old segment becomes durable now, so the
-		 * syncer only ever needs the newest file */
-		struct mm_seg *old = &sp->segs[sp->nsegs - 1];
-		if (fdatasync(old->fd) != 0) {
-			int e = errno;
-			close(fd);
-			unlink(path);
-			return e;
-		}
-	}
+#endif
 	mm_grow(&sp->segs, &sp->capsegs, sp->nsegs + 1, sizeof(*sp->segs));
 	sp->segs[sp->nsegs++] = (struct mm_seg){.seq = seq, .fd = fd, .created_ms = mono_ms()};
 	pthread_mutex_lock(&sp->mu);
@@ -152,7 +180,8 @@ static int append(struct mm_spool *sp, int type, const struct iovec *parts, int 
 	if (len > REC_MAX)
 		return EFBIG;
 	struct mm_seg *seg = &sp->segs[sp->nsegs - 1];
-	if (seg->size > 0 && seg->size + REC_HDR + len > MM_SPOOL_SEGMENT_MAX) {
+	uint64_t max = sp->seg_max ? sp->seg_max : MM_SPOOL_SEGMENT_MAX;
+	if (seg->size > 0 && seg->size + REC_HDR + len > max) {
 		int e = seg_new(sp);
 		if (e)
 			return e;
@@ -257,7 +286,14 @@ int mm_spool_done(struct mm_spool *sp, uint64_t id, uint32_t idx)
 	put32(p + 4, (uint32_t)(id >> 32));
 	put32(p + 8, idx);
 	struct iovec part = {p, sizeof(p)};
-	return append(sp, REC_DONE, &part, 1, NULL);
+	int e = append(sp, REC_DONE, &part, 1, NULL);
+	/* nobody waits for it, but the syncer makes it durable in its next
+	 * round (with whatever else is written by then): a power cut repeats
+	 * only the deliveries of that moment, not every one since the last
+	 * message came in */
+	if (e == 0)
+		mm_spool_sync(sp, sp->lsn);
+	return e;
 }
 
 int mm_spool_read(const struct mm_spool *sp, const struct mm_spool_loc *loc, char *out)
@@ -308,6 +344,11 @@ void mm_spool_release(struct mm_spool *sp, uint32_t seq)
 
 /* --- syncer ------------------------------------------------------------ */
 
+/* The syncer fdatasyncs a descriptor of its own, dup'ed under the lock
+ * from the current segment's: the loop may roll to a new segment and close
+ * the old one (collection) while an fdatasync runs, and a closed, or worse
+ * reused, number must never be what it syncs. The dup shares the open file,
+ * so its fdatasync covers what the loop wrote. */
 static void *syncer(void *arg)
 {
 	struct mm_spool *sp = arg;
@@ -318,10 +359,19 @@ static void *syncer(void *arg)
 		if (sp->stop)
 			break;
 		uint64_t target = sp->want;
-		int fd = sp->sync_fd;
+		int fd = fcntl(sp->sync_fd, F_DUPFD_CLOEXEC, 0);
+		int err = fd < 0 ? errno : 0;
+		unsigned pause = sp->syncer_pause_us;
 		pthread_mutex_unlock(&sp->mu);
-		int rc = fdatasync(fd);
-		int err = rc == 0 ? 0 : errno;
+		if (pause)
+			usleep(pause);
+		if (fd >= 0) {
+#ifndef MM_MUTANT_NO_SYNCER_FDATASYNC
+			if (fdatasync(fd) != 0)
+				err = errno;
+#endif
+			close(fd);
+		}
 		pthread_mutex_lock(&sp->mu);
 		if (err)
 			sp->sync_err = err;
@@ -457,31 +507,89 @@ struct recovery {
 	struct mm_strmap by_id;
 };
 
-static void replay_segment(struct mm_spool *sp, struct mm_seg *seg, struct recovery *rc, bool last)
+/* The whole segment, read with pread: an I/O error is an error here (a
+ * mapping would turn it into SIGBUS). */
+static int read_segment(int fd, unsigned char **out, size_t *n)
 {
 	struct stat st;
-	if (fstat(seg->fd, &st) != 0 || st.st_size == 0)
-		return;
-	size_t size = (size_t)st.st_size;
-	unsigned char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, seg->fd, 0);
-	if (map == MAP_FAILED)
-		return;
-	size_t pos = 0;
-	while (pos + REC_HDR <= size) {
-		const unsigned char *h = map + pos;
-		uint32_t type = get32(h + 4), len = get32(h + 8);
-		if (get32(h) != REC_MAGIC || len > size - pos - REC_HDR)
+	*out = NULL;
+	*n = 0;
+	if (fstat(fd, &st) != 0)
+		return errno;
+	size_t size = (size_t)st.st_size, done = 0;
+	if (size == 0)
+		return 0;
+	unsigned char *buf = malloc(size);
+	if (buf == NULL)
+		return ENOMEM;
+	while (done < size) {
+		ssize_t r = pread(fd, buf + done, size - done, (off_t)done);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+			free(buf);
+			return e;
+		}
+		if (r == 0)
 			break;
+		done += (size_t)r;
+	}
+	*out = buf;
+	*n = done;
+	return 0;
+}
+
+/* Why the record at p (of n bytes to the end) cannot be read; NULL when it
+ * can. *len is its payload length then. */
+static const char *bad_record(const unsigned char *p, size_t n, uint32_t *len)
+{
+	if (n < REC_HDR)
+		return "a record header cut short";
+	*len = get32(p + 8);
+	if (get32(p) != REC_MAGIC)
+		return "a bad magic number";
+	if (*len > n - REC_HDR)
+		return "a length past the end of the file";
 #ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-		/* (the fuzzer skips the CRC to reach the record parser) */
-		if (mm_crc32c(0, h + REC_HDR, len) != get32(h + 12))
-			break;
+	/* (the fuzzer skips the CRC to reach the record parser) */
+	if (mm_crc32c(0, p + REC_HDR, *len) != get32(p + 12))
+		return "a bad CRC";
 #endif
+	return NULL;
+}
+
+/* A readable record anywhere after from: then what stopped the replay is
+ * damage, not a torn tail (a tail is the last thing written). */
+static bool record_after(const unsigned char *map, size_t from, size_t size)
+{
+	uint32_t len;
+	for (size_t pos = from + 1; pos + REC_HDR <= size; pos++)
+		if (get32(map + pos) == REC_MAGIC &&
+		    bad_record(map + pos, size - pos, &len) == NULL)
+			return true;
+	return false;
+}
+
+/* Replays the records of one segment into rc; *pos is where the readable
+ * records end, and the reason when that is before the end of map. */
+static const char *replay_records(struct mm_spool *sp, struct mm_seg *seg, struct recovery *rc,
+                                  const unsigned char *map, size_t size, size_t *at)
+{
+	size_t pos = 0;
+	const char *why = NULL;
+	while (pos < size) {
+		const unsigned char *h = map + pos;
+		uint32_t len;
+		if ((why = bad_record(h, size - pos, &len)) != NULL)
+			break;
+		uint32_t type = get32(h + 4);
 		const unsigned char *p = h + REC_HDR;
 		if (type == REC_MSG) {
 			struct rec_msg x;
 			if (!parse_msg(p, len, seg->seq, pos + REC_HDR, &x)) {
 				free_msg(&x);
+				why = "a message record that does not parse";
 				break;
 			}
 			if (x.m.id > sp->next_id)
@@ -508,14 +616,118 @@ static void replay_segment(struct mm_spool *sp, struct mm_seg *seg, struct recov
 		}
 		pos += REC_HDR + len;
 	}
-	munmap(map, size);
+	*at = pos;
+	return why;
+}
+
+/* A damaged segment: its file goes to quarantine/ as it is (a hard link,
+ * so not one byte of it is lost), and a copy of the readable records
+ * before the damage takes its place, so that what was recovered from it
+ * stays on disk until it is delivered. Each step is durable before the
+ * next; a start that stops half way does it again. */
+static int quarantine(struct mm_spool *sp, struct mm_seg *seg, const unsigned char *map,
+                      size_t good, char *where, size_t wn)
+{
+	char qdir[4200], path[4200], keep[4300];
+	snprintf(qdir, sizeof(qdir), "%s/quarantine", sp->dir);
+	seg_path(sp, seg->seq, path, sizeof(path));
+	snprintf(keep, sizeof(keep), "%s.keep", path);
+	if (mkdir(qdir, 0700) != 0 && errno != EEXIST)
+		return errno;
+	if (fsync(sp->dirfd) != 0)
+		return errno;
+	struct stat st, q;
+	if (fstat(seg->fd, &st) != 0)
+		return errno;
+	for (int k = 0;; k++) {
+		if (k == 0)
+			snprintf(where, wn, "%s/%08x.seg", qdir, seg->seq);
+		else
+			snprintf(where, wn, "%s/%08x.seg.%d", qdir, seg->seq, k);
+		if (link(path, where) == 0)
+			break;
+		if (errno != EEXIST)
+			return errno;
+		if (stat(where, &q) == 0 && q.st_ino == st.st_ino && q.st_dev == st.st_dev)
+			break; /* linked by a start that stopped half way */
+	}
+	int e;
+	if ((e = sync_dir(qdir)) != 0)
+		return e;
+	if (unlink(keep) != 0 && errno != ENOENT)
+		return errno;
+	int fd = open(keep, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return errno;
+	size_t done = 0;
+	while (done < good) {
+		ssize_t w = pwrite(fd, map + done, good - done, (off_t)done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			e = errno;
+			close(fd);
+			return e;
+		}
+		done += (size_t)w;
+	}
+	if (fdatasync(fd) != 0 || rename(keep, path) != 0 || fsync(sp->dirfd) != 0) {
+		e = errno;
+		close(fd);
+		return e;
+	}
+	close(seg->fd);
+	seg->fd = fd;
+	return 0;
+}
+
+/* One segment: its records into rc, and what stopped them dealt with. The
+ * segment is durable as recovery saw it before anything new is written
+ * (a restart after a crash of the process alone may see bytes that only
+ * the page cache holds). */
+static int replay_segment(struct mm_spool *sp, struct mm_seg *seg, struct recovery *rc, bool last)
+{
+	char path[4200];
+	seg_path(sp, seg->seq, path, sizeof(path));
+	unsigned char *map;
+	size_t size, pos;
+	int e = read_segment(seg->fd, &map, &size);
+	if (e != 0) {
+		snprintf(sp->what, sizeof(sp->what), "read segment %s (it is left as it is)", path);
+		return e;
+	}
+	const char *why = replay_records(sp, seg, rc, map, size, &pos);
 	seg->size = pos;
-	if (pos < size && last) {
+	if (why && (!last || record_after(map, pos, size))) {
+		char where[4400];
+		e = quarantine(sp, seg, map, pos, where, sizeof(where));
+		if (e != 0) {
+			free(map);
+			snprintf(sp->what, sizeof(sp->what), "quarantine segment %s", path);
+			return e;
+		}
+		spool_log(
+		    "spool: segment %s: %s at byte %zu; the segment is kept as %s and the %zu "
+		    "bytes before it are recovered",
+		    path, why, pos, where, pos);
+	} else if (why) {
 		/* a torn tail: it was never acknowledged */
 		if (ftruncate(seg->fd, (off_t)pos) != 0) {
-			/* harmless: this segment is never appended to again */
+			e = errno;
+			free(map);
+			snprintf(sp->what, sizeof(sp->what), "cut the torn tail of %s", path);
+			return e;
 		}
+		spool_log("spool: segment %s: %s at byte %zu, the end of the log: %zu bytes never "
+		          "acknowledged cut off",
+		          path, why, pos, size - pos);
 	}
+	free(map);
+	if (fdatasync(seg->fd) != 0) {
+		snprintf(sp->what, sizeof(sp->what), "make segment %s durable", path);
+		return errno;
+	}
+	return 0;
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -551,6 +763,8 @@ static int recover(struct mm_spool *sp, mm_spool_recover_fn cb, void *ctx)
 		int fd = open(path, O_RDWR | O_CLOEXEC);
 		if (fd < 0) {
 			err = errno;
+			snprintf(sp->what, sizeof(sp->what),
+			         "open segment %s (it is left as it is)", path);
 			break;
 		}
 		mm_grow(&sp->segs, &sp->capsegs, sp->nsegs + 1, sizeof(*sp->segs));
@@ -569,7 +783,7 @@ static int recover(struct mm_spool *sp, mm_spool_recover_fn cb, void *ctx)
 	struct recovery rc = {0};
 	for (size_t i = 0; i < sp->nsegs && !err; i++)
 		if (sp->segs[i].fd >= 0)
-			replay_segment(sp, &sp->segs[i], &rc, i + 1 == sp->nsegs);
+			err = replay_segment(sp, &sp->segs[i], &rc, i + 1 == sp->nsegs);
 	for (size_t i = 0; i < rc.n; i++) {
 		struct rec_msg *x = rc.msgs[i];
 		bool pending = false;
@@ -589,11 +803,29 @@ static int recover(struct mm_spool *sp, mm_spool_recover_fn cb, void *ctx)
 
 /* --- open/close -------------------------------------------------------- */
 
+/* mkdir, and its entry made durable in the parent: also when it was there
+ * already, since a start killed between the two may have made it. */
 static int mkdir_sync(const char *path)
 {
 	if (mkdir(path, 0700) != 0 && errno != EEXIST)
 		return errno;
+#ifdef MM_MUTANT_NO_SPOOL_DIRSYNC
 	return 0;
+#else
+	char parent[4096];
+	size_t n = strlen(path);
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	while (n > 0 && path[n - 1] != '/')
+		n--;
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	if (n == 0)
+		snprintf(parent, sizeof(parent), ".");
+	else
+		snprintf(parent, sizeof(parent), "%.*s", (int)n, path);
+	return sync_dir(parent);
+#endif
 }
 
 int mm_spool_open(struct mm_spool *sp, const char *spool_dir, mm_spool_recover_fn cb, void *ctx,
@@ -614,9 +846,17 @@ int mm_spool_open(struct mm_spool *sp, const char *spool_dir, mm_spool_recover_f
 	if (sp->dirfd < 0)
 		return errno;
 	*what = "read the queue";
-	if ((e = recover(sp, cb, ctx)) != 0)
+	if ((e = recover(sp, cb, ctx)) != 0) {
+		if (sp->what[0])
+			*what = sp->what;
 		return e;
-	/* the oldest placeholders and dead segments go now */
+	}
+	/* Dead segments (and the placeholders before them) go now: recovery
+	 * made what they hold durable, so the new segment's directory fsync
+	 * may make their removal durable too (else every power cut brings back
+	 * the ones collected since the last). The last one read goes after it,
+	 * if it is dead: collection never drops the segment being written. */
+	seg_collect(sp);
 	*what = "start a queue segment";
 	if ((e = seg_new(sp)) != 0)
 		return e;

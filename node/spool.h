@@ -9,9 +9,15 @@
  * previous one ran, so under load the cost of durability is shared; with one
  * client it is exactly one fdatasync per message, as before.
  *
- * Recovery reads every segment in order; a record that is cut short or
- * fails its CRC ends that segment (it was never acknowledged). Recipients
- * with a "done" record are not delivered again; everything else is.
+ * Recovery reads every segment in order. A record that is cut short or
+ * fails its CRC at the end of the last segment is a torn tail (it was never
+ * acknowledged) and is cut off. A bad record anywhere else (a segment that
+ * is not the last one is always whole: it was made durable before the next
+ * one was created) is damage: the segment is moved to SPOOL/queue/quarantine/
+ * as it is, the records before the bad one are recovered, and the log says
+ * where. A segment that cannot be read fails the start; nothing is dropped.
+ * Recipients with a "done" record are not delivered again; everything else
+ * is.
  * Delivery is at least once: a crash between a delivery and its done record
  * repeats that delivery.
  *
@@ -42,6 +48,11 @@ struct mm_seg {
 };
 
 struct mm_spool {
+	/* tests only, set after mm_spool_open: segments roll at this size
+	 * instead of MM_SPOOL_SEGMENT_MAX (0), and the syncer pauses this long
+	 * between taking its descriptor and fdatasync (0) */
+	uint64_t seg_max;
+	unsigned syncer_pause_us;
 	char *dir; /* SPOOL/queue */
 	int dirfd; /* of SPOOL/queue, for fsync after create/unlink */
 	size_t nsegs, capsegs;
@@ -53,18 +64,20 @@ struct mm_spool {
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	int sync_fd;      /* the segment being written */
+	int sync_fd;      /* the segment being written (the syncer syncs a dup of it) */
 	uint64_t want;    /* lsn asked to be durable */
 	uint64_t durable; /* lsn known durable */
 	int sync_err;     /* errno of a failed fdatasync; sticky */
 	bool stop, running;
-	int event_fd; /* readable when durable advanced */
+	int event_fd;    /* readable when durable advanced */
+	char what[4600]; /* why mm_spool_open failed, when it names a file */
 };
 
 typedef void (*mm_spool_recover_fn)(void *ctx, const struct mm_spool_msg *m);
 
 /* Open (creating) the spool, replay it through cb, start the syncer.
- * Returns 0 or an errno value; *what names the step that failed. */
+ * Returns 0 or an errno value; *what names the step that failed (and the
+ * file, when one could not be read; valid until mm_spool_close). */
 int mm_spool_open(struct mm_spool *sp, const char *spool_dir, mm_spool_recover_fn cb, void *ctx,
                   const char **what);
 void mm_spool_close(struct mm_spool *sp);
