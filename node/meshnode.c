@@ -258,7 +258,7 @@ int main(int argc, char **argv)
 	int e = mm_spool_open(&n->spool, n->spool_dir, recovered, n, &what);
 	if (e != 0) {
 		node_log("spool %s: cannot %s: %s", n->spool_dir, what, strerror(e));
-		status = EX_CANTCREAT;
+		status = e == EIO ? EX_IOERR : EX_CANTCREAT;
 		goto out;
 	}
 	n->spool.id_salt = (uint8_t)mm_strhash(n->self);

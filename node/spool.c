@@ -108,6 +108,24 @@ static struct mm_seg *seg_find(struct mm_spool *sp, uint32_t seq)
 	return &sp->segs[seq - sp->segs[0].seq];
 }
 
+/* An fdatasync failed: after that the state of the file is unknown (the
+ * page cache may have dropped the pages, and Linux reports a writeback
+ * error to one fsync only -- the next one on the same file says 0). So the
+ * error is sticky and wakes the loop, which promises nothing more and
+ * stops, whichever thread's fdatasync saw it. */
+static int sync_failed(struct mm_spool *sp, int err)
+{
+	pthread_mutex_lock(&sp->mu);
+	if (sp->sync_err == 0)
+		sp->sync_err = err;
+	uint64_t one = 1;
+	if (sp->event_fd >= 0 && write(sp->event_fd, &one, sizeof(one)) < 0) {
+		/* the counter is only a wake-up */
+	}
+	pthread_mutex_unlock(&sp->mu);
+	return err;
+}
+
 /* A new segment to write. The one before it is made durable first, so
  * that the syncer only ever needs the newest file and a segment that is
  * not the last one is always whole (recovery quarantines one that is not);
@@ -117,7 +135,7 @@ static int seg_new(struct mm_spool *sp)
 {
 	uint32_t seq = sp->nsegs ? sp->segs[sp->nsegs - 1].seq + 1 : 1;
 	if (sp->nsegs > 0 && fdatasync(sp->segs[sp->nsegs - 1].fd) != 0)
-		return errno;
+		return sync_failed(sp, errno);
 	char path[4096];
 	seg_path(sp, seq, path, sizeof(path));
 	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -317,8 +335,13 @@ int mm_spool_sync_now(struct mm_spool *sp)
 {
 	struct mm_seg *seg = &sp->segs[sp->nsegs - 1];
 	if (fdatasync(seg->fd) != 0)
-		return errno;
+		return sync_failed(sp, errno);
 	pthread_mutex_lock(&sp->mu);
+	if (sp->sync_err != 0) { /* the syncer saw a failure first */
+		int e = sp->sync_err;
+		pthread_mutex_unlock(&sp->mu);
+		return e;
+	}
 	if (sp->durable < sp->lsn)
 		sp->durable = sp->lsn;
 	pthread_mutex_unlock(&sp->mu);
