@@ -203,11 +203,11 @@ void mm_m_push_entries(struct mm_master *m, struct mm_master_conn *only, bool fu
 		while (i < n) {
 			size_t es = mailmesh__group_entry__get_packed_size(entries[i]) + 11;
 			if (es > budget && i == first) {
-				mm_m_log(
-				    m,
-				    "push: entry of group %s is %zu bytes, over the frame limit:"
-				    " not sent",
-				    entries[i]->name, es);
+				char q[QUOTE_LEN];
+				mm_m_log(m,
+				         "push: entry of group %s is %zu bytes, over the frame"
+				         " limit: not sent",
+				         mm_m_q(q, entries[i]->name), es);
 				first = ++i;
 				continue;
 			}
