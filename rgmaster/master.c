@@ -141,6 +141,10 @@ void mm_m_send_hello(struct mm_master *m, struct mm_master_conn *c)
 	f.hello = &h;
 	bool first = !c->hello_sent;
 	c->hello_sent = true;
+	if (c->kind == CONN_MASTER || c->outgoing) {
+		free(m->said_active);
+		m->said_active = mm_xstrdup(h.active_master);
+	}
 	mm_m_send(m, c, &f);
 	if (first)
 		conn_arm(m, c);
@@ -236,6 +240,7 @@ void mm_master_free(struct mm_master *m)
 	mm_digest_cache_free(&m->dcache);
 	free(m->self);
 	free(m->group);
+	free(m->said_active);
 	*m = (struct mm_master){0};
 }
 

@@ -30,8 +30,10 @@
  *   close; no event comes back for it (a late mm_master_conn_closed for a
  *   connection the machine closed is ignored).
  * - Between candidates, Hello is sent again whenever the sender's master
- *   state changes (it became active, or stepped down): that is how "a live
- *   better candidate claiming ACTIVE" is seen. A second Hello from a node or
+ *   state changes (it became active, or stepped down) or, standing by, the
+ *   active master it knows changes: that is how "a live better candidate
+ *   claiming ACTIVE" is seen, and how a stuck one is told from one that
+ *   follows an active master. A second Hello from a node or
  *   an admin closes the connection. Each candidate dials each other one, so
  *   two candidates may share two connections; a candidate is live while one
  *   of them is established, and pushes go on each.
@@ -210,6 +212,7 @@ struct mm_master {
 	struct mm_master_server *servers; /* by name, as in the entry */
 	struct mm_u64map conns;
 	uint32_t next_out;
+	char *said_active; /* the active master our last Hello to candidates named */
 	uint64_t persisted, incarnation, highest_seen;
 	int64_t started_at, heard_at, retry_at;
 	bool reincarnate; /* evidence of a higher version waits for a persist */

@@ -149,6 +149,14 @@ void mm_m_dial(struct mm_master *m, size_t i)
 	m->env.dial(m->env.ctx, id, k->name, k->address);
 }
 
+/* Standing by, the active master we know changed since we last said. */
+static void announce_if_changed(struct mm_master *m)
+{
+	if (m->role != MM_MASTER_ACTIVE &&
+	    strcmp(mm_m_active_name(m), m->said_active ? m->said_active : "") != 0)
+		mm_m_announce(m);
+}
+
 void mm_m_announce(struct mm_master *m)
 {
 	size_t n;
@@ -396,6 +404,7 @@ void mm_m_cand_hello(struct mm_master *m, struct mm_master_conn *c, const Mailme
 		mm_m_own_set_master(m, k->name, false);
 	if (m->role == MM_MASTER_ACTIVE && m->published && first)
 		mm_m_push_full(m, c);
+	announce_if_changed(m);
 }
 
 void mm_m_cand_gone(struct mm_master *m, struct mm_master_conn *c)
@@ -422,6 +431,7 @@ void mm_m_cand_gone(struct mm_master *m, struct mm_master_conn *c)
 	if (m->role == MM_MASTER_ACTIVE)
 		mm_m_own_set_master(m, k->name, true);
 	mm_m_evaluate(m);
+	announce_if_changed(m);
 }
 
 void mm_m_cand_learned(struct mm_master *m, struct mm_master_conn *c)

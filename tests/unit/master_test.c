@@ -1635,6 +1635,41 @@ static void test_stuck_better(void **state)
 	world_free(w);
 }
 
+/* Three candidates: M-A (200), then M-B before M-C (100 each, by name).
+ * When M-A dies M-B takes over and M-C follows it; when M-B cannot persist,
+ * it says it knows no active master any more, and M-C takes over once M-B
+ * has been stuck for two dead intervals.
+ * Mutations seen caught: equal priorities ordered by name the wrong way
+ * (M-C active); no Hello when the active master a standby knows changes
+ * (M-C never active in the second part). */
+static void test_three_candidates(void **state)
+{
+	(void)state;
+	for (int stuck = 0; stuck < 2; stuck++) {
+		struct world *w = world_new(3, 3);
+		advance(w, 4000);
+		assert_int_equal(mm_master_role(&w->n[0].m), MM_MASTER_ACTIVE);
+		assert_int_equal(nactive(w), 1);
+		w->n[1].persist_err = stuck ? EIO : 0;
+		node_kill(w, 0);
+		advance(w, 3500);
+		if (!stuck) {
+			assert_int_equal(mm_master_role(&w->n[1].m), MM_MASTER_ACTIVE);
+			assert_int_equal(mm_master_role(&w->n[2].m), MM_MASTER_STANDBY);
+			member_open(w, 2, 1, 's', "S0-0");
+			member_hello(w, 2, 1, "S0-0");
+			EXPECT_TAKE(w, 2, 1, "Hello(STANDBY:M-B)");
+		} else {
+			assert_int_equal(nactive(w), 0);
+			advance(w, 6000);
+			assert_int_equal(mm_master_role(&w->n[2].m), MM_MASTER_ACTIVE);
+			assert_int_equal(mm_master_role(&w->n[1].m), MM_MASTER_STANDBY);
+		}
+		assert_int_equal(nactive(w), 1);
+		world_free(w);
+	}
+}
+
 /* Two runs of the same events give the same frames, byte for byte.
  * Mutation seen caught: ping nonces from anything but env.random. */
 static void test_determinism(void **state)
@@ -1689,8 +1724,8 @@ int main(void)
 	    cmocka_unit_test(test_persist_failure), cmocka_unit_test(test_two_candidates),
 	    cmocka_unit_test(test_failover),        cmocka_unit_test(test_return),
 	    cmocka_unit_test(test_state_deleted),   cmocka_unit_test(test_partition),
-	    cmocka_unit_test(test_stuck_better),    cmocka_unit_test(test_determinism),
-	    cmocka_unit_test(test_split),
+	    cmocka_unit_test(test_stuck_better),    cmocka_unit_test(test_three_candidates),
+	    cmocka_unit_test(test_determinism),     cmocka_unit_test(test_split),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
