@@ -302,6 +302,11 @@ bool mm_master_start(struct mm_master *m, const struct mm_directory *dir,
 		         mm_m_q(q, m->self));
 		return false;
 	}
+	if (persisted_incarnation > MM_MASTER_INCARNATION_MAX) {
+		mm_m_log(m, "start: persisted incarnation %" PRIu64 " is out of range",
+		         persisted_incarnation);
+		return false;
+	}
 	m->group = mm_xstrdup(mine->name);
 	m->priority = prio;
 	for (size_t g = 0; g < dir->table.n; g++)

@@ -90,6 +90,12 @@
 #define MM_MASTER_PROTO_MAJOR 1
 #define MM_MASTER_PROTO_MINOR 0
 
+/* The largest incarnation believed (2^53 - 1: wall-clock seconds for ages,
+ * and exact in JSON). A peer's version above it is no evidence, an entry of
+ * our group above it is not taken, a persisted one above it is refused:
+ * otherwise "above everything seen" could wrap. */
+#define MM_MASTER_INCARNATION_MAX ((1ull << 53) - 1)
+
 /* Settings, with their defaults (mm_master_conf_default). */
 struct mm_master_conf {
 	uint32_t ping_interval_ms;  /* 1000: Ping after this long without sending */
@@ -227,7 +233,8 @@ void mm_master_free(struct mm_master *m);
 
 /* Start with the directory (the caller's; it may go after the call) and the
  * incarnation read from --state (0: none). Dials every other candidate.
- * Returns false (and logs) when self is no candidate of any group. */
+ * Returns false (and logs) when self is no candidate of any group, or the
+ * persisted incarnation is over MM_MASTER_INCARNATION_MAX (corrupt). */
 bool mm_master_start(struct mm_master *m, const struct mm_directory *dir,
                      uint64_t persisted_incarnation);
 /* SIGHUP: the directory again. Returns false (and keeps the one in use)

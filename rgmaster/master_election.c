@@ -345,6 +345,12 @@ void mm_m_evidence(struct mm_master *m, const Mailmesh__Version *v, uint64_t inc
 	uint64_t seen = incarnation_seen;
 	if (v && v->incarnation > seen)
 		seen = v->incarnation;
+	char q[QUOTE_LEN];
+	if (seen > MM_MASTER_INCARNATION_MAX) {
+		mm_m_log(m, "%s claims incarnation %" PRIu64 " of group %s: out of range, ignored",
+		         mm_m_q(q, who), seen, m->group);
+		return;
+	}
 	if (seen > m->highest_seen)
 		m->highest_seen = seen;
 	if (m->role != MM_MASTER_ACTIVE || m->own == NULL || m->reincarnate)
@@ -352,7 +358,6 @@ void mm_m_evidence(struct mm_master *m, const Mailmesh__Version *v, uint64_t inc
 	const Mailmesh__Version *own = m->own->version;
 	if (incarnation_seen <= own->incarnation && mm_version_cmp(v, own) <= 0)
 		return;
-	char q[QUOTE_LEN];
 	mm_m_log(m,
 	         "%s holds a version of group %s above ours (%" PRIu64 ", %" PRIu64 ", %" PRIu64
 	         ", %" PRIu64 "), incarnation seen %" PRIu64,

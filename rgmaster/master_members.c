@@ -570,6 +570,8 @@ void mm_m_table_push(struct mm_master *m, struct mm_master_conn *c, const Mailme
 			mm_m_evidence(m, e->version, 0, c->name);
 		if (ours && !take_own)
 			continue; /* our entry is ours to make */
+		if (ours && e->version && e->version->incarnation > MM_MASTER_INCARNATION_MAX)
+			continue; /* we could never go above it (logged as evidence) */
 		enum mm_merge r = mm_table_merge(&m->table, mm_entry_clone(e));
 		if (r == MM_MERGE_CONFLICT_WON || r == MM_MERGE_CONFLICT_LOST)
 			mm_m_log(m,

@@ -1670,6 +1670,50 @@ static void test_three_candidates(void **state)
 	}
 }
 
+/* Incarnations out of range (over 2^53 - 1) are no evidence: a member
+ * claiming UINT64_MAX changes nothing, a candidate pushing our entry at
+ * 2^60 to a standby is not taken, a persisted one is refused at start.
+ * Mutations seen caught: the range check dropped from mm_m_evidence (the
+ * incarnation wraps: persisted again, and below the claim); the merge of
+ * such an entry by a standby (its version in the table). */
+static void test_incarnation_range(void **state)
+{
+	(void)state;
+	struct world *w = single_active();
+	member_open(w, 0, 1, 's', "S0-0");
+	member_hello_v(w, 0, 1, MAILMESH__ROLE__ROLE_NODE, "S0-0", "G000000", 1, NULL, UINT64_MAX);
+	assert_true(logged(w, 0, "claims incarnation 18446744073709551615 of group G000000: out"));
+	assert_int_equal(mm_master_incarnation(&w->n[0].m), INC_BASE + 4);
+	assert_int_equal(w->n[0].npersist, 1);
+	EXPECT_TAKE(w, 0, 1, "Hello(ACTIVE)");
+	world_free(w);
+
+	w = pair_with_members();
+	Mailmesh__Version v = MAILMESH__VERSION__INIT;
+	v.incarnation = 1ull << 60;
+	v.major = 1;
+	Mailmesh__GroupEntry e = MAILMESH__GROUP_ENTRY__INIT, *pe = &e;
+	e.name = "G000000";
+	e.master = "M-A";
+	e.version = &v;
+	Mailmesh__TablePush p = MAILMESH__TABLE_PUSH__INIT;
+	p.n_entries = 1;
+	p.entries = &pe;
+	Mailmesh__Frame f = MAILMESH__FRAME__INIT;
+	f.body_case = MAILMESH__FRAME__BODY_TABLE_PUSH;
+	f.table_push = &p;
+	struct mm_master *b = &w->n[1].m;
+	mm_master_frame(b, b->cand[0].out, &f);
+	assert_true(mm_master_entry(b)->version->incarnation < 1ull << 53);
+	assert_true(b->highest_seen < 1ull << 53);
+	struct mm_master x;
+	struct mm_master_env env = b->env;
+	mm_master_init(&x, NULL, &env, "M-B");
+	assert_false(mm_master_start(&x, &w->dir, 1ull << 60));
+	mm_master_free(&x);
+	world_free(w);
+}
+
 /* Two runs of the same events give the same frames, byte for byte.
  * Mutation seen caught: ping nonces from anything but env.random. */
 static void test_determinism(void **state)
@@ -1718,14 +1762,23 @@ static void test_split(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_hello_checks),    cmocka_unit_test(test_reports),
-	    cmocka_unit_test(test_liveness),        cmocka_unit_test(test_directory),
-	    cmocka_unit_test(test_probe),           cmocka_unit_test(test_single_election),
-	    cmocka_unit_test(test_persist_failure), cmocka_unit_test(test_two_candidates),
-	    cmocka_unit_test(test_failover),        cmocka_unit_test(test_return),
-	    cmocka_unit_test(test_state_deleted),   cmocka_unit_test(test_partition),
-	    cmocka_unit_test(test_stuck_better),    cmocka_unit_test(test_three_candidates),
-	    cmocka_unit_test(test_determinism),     cmocka_unit_test(test_split),
+	    cmocka_unit_test(test_hello_checks),
+	    cmocka_unit_test(test_reports),
+	    cmocka_unit_test(test_liveness),
+	    cmocka_unit_test(test_directory),
+	    cmocka_unit_test(test_probe),
+	    cmocka_unit_test(test_single_election),
+	    cmocka_unit_test(test_persist_failure),
+	    cmocka_unit_test(test_two_candidates),
+	    cmocka_unit_test(test_failover),
+	    cmocka_unit_test(test_return),
+	    cmocka_unit_test(test_state_deleted),
+	    cmocka_unit_test(test_partition),
+	    cmocka_unit_test(test_stuck_better),
+	    cmocka_unit_test(test_three_candidates),
+	    cmocka_unit_test(test_incarnation_range),
+	    cmocka_unit_test(test_determinism),
+	    cmocka_unit_test(test_split),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
