@@ -1,7 +1,7 @@
 /* The message tracking log, SPOOL/tracking.log (DESIGN §6, §7a): one line
  * per event, the time stamp and what the queue manager wrote,
  *   2026-11-22T19:50:00.123Z EVENT MESSAGE-ID key=value ...
- * (the format is in core/logfmt.h and docs/meshnode.md), written through a
+ * (the format is in linkstate/logfmt.h and docs/meshnode.md), written through a
  * buffer that the once-a-second tick flushes (and every stop), so logging
  * never waits for the disk. */
 #include "date.h"
