@@ -26,7 +26,23 @@
  * Connections: one at a time, numbered by the machine (conn ids are never
  * reused; an event for another number than the current one is ignored).
  * After env.close the connection is gone for the machine; the driver sends
- * no event for it any more. */
+ * no event for it any more.
+ *
+ * How a driver runs it with the detector (connstate.h) and the queue
+ * manager:
+ *   start:  mm_member_init(table from SPOOL/table, else the directory's);
+ *           mm_connstate_init; then table_changed() below (router_init the
+ *           first time); mm_member_start.
+ *   table_changed(), after any event whose result has
+ *           MM_MEMBER_TABLE_CHANGED, before anything else touches the
+ *           router: mm_router_update(router, mm_member_table(m));
+ *           mm_qm_table_changed(qm, dir, router);
+ *           mm_connstate_sync(cs, mm_member_table(m)); drain().
+ *   drain(), after every detector event: mm_connstate_changes, then
+ *           mm_member_report with them, mm_connstate_clear; and
+ *           table_changed() if the report changed the view (a second sync
+ *           of the same table changes nothing, so this ends).
+ *   stop:   mm_member_stop, then let the connection's output drain. */
 #ifndef MM_MEMBER_H
 #define MM_MEMBER_H
 
