@@ -1,0 +1,804 @@
+/* The member machine (member.h): candidates and rounds, Hello, the
+ * snapshot and reports, merges of pushes, anti-entropy answers, liveness;
+ * and the view, base with this server's own state laid over it. */
+#include "member.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "hopstate.h"
+#include "logfmt.h"
+
+struct mm_member_item {
+	char *connector, *vserver;
+	bool down;
+};
+
+static void mlog(struct mm_member *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void mlog(struct mm_member *m, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	m->env.log(m->env.ctx, line);
+}
+
+static int64_t now_ms(struct mm_member *m)
+{
+	return m->env.now_ms(m->env.ctx);
+}
+
+/* --- the two tables ------------------------------------------------------ */
+
+static mm_entry *own_base(const struct mm_member *m)
+{
+	return mm_table_find(&m->base, m->group);
+}
+
+static Mailmesh__Bridgehead *own_bh(const struct mm_member *m, const mm_entry *e, const char *conn,
+                                    const char *vs)
+{
+	for (size_t c = 0; c < e->n_connectors; c++) {
+		const Mailmesh__Connector *cn = e->connectors[c];
+		if (strcmp(cn->name, conn) != 0)
+			continue;
+		for (size_t b = 0; b < cn->n_local_bridgeheads; b++) {
+			Mailmesh__Bridgehead *bh = cn->local_bridgeheads[b];
+			if (strcmp(bh->server, m->self) == 0 && strcmp(bh->virtual_server, vs) == 0)
+				return bh;
+		}
+		return NULL;
+	}
+	return NULL;
+}
+
+static Mailmesh__Server *own_server(const struct mm_member *m, const mm_entry *e)
+{
+	for (size_t s = 0; s < e->n_servers; s++)
+		if (strcmp(e->servers[s]->name, m->self) == 0)
+			return e->servers[s];
+	return NULL;
+}
+
+/* Items whose bridgehead the group's entry no longer has go. */
+static void prune(struct mm_member *m, const mm_entry *e)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < m->nitems; i++) {
+		struct mm_member_item *it = &m->items[i];
+		if (own_bh(m, e, it->connector, it->vserver) == NULL) {
+			free(it->connector);
+			free(it->vserver);
+			continue;
+		}
+		m->items[k++] = *it;
+	}
+	m->nitems = k;
+}
+
+static size_t differing(const struct mm_member *m, const mm_entry *e)
+{
+	size_t n = 0;
+	const Mailmesh__Server *s = own_server(m, e);
+	if (s && s->down)
+		n++;
+	for (size_t i = 0; i < m->nitems; i++) {
+		const Mailmesh__Bridgehead *bh =
+		    own_bh(m, e, m->items[i].connector, m->items[i].vserver);
+		if (bh && bh->down != m->items[i].down)
+			n++;
+	}
+	return n;
+}
+
+/* The overlay on a copy of the group's entry: marks only, the version
+ * stays the master's. */
+static void overlay(const struct mm_member *m, mm_entry *e)
+{
+	Mailmesh__Server *s = own_server(m, e);
+	if (s)
+		s->down = false;
+	for (size_t i = 0; i < m->nitems; i++) {
+		Mailmesh__Bridgehead *bh = own_bh(m, e, m->items[i].connector, m->items[i].vserver);
+		if (bh)
+			bh->down = m->items[i].down;
+	}
+}
+
+/* Build the view again after base or the overlay changed; true when what
+ * the node routes with changed. The overlaid copy is a new object made
+ * before the one it replaces is freed, so that a router's caches (which
+ * know entries by address and version) never mistake the one for the
+ * other; one copy at most per event. */
+static bool view_refresh(struct mm_member *m, bool base_changed)
+{
+	mm_entry *own = own_base(m);
+	if (own)
+		prune(m, own);
+	mm_entry *next = NULL;
+	if (own && differing(m, own) > 0) {
+		next = mm_entry_clone(own);
+		overlay(m, next);
+	}
+	bool changed = base_changed;
+	if (!base_changed) {
+		if (next && m->view_own) {
+			uint8_t a[MM_DIGEST_LEN], b[MM_DIGEST_LEN];
+			mm_entry_digest(next, a);
+			mm_entry_digest(m->view_own, b);
+			if (memcmp(a, b, MM_DIGEST_LEN) == 0) {
+				mm_entry_free(next);
+				next = m->view_own;
+			} else {
+				changed = true;
+			}
+		} else {
+			changed = next != m->view_own;
+		}
+	}
+	if (next != m->view_own) {
+		mm_entry *old = m->view_own;
+		m->view_own = next;
+		mm_entry_free(old);
+	}
+	mm_grow(&m->view.entries, &m->view.cap, m->base.n ? m->base.n : 1,
+	        sizeof(*m->view.entries));
+	m->view.n = m->base.n;
+	for (size_t i = 0; i < m->base.n; i++)
+		m->view.entries[i] =
+		    m->base.entries[i] == own && m->view_own ? m->view_own : m->base.entries[i];
+	return changed;
+}
+
+static void base_digest(struct mm_member *m, uint8_t out[MM_DIGEST_LEN])
+{
+	mm_table_digest_cached(&m->base, &m->dcache, out);
+}
+
+static void save(struct mm_member *m)
+{
+	size_t len;
+	uint8_t *bytes = mm_table_encode(&m->base, &len);
+	m->env.save_table(m->env.ctx, bytes, len);
+	free(bytes);
+}
+
+static void note_incarnation(struct mm_member *m, uint64_t inc)
+{
+	if (inc > m->incarnation_seen)
+		m->incarnation_seen = inc;
+}
+
+bool mm_member_init(struct mm_member *m, const struct mm_member_conf *conf,
+                    const struct mm_member_env *env, const char *self, struct mm_table *table)
+{
+	const char *group = NULL;
+	for (size_t i = 0; i < table->n && !group; i++)
+		for (size_t s = 0; s < table->entries[i]->n_servers && !group; s++)
+			if (strcmp(table->entries[i]->servers[s]->name, self) == 0)
+				group = table->entries[i]->name;
+	if (group == NULL)
+		return false;
+	*m = (struct mm_member){0};
+	m->conf = *conf;
+	if (m->conf.dead_after == 0)
+		m->conf.dead_after = 1;
+	if (m->conf.frame_limit == 0)
+		m->conf.frame_limit = MM_FRAME_LIMIT_DEFAULT;
+	m->env = *env;
+	m->self = mm_xstrdup(self);
+	m->group = mm_xstrdup(group);
+	m->base = *table;
+	mm_table_init(table);
+	mm_digest_cache_init(&m->dcache);
+	mm_frame_reader_init(&m->reader, m->conf.frame_limit);
+	const mm_entry *own = own_base(m);
+	if (own->version)
+		note_incarnation(m, own->version->incarnation);
+	view_refresh(m, true);
+	return true;
+}
+
+static void cands_free(struct mm_member *m)
+{
+	for (size_t i = 0; i < m->ncands; i++) {
+		free(m->cands[i].name);
+		free(m->cands[i].address);
+	}
+	free(m->cands);
+	m->cands = NULL;
+	m->ncands = m->next_cand = 0;
+}
+
+void mm_member_free(struct mm_member *m)
+{
+	m->env.timer_cancel(m->env.ctx, MM_MEMBER_TIMER_DIAL);
+	m->env.timer_cancel(m->env.ctx, MM_MEMBER_TIMER_PING);
+	m->env.timer_cancel(m->env.ctx, MM_MEMBER_TIMER_DEAD);
+	cands_free(m);
+	for (size_t i = 0; i < m->nitems; i++) {
+		free(m->items[i].connector);
+		free(m->items[i].vserver);
+	}
+	free(m->items);
+	free(m->peer);
+	mm_frame_reader_free(&m->reader);
+	mm_entry_free(m->view_own);
+	free(m->view.entries);
+	mm_table_free(&m->base);
+	mm_digest_cache_free(&m->dcache);
+	free(m->self);
+	free(m->group);
+	*m = (struct mm_member){0};
+}
+
+const struct mm_table *mm_member_table(const struct mm_member *m)
+{
+	return &m->view;
+}
+
+const struct mm_table *mm_member_base(const struct mm_member *m)
+{
+	return &m->base;
+}
+
+const char *mm_member_master(const struct mm_member *m)
+{
+	return m->state == MM_MEMBER_ESTABLISHED ? m->peer : NULL;
+}
+
+size_t mm_member_unconfirmed(const struct mm_member *m)
+{
+	const mm_entry *own = own_base(m);
+	return own ? differing(m, own) : 0;
+}
+
+/* --- frames out ---------------------------------------------------------- */
+
+static void send_frame(struct mm_member *m, Mailmesh__Frame *f)
+{
+	f->seq = ++m->seq;
+	size_t len;
+	uint8_t *bytes = mm_frame_encode(f, &len);
+	m->env.send(m->env.ctx, m->conn, bytes, len);
+	free(bytes);
+	m->last_tx = now_ms(m);
+}
+
+static void send_hello(struct mm_member *m)
+{
+	Mailmesh__Hello h = MAILMESH__HELLO__INIT;
+	Mailmesh__Version v = MAILMESH__VERSION__INIT;
+	uint8_t d[MM_DIGEST_LEN];
+	const mm_entry *own = own_base(m);
+	if (own->version) {
+		v.incarnation = own->version->incarnation;
+		v.major = own->version->major;
+		v.minor = own->version->minor;
+		v.user = own->version->user;
+		h.version = &v;
+	}
+	base_digest(m, d);
+	h.name = m->self;
+	h.group = m->group;
+	h.digest = (ProtobufCBinaryData){MM_DIGEST_LEN, d};
+	h.proto_major = 1;
+	h.proto_minor = 0;
+	h.role = MAILMESH__ROLE__ROLE_NODE;
+	h.incarnation_seen = m->incarnation_seen;
+	Mailmesh__Frame f = MAILMESH__FRAME__INIT;
+	f.body_case = MAILMESH__FRAME__BODY_HELLO;
+	f.hello = &h;
+	send_frame(m, &f);
+}
+
+/* A StateReport of the items given (and the server's own state first when
+ * server is set). */
+static void send_report(struct mm_member *m, bool snapshot, const bool *server_down,
+                        const struct mm_member_item *it, size_t n)
+{
+	Mailmesh__ObjectState *os = mm_xcalloc(n + 1, sizeof(*os));
+	Mailmesh__ObjectState **ptr = mm_xcalloc(n + 1, sizeof(*ptr));
+	size_t k = 0;
+	if (server_down) {
+		mailmesh__object_state__init(&os[k]);
+		os[k].kind = MAILMESH__OBJECT_STATE__KIND__SERVER;
+		os[k].name = m->self;
+		os[k].down = *server_down;
+		ptr[k] = &os[k];
+		k++;
+	}
+	for (size_t i = 0; i < n; i++) {
+		mailmesh__object_state__init(&os[k]);
+		os[k].kind = MAILMESH__OBJECT_STATE__KIND__BRIDGEHEAD;
+		os[k].name = it[i].connector;
+		os[k].server = m->self;
+		os[k].virtual_server = it[i].vserver;
+		os[k].down = it[i].down;
+		ptr[k] = &os[k];
+		k++;
+	}
+	Mailmesh__StateReport r = MAILMESH__STATE_REPORT__INIT;
+	r.reporter = m->self;
+	r.snapshot = snapshot;
+	r.n_changes = k;
+	r.changes = ptr;
+	Mailmesh__Frame f = MAILMESH__FRAME__INIT;
+	f.body_case = MAILMESH__FRAME__BODY_STATE_REPORT;
+	f.state_report = &r;
+	send_frame(m, &f);
+	free(ptr);
+	free(os);
+}
+
+/* Everything this server knows of itself: its server up, and every
+ * bridgehead that is down (a snapshot says the others are up). */
+static void send_snapshot(struct mm_member *m)
+{
+	struct mm_member_item *down = mm_xcalloc(m->nitems ? m->nitems : 1, sizeof(*down));
+	size_t n = 0;
+	for (size_t i = 0; i < m->nitems; i++)
+		if (m->items[i].down)
+			down[n++] = m->items[i];
+	bool up = false;
+	send_report(m, true, &up, down, n);
+	free(down);
+}
+
+static void send_probe(struct mm_member *m)
+{
+	uint8_t d[MM_DIGEST_LEN];
+	base_digest(m, d);
+	Mailmesh__EntrySummary *s = mm_xcalloc(m->base.n ? m->base.n : 1, sizeof(*s));
+	Mailmesh__EntrySummary **ptr = mm_xcalloc(m->base.n ? m->base.n : 1, sizeof(*ptr));
+	for (size_t i = 0; i < m->base.n; i++) {
+		mailmesh__entry_summary__init(&s[i]);
+		s[i].group = m->base.entries[i]->name;
+		s[i].version = m->base.entries[i]->version;
+		ptr[i] = &s[i];
+	}
+	Mailmesh__DigestProbe p = MAILMESH__DIGEST_PROBE__INIT;
+	p.digest = (ProtobufCBinaryData){MM_DIGEST_LEN, d};
+	p.n_entries = m->base.n;
+	p.entries = ptr;
+	Mailmesh__Frame f = MAILMESH__FRAME__INIT;
+	f.body_case = MAILMESH__FRAME__BODY_DIGEST_PROBE;
+	f.digest_probe = &p;
+	send_frame(m, &f);
+	free(ptr);
+	free(s);
+}
+
+/* --- rounds over the candidates ------------------------------------------ */
+
+static int cmp_cand(const void *a, const void *b)
+{
+	const Mailmesh__MasterCandidate *x = *(Mailmesh__MasterCandidate *const *)a;
+	const Mailmesh__MasterCandidate *y = *(Mailmesh__MasterCandidate *const *)b;
+	if (x->priority != y->priority)
+		return x->priority > y->priority ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+/* The group's candidates, as the table has them now: priority, then name. */
+static void load_cands(struct mm_member *m)
+{
+	cands_free(m);
+	const mm_entry *own = own_base(m);
+	size_t n = own->n_masters;
+	if (n == 0)
+		return;
+	Mailmesh__MasterCandidate **c = mm_xcalloc(n, sizeof(*c));
+	memcpy(c, own->masters, n * sizeof(*c));
+	qsort(c, n, sizeof(*c), cmp_cand);
+	m->cands = mm_xcalloc(n, sizeof(*m->cands));
+	for (size_t i = 0; i < n; i++)
+		m->cands[i] = (struct mm_member_cand){mm_xstrdup(c[i]->name),
+		                                      mm_xstrdup(c[i]->routing_address)};
+	m->ncands = n;
+	free(c);
+}
+
+static const struct mm_member_cand *cand(const struct mm_member *m, const char *name)
+{
+	for (size_t i = 0; i < m->ncands; i++)
+		if (strcmp(m->cands[i].name, name) == 0)
+			return &m->cands[i];
+	return NULL;
+}
+
+static int64_t dead_ms(const struct mm_member *m)
+{
+	return (int64_t)m->conf.ping_interval_ms * m->conf.dead_after;
+}
+
+static void dial(struct mm_member *m, const struct mm_member_cand *c)
+{
+	m->conn = ++m->next_conn;
+	free(m->peer);
+	m->peer = mm_xstrdup(c->name);
+	mm_frame_reader_free(&m->reader);
+	mm_frame_reader_init(&m->reader, m->conf.frame_limit);
+	m->seq = 0;
+	m->state = MM_MEMBER_DIALING;
+	int64_t now = now_ms(m);
+	m->last_rx = m->last_tx = now;
+	/* the dial, TLS and the peer's Hello within one dead interval */
+	m->env.timer_arm(m->env.ctx, MM_MEMBER_TIMER_DEAD, now + dead_ms(m));
+	m->env.dial(m->env.ctx, m->conn, c->address, c->name);
+}
+
+/* The next candidate of the round, or the wait before the next round. */
+static void next_candidate(struct mm_member *m)
+{
+	if (m->state == MM_MEMBER_STOPPED)
+		return;
+	m->env.timer_cancel(m->env.ctx, MM_MEMBER_TIMER_DEAD);
+	m->env.timer_cancel(m->env.ctx, MM_MEMBER_TIMER_PING);
+	if (m->next_cand < m->ncands) {
+		dial(m, &m->cands[m->next_cand++]);
+		return;
+	}
+	m->round++;
+	uint32_t wait =
+	    mm_backoff_ms(m->conf.retry_min_ms, m->conf.retry_max_ms, m->conf.retry_jitter_pct,
+	                  m->round, m->env.random(m->env.ctx));
+	mlog(m, "member: no active master of %s reached (%zu candidates), next round in %u ms",
+	     m->group, m->ncands, wait);
+	m->state = MM_MEMBER_WAIT;
+	m->conn = 0;
+	m->env.timer_arm(m->env.ctx, MM_MEMBER_TIMER_DIAL, now_ms(m) + wait);
+}
+
+static void new_round(struct mm_member *m)
+{
+	load_cands(m);
+	m->redirects = 0;
+	next_candidate(m);
+}
+
+/* The connection ends here (closed by us): move on. */
+static unsigned drop(struct mm_member *m, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static unsigned drop(struct mm_member *m, const char *fmt, ...)
+{
+	char why[600], q[300];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	bool was = m->state == MM_MEMBER_ESTABLISHED;
+	mlog(m, "member: closing connection %u to %s: %s", m->conn,
+	     mm_logfmt_quote(q, sizeof(q), m->peer), why);
+	m->env.close(m->env.ctx, m->conn);
+	m->conn = 0;
+	if (was) {
+		m->round = 0;
+		new_round(m);
+		return MM_MEMBER_MASTER_CHANGED;
+	}
+	next_candidate(m);
+	return 0;
+}
+
+unsigned mm_member_start(struct mm_member *m)
+{
+	if (m->state != MM_MEMBER_IDLE)
+		return 0;
+	m->round = 0;
+	new_round(m);
+	return 0;
+}
+
+unsigned mm_member_stop(struct mm_member *m)
+{
+	unsigned r = 0;
+	if (m->state == MM_MEMBER_ESTABLISHED) {
+		bool down = true;
+		send_report(m, false, &down, NULL, 0);
+		mlog(m, "member: stopping, %s reported down to %s", m->self, m->peer);
+		r = MM_MEMBER_MASTER_CHANGED;
+	} else {
+		mlog(m, "member: stopping with no master connected");
+	}
+	if (m->conn && m->state != MM_MEMBER_WAIT)
+		m->env.close(m->env.ctx, m->conn);
+	m->conn = 0;
+	m->state = MM_MEMBER_STOPPED;
+	m->env.timer_cancel(m->env.ctx, MM_MEMBER_TIMER_DIAL);
+	m->env.timer_cancel(m->env.ctx, MM_MEMBER_TIMER_PING);
+	m->env.timer_cancel(m->env.ctx, MM_MEMBER_TIMER_DEAD);
+	return r;
+}
+
+/* --- connection events --------------------------------------------------- */
+
+unsigned mm_member_conn_open(struct mm_member *m, uint32_t conn, const struct mm_peer_id *peer)
+{
+	if (conn == 0 || conn != m->conn || m->state != MM_MEMBER_DIALING)
+		return 0;
+	char q1[200], q2[200];
+	if (peer == NULL && !m->conf.insecure)
+		return drop(m, "no certificate, and not insecure");
+	if (peer != NULL && (peer->kind == NULL || peer->name == NULL ||
+	                     strcmp(peer->kind, "master") != 0 || strcmp(peer->name, m->peer) != 0))
+		return drop(m, "its certificate names %s %s, not master %s",
+		            mm_logfmt_quote(q1, sizeof(q1), peer->kind),
+		            mm_logfmt_quote(q2, sizeof(q2), peer->name), m->peer);
+	m->state = MM_MEMBER_HELLO;
+	send_hello(m);
+	return 0;
+}
+
+unsigned mm_member_conn_closed(struct mm_member *m, uint32_t conn, const char *why)
+{
+	if (conn == 0 || conn != m->conn ||
+	    (m->state != MM_MEMBER_DIALING && m->state != MM_MEMBER_HELLO &&
+	     m->state != MM_MEMBER_ESTABLISHED))
+		return 0;
+	char q[300], qw[300];
+	bool was = m->state == MM_MEMBER_ESTABLISHED;
+	mlog(m, "member: connection %u to %s %s: %s", conn, mm_logfmt_quote(q, sizeof(q), m->peer),
+	     m->state == MM_MEMBER_DIALING ? "failed" : "closed",
+	     mm_logfmt_quote(qw, sizeof(qw), why ? why : "closed by the peer"));
+	m->conn = 0;
+	if (was) {
+		m->round = 0;
+		new_round(m);
+		return MM_MEMBER_MASTER_CHANGED;
+	}
+	next_candidate(m);
+	return 0;
+}
+
+/* The peer's Hello: the active master, or a standby's redirect. */
+static unsigned on_hello(struct mm_member *m, const Mailmesh__Hello *h)
+{
+	char q1[200], q2[200];
+	if (h->proto_major != 1)
+		return drop(m, "unknown protocol major version %u (this node speaks 1)",
+		            h->proto_major);
+	if (h->role != MAILMESH__ROLE__ROLE_MASTER)
+		return drop(m, "the peer's Hello is not a master's (role %d)", (int)h->role);
+	if (strcmp(h->name, m->peer) != 0 || strcmp(h->group, m->group) != 0)
+		return drop(m, "the peer says it is %s of %s, not %s of %s",
+		            mm_logfmt_quote(q1, sizeof(q1), h->name),
+		            mm_logfmt_quote(q2, sizeof(q2), h->group), m->peer, m->group);
+	if (h->version)
+		note_incarnation(m, h->version->incarnation);
+	note_incarnation(m, h->incarnation_seen);
+	if (h->master_state == MAILMESH__MASTER_STATE__MASTER_ACTIVE) {
+		m->state = MM_MEMBER_ESTABLISHED;
+		m->round = 0;
+		mlog(m, "member: %s is the active master of %s (connection %u)", m->peer, m->group,
+		     m->conn);
+		send_snapshot(m);
+		m->env.timer_arm(m->env.ctx, MM_MEMBER_TIMER_PING,
+		                 m->last_tx + m->conf.ping_interval_ms);
+		return MM_MEMBER_MASTER_CHANGED;
+	}
+	if (h->master_state != MAILMESH__MASTER_STATE__MASTER_STANDBY)
+		return drop(m, "the peer is not a master candidate (master state %d)",
+		            (int)h->master_state);
+	/* a standby: it names the active master it knows, and closes */
+	const struct mm_member_cand *to = h->active_master[0] ? cand(m, h->active_master) : NULL;
+	char q[300];
+	mlog(m, "member: %s is a standby; active master %s", m->peer,
+	     mm_logfmt_quote(q, sizeof(q), h->active_master));
+	m->env.close(m->env.ctx, m->conn);
+	m->conn = 0;
+	if (to && strcmp(to->name, m->peer) != 0 && m->redirects < m->ncands) {
+		m->redirects++;
+		m->env.timer_cancel(m->env.ctx, MM_MEMBER_TIMER_DEAD);
+		dial(m, to);
+	} else {
+		if (h->active_master[0] && to == NULL)
+			mlog(m, "member: %s is not a master candidate of %s",
+			     mm_logfmt_quote(q, sizeof(q), h->active_master), m->group);
+		next_candidate(m);
+	}
+	return 0;
+}
+
+static bool entry_valid(const mm_entry *e)
+{
+	return e != NULL && e->name[0] != '\0';
+}
+
+static unsigned on_push(struct mm_member *m, Mailmesh__TablePush *p)
+{
+	for (size_t i = 0; i < p->n_entries; i++)
+		if (!entry_valid(p->entries[i]))
+			return drop(m, "a pushed entry has no group name");
+	bool changed = false;
+	for (size_t i = 0; i < p->n_entries; i++) {
+		mm_entry *e = p->entries[i];
+		p->entries[i] = NULL; /* the table takes it over */
+		char name[256], q[300];
+		snprintf(name, sizeof(name), "%s", e->name);
+		Mailmesh__Version v = MAILMESH__VERSION__INIT;
+		if (e->version)
+			v = *e->version;
+		if (strcmp(name, m->group) == 0)
+			note_incarnation(m, v.incarnation);
+		enum mm_merge r = mm_table_merge(&m->base, e);
+		if (r == MM_MERGE_CONFLICT_WON || r == MM_MERGE_CONFLICT_LOST) {
+			uint8_t d[MM_DIGEST_LEN];
+			char hex[2 * MM_DIGEST_LEN + 1];
+			mm_entry_digest(mm_table_find(&m->base, name), d);
+			mm_digest_hex(d, hex);
+			mlog(m,
+			     "member: conflict on %s at version (%llu, %llu, %llu, %llu): kept %s, "
+			     "digest %s (the greater wins)",
+			     mm_logfmt_quote(q, sizeof(q), name), (unsigned long long)v.incarnation,
+			     (unsigned long long)v.major, (unsigned long long)v.minor,
+			     (unsigned long long)v.user,
+			     r == MM_MERGE_CONFLICT_WON ? "the master's" : "ours", hex);
+		}
+		changed |= r == MM_MERGE_NEWER || r == MM_MERGE_CONFLICT_WON;
+	}
+	p->n_entries = 0; /* every entry was taken */
+	if (!changed)
+		return 0;
+	save(m);
+	return view_refresh(m, true) ? MM_MEMBER_TABLE_CHANGED : 0;
+}
+
+static void on_probe(struct mm_member *m, const Mailmesh__DigestProbe *p)
+{
+	uint8_t d[MM_DIGEST_LEN];
+	base_digest(m, d);
+	if (p->digest.len == MM_DIGEST_LEN && memcmp(p->digest.data, d, MM_DIGEST_LEN) == 0)
+		return;
+	send_probe(m);
+}
+
+/* One frame; returns the result bits, and *gone when the connection is. */
+static unsigned on_frame(struct mm_member *m, Mailmesh__Frame *f, bool *gone)
+{
+	uint32_t conn = m->conn;
+	unsigned r = 0;
+	if (m->state == MM_MEMBER_HELLO) {
+		if (f->body_case != MAILMESH__FRAME__BODY_HELLO)
+			r = drop(m, "frame %d before the peer's Hello", (int)f->body_case);
+		else
+			r = on_hello(m, f->hello);
+		*gone = m->conn != conn || m->state != MM_MEMBER_ESTABLISHED;
+		return r;
+	}
+	switch (f->body_case) {
+	case MAILMESH__FRAME__BODY_TABLE_PUSH: r = on_push(m, f->table_push); break;
+	case MAILMESH__FRAME__BODY_DIGEST_PROBE: on_probe(m, f->digest_probe); break;
+	case MAILMESH__FRAME__BODY_PING: {
+		Mailmesh__Pong pong = MAILMESH__PONG__INIT;
+		pong.nonce = f->ping->nonce;
+		Mailmesh__Frame out = MAILMESH__FRAME__INIT;
+		out.body_case = MAILMESH__FRAME__BODY_PONG;
+		out.pong = &pong;
+		send_frame(m, &out);
+		break;
+	}
+	case MAILMESH__FRAME__BODY_HELLO: r = drop(m, "a second Hello from the master"); break;
+	case MAILMESH__FRAME__BODY_STATE_REPORT:
+	case MAILMESH__FRAME__BODY_QUERY:
+		r = drop(m, "frame %d is not a master's to send", (int)f->body_case);
+		break;
+	default: break; /* Pong, Ack, Reply, or a body of a later minor version */
+	}
+	*gone = m->conn != conn;
+	return r;
+}
+
+unsigned mm_member_conn_data(struct mm_member *m, uint32_t conn, const uint8_t *data, size_t n)
+{
+	if (conn == 0 || conn != m->conn ||
+	    (m->state != MM_MEMBER_HELLO && m->state != MM_MEMBER_ESTABLISHED)) {
+		/* a connection we closed, or not yet opened: nothing it says
+		 * counts */
+		if (n > 0)
+			mlog(m,
+			     "member: %zu bytes on connection %u refused: not the active master's",
+			     n, conn);
+		return 0;
+	}
+	m->last_rx = now_ms(m);
+	enum mm_frame_status st = mm_frame_feed(&m->reader, data, n);
+	unsigned r = 0;
+	while (st != MM_FRAME_TOO_BIG) {
+		Mailmesh__Frame *f = NULL;
+		st = mm_frame_next(&m->reader, &f);
+		if (st != MM_FRAME_OK)
+			break;
+		bool gone = false;
+		r |= on_frame(m, f, &gone);
+		mailmesh__frame__free_unpacked(f, NULL);
+		if (gone)
+			return r;
+	}
+	if (st == MM_FRAME_TOO_BIG)
+		return r | drop(m, "a frame over the limit of %u bytes", m->conf.frame_limit);
+	if (st == MM_FRAME_BAD)
+		return r | drop(m, "a frame that does not decode");
+	return r;
+}
+
+unsigned mm_member_timer(struct mm_member *m, uint64_t key)
+{
+	int64_t now = now_ms(m);
+	switch (key) {
+	case MM_MEMBER_TIMER_DIAL:
+		if (m->state == MM_MEMBER_WAIT)
+			new_round(m);
+		return 0;
+	case MM_MEMBER_TIMER_PING:
+		if (m->state != MM_MEMBER_ESTABLISHED)
+			return 0;
+		if (now >= m->last_tx + m->conf.ping_interval_ms) {
+			Mailmesh__Ping ping = MAILMESH__PING__INIT;
+			ping.nonce = m->seq + 1;
+			Mailmesh__Frame f = MAILMESH__FRAME__INIT;
+			f.body_case = MAILMESH__FRAME__BODY_PING;
+			f.ping = &ping;
+			send_frame(m, &f);
+		}
+		m->env.timer_arm(m->env.ctx, MM_MEMBER_TIMER_PING,
+		                 m->last_tx + m->conf.ping_interval_ms);
+		return 0;
+	case MM_MEMBER_TIMER_DEAD:
+		if (m->state != MM_MEMBER_DIALING && m->state != MM_MEMBER_HELLO &&
+		    m->state != MM_MEMBER_ESTABLISHED)
+			return 0;
+		if (now < m->last_rx + dead_ms(m)) {
+			m->env.timer_arm(m->env.ctx, MM_MEMBER_TIMER_DEAD, m->last_rx + dead_ms(m));
+			return 0;
+		}
+		return drop(m, "nothing received for %lld ms (%u intervals)",
+		            (long long)(now - m->last_rx), m->conf.dead_after);
+	default: return 0;
+	}
+}
+
+/* --- this server's own state --------------------------------------------- */
+
+unsigned mm_member_report(struct mm_member *m, const struct mm_bh_report *r, size_t n)
+{
+	if (n == 0)
+		return 0;
+	const mm_entry *own = own_base(m);
+	struct mm_member_item *send = mm_xcalloc(n, sizeof(*send));
+	size_t nsend = 0;
+	for (size_t i = 0; i < n; i++) {
+		const Mailmesh__Bridgehead *bh = own_bh(m, own, r[i].connector, r[i].vserver);
+		if (bh == NULL)
+			continue; /* not a bridgehead of this server in the table */
+		struct mm_member_item *it = NULL;
+		for (size_t k = 0; k < m->nitems && !it; k++)
+			if (strcmp(m->items[k].connector, r[i].connector) == 0 &&
+			    strcmp(m->items[k].vserver, r[i].vserver) == 0)
+				it = &m->items[k];
+		/* what is known: the item, or for a new one the table's mark */
+		bool known = it ? it->down : bh->down;
+		if (it == NULL) {
+			mm_grow(&m->items, &m->capitems, m->nitems + 1, sizeof(*m->items));
+			it = &m->items[m->nitems++];
+			*it = (struct mm_member_item){mm_xstrdup(r[i].connector),
+			                              mm_xstrdup(r[i].vserver), r[i].down};
+		}
+		it->down = r[i].down;
+		if (known == r[i].down)
+			continue;
+		mlog(m, "member: bridgehead %s/%s on %s %s", m->self, r[i].vserver, r[i].connector,
+		     r[i].down ? "down" : "up");
+		send[nsend++] = *it;
+	}
+	/* the items sent point into m->items, unchanged until send_report */
+	if (nsend > 0 && m->state == MM_MEMBER_ESTABLISHED)
+		send_report(m, false, NULL, send, nsend);
+	free(send);
+	return view_refresh(m, false) ? MM_MEMBER_TABLE_CHANGED : 0;
+}
