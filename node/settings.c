@@ -35,6 +35,7 @@ static const struct {
     S(max_reply_backlog, 65536, "SMTP server: unsent reply bytes before a session is not read"),
     S(max_message_size, 10485760, "message size limit where mmMaxMessageSize is not set"),
     S(connect_timeout_ms, 30000, "SMTP client: connect timeout"),
+    S(connection_cache_ms, 2000, "SMTP client: a connection with nothing to carry waits this long"),
     S(reply_timeout_s, 300, "SMTP client: timeout per reply"),
     S(max_rcpts, 1000, "recipients per transaction (452 4.5.3 beyond)"),
     S(max_sessions_per_ip, 50, "concurrent sessions from one client address"),

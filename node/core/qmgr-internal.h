@@ -25,8 +25,10 @@ struct mm_qm_session {
 	struct mm_queue *q; /* kept while it has sessions */
 	bool ready;         /* greeted; may take a job */
 	bool closing;       /* QUIT asked */
-	bool from_mx;       /* went to q->mx.addrs[mx_index] */
-	int tls;            /* the policy it was opened under */
+	bool idle;          /* waiting for a job, on q->idle_sessions */
+	struct mm_qm_session *idle_next;
+	bool from_mx; /* went to q->mx.addrs[mx_index] */
+	int tls;      /* the policy it was opened under */
 	bool org;
 	uint32_t mx_index;
 	char addr[80];
@@ -71,6 +73,8 @@ void qm_refresh_link(struct mm_qm *qm, struct mm_queue *q);
 /* qmgr_link.c */
 void qm_kick(struct mm_qm *qm, struct mm_queue *q);
 void qm_link_timer(struct mm_qm *qm, struct mm_queue *q);
+/* An idle session's time is up: it says QUIT. */
+void qm_session_timer(struct mm_qm *qm, uint32_t sid);
 /* The queue's timer at the earlier of its hop's retry and its held jobs'. */
 void qm_arm(struct mm_qm *qm, struct mm_queue *q);
 

@@ -213,6 +213,10 @@ void mm_qm_timer(struct mm_qm *qm, uint64_t key)
 		qm_local_run(qm);
 		return;
 	}
+	if ((key >> 32) == (MM_QM_TIMER_SESSION >> 32)) {
+		qm_session_timer(qm, (uint32_t)key);
+		return;
+	}
 	struct mm_queue *q = key <= UINT32_MAX ? mm_queue_by_num(&qm->queues, (uint32_t)key) : NULL;
 	if (q != NULL)
 		qm_link_timer(qm, q);

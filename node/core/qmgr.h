@@ -42,6 +42,9 @@ struct mm_qm_conf {
 	uint32_t dest_concurrency;                             /* sessions per next hop */
 	uint64_t expire_s;    /* a message gives up (4.4.7 → 5.4.7) */
 	uint32_t mx_cache_ms; /* an MX answer is used this long */
+	/* a session with nothing to carry waits this long for the next job
+	 * before its QUIT (0: QUIT at once), as Postfix's connection cache */
+	uint32_t session_idle_ms;
 	uint32_t local_batch; /* local deliveries per turn of the loop */
 	int64_t compact_after_ms;
 	/* between organization servers, TLS with the organization's
@@ -138,7 +141,8 @@ struct mm_qm {
 };
 
 /* Timer keys: a queue's retry timer is its number; these are the others. */
-#define MM_QM_TIMER_LOCAL (1ull << 32)
+#define MM_QM_TIMER_LOCAL   (1ull << 32)
+#define MM_QM_TIMER_SESSION (2ull << 32) /* | session number: an idle session */
 
 void mm_qm_init(struct mm_qm *qm, const struct mm_qm_conf *conf, const struct mm_qm_env *env,
                 const char *self, const char *fqdn);

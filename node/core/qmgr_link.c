@@ -137,6 +137,24 @@ static bool mx_fresh(const struct mm_qm *qm, const struct mm_queue *q, int64_t n
 	return q->mx.naddrs > 0 && now - q->mx.resolved_at <= (int64_t)qm->conf.mx_cache_ms;
 }
 
+static void next_job(struct mm_qm *qm, struct mm_qm_session *s);
+
+/* s leaves the queue's idle sessions (and its timer goes). */
+static void unidle(struct mm_qm *qm, struct mm_qm_session *s)
+{
+	if (!s->idle)
+		return;
+	for (struct mm_qm_session **p = &s->q->idle_sessions; *p; p = &(*p)->idle_next)
+		if (*p == s) {
+			*p = s->idle_next;
+			break;
+		}
+	s->idle = false;
+	s->idle_next = NULL;
+	s->q->idle--;
+	qm->env.timer_cancel(qm->env.ctx, MM_QM_TIMER_SESSION | s->sid);
+}
+
 void qm_kick(struct mm_qm *qm, struct mm_queue *q)
 {
 	if (qm->stopping || !qm->started || q->frozen)
@@ -156,10 +174,17 @@ void qm_kick(struct mm_qm *qm, struct mm_queue *q)
 		}
 		return;
 	}
-	/* one more session while the ready jobs outnumber the sessions that
-	 * have none (a session saying QUIT takes none) */
-	while (q->sessions < qm->conf.dest_concurrency &&
-	       q->sessions - q->nbusy - q->closing < q->nready)
+	/* sessions waiting for a job take the ready ones first */
+	while (q->nready > 0 && q->idle_sessions) {
+		struct mm_qm_session *s = q->idle_sessions;
+		unidle(qm, s);
+		next_job(qm, s);
+	}
+	/* one more session while the ready jobs outnumber the sessions open
+	 * (a session saying QUIT takes none): a busy session takes the next
+	 * job when it is done, so under load a few sessions carry many jobs
+	 * each instead of many sessions carrying one and saying QUIT */
+	while (q->sessions < qm->conf.dest_concurrency && q->sessions - q->closing < q->nready)
 		if (!open_session(qm, q))
 			break;
 }
@@ -252,6 +277,26 @@ static void next_job(struct mm_qm *qm, struct mm_qm_session *s)
 		qm->env.session_send(qm->env.ctx, s->sid, &s->sj);
 		return;
 	}
+	if (!qm->stopping && !q->frozen && qm->conf.session_idle_ms > 0) {
+		/* keep it a moment for the next job: a connection saved is a
+		 * handshake, a greeting and an EHLO saved */
+		s->idle = true;
+		s->idle_next = q->idle_sessions;
+		q->idle_sessions = s;
+		q->idle++;
+		qm->env.timer_arm(qm->env.ctx, MM_QM_TIMER_SESSION | s->sid,
+		                  qm_now(qm) + qm->conf.session_idle_ms);
+		return;
+	}
+	close_session(qm, s);
+}
+
+void qm_session_timer(struct mm_qm *qm, uint32_t sid)
+{
+	struct mm_qm_session *s = session(qm, sid);
+	if (s == NULL || !s->idle)
+		return;
+	unidle(qm, s);
 	close_session(qm, s);
 }
 
@@ -344,6 +389,12 @@ void mm_qm_session_end(struct mm_qm *qm, uint32_t sid, bool failed, bool connect
 	struct mm_queue *q = s->q;
 	if (why == NULL || why[0] == '\0')
 		why = "4.4.2 connection closed by the next hop";
+	if (s->idle) {
+		/* a connection kept for the next job that the next hop closed
+		 * (its idle timeout, a 421) is no failure of the hop */
+		unidle(qm, s);
+		failed = false;
+	}
 	if (failed && s->from_mx && !connected && s->mx_index < q->mx.naddrs) {
 		/* as RFC 5321 §5.1 has it: a mail exchanger that cannot be
 		 * reached hands over to the next one at once; only when every

@@ -89,6 +89,8 @@ enum mm_link_hop {
 	MM_LINK_MX,         /* an SMTP connector, by the domain's MX */
 };
 
+struct mm_qm_session;
+
 struct mm_queue {
 	uint32_t num;
 	char id[16]; /* "q" num */
@@ -111,6 +113,8 @@ struct mm_queue {
 	bool frozen;
 	uint32_t sessions; /* open to the next hop */
 	uint32_t closing;  /* of those, saying QUIT: no capacity */
+	uint32_t idle;     /* of those, greeted and waiting for a job */
+	struct mm_qm_session *idle_sessions;
 	struct mm_hopstate st;
 	int64_t held_at; /* ms: when held jobs may go again; 0: none held */
 	char *last_error;

@@ -80,32 +80,52 @@ static void capability(struct mm_smtpc *c, const char *kw)
  * node never carries "\r.\r" or "\n.\n" on to the next hop) and, for DATA,
  * a dot doubled at the start of each line (RFC 5321 §4.5.2). Writes to out
  * when it is not NULL; returns the length. */
+/* Every CR is followed by an LF and every LF follows a CR: the body needs
+ * no rewriting (what the server stores always is, so this is the common
+ * case; two memchr passes instead of a loop over every byte). */
+static bool crlf_only(const char *p, size_t n)
+{
+	size_t crs = 0, lfs = 0;
+	for (const char *q = p, *end = p + n; (q = memchr(q, '\r', (size_t)(end - q))) != NULL;
+	     q++, crs++)
+		if (q + 1 == end || q[1] != '\n')
+			return false;
+	for (const char *q = p, *end = p + n; (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++)
+		lfs++;
+	return crs == lfs;
+}
+
 static size_t canonical_body(struct mm_buf *out, const char *p, size_t n, bool stuff)
 {
-	size_t len = 0, from = 0;
-	bool bol = true;
-	for (size_t i = 0; i <= n; i++) {
-		bool end = i == n;
-		if (!end && bol && stuff && p[i] == '.') {
+	if (!stuff && crlf_only(p, n)) {
+		if (out)
+			mm_buf_add(out, p, n);
+		return n;
+	}
+	/* line by line: what ends a line is a CRLF, a bare CR or a bare LF,
+	 * and each is written as CRLF */
+	size_t len = 0, pos = 0;
+	while (pos < n) {
+		const char *q = p + pos;
+		size_t rest = n - pos;
+		const char *lf = memchr(q, '\n', rest);
+		const char *cr = memchr(q, '\r', lf ? (size_t)(lf - q) : rest);
+		const char *eol = cr ? cr : lf;
+		size_t content = eol ? (size_t)(eol - q) : rest;
+		if (stuff && content > 0 && q[0] == '.') {
 			if (out)
 				mm_buf_add(out, ".", 1);
 			len++;
 		}
-		bol = false;
-		if (!end && p[i] != '\r' && p[i] != '\n')
-			continue;
 		if (out)
-			mm_buf_add(out, p + from, i - from);
-		len += i - from;
-		if (end)
+			mm_buf_add(out, q, content);
+		len += content;
+		if (eol == NULL)
 			break;
-		if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')
-			i++;
 		if (out)
 			mm_buf_add(out, "\r\n", 2);
 		len += 2;
-		from = i + 1;
-		bol = true;
+		pos += content + (eol[0] == '\r' && eol + 1 < p + n && eol[1] == '\n' ? 2 : 1);
 	}
 	return len;
 }

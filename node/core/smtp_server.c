@@ -297,9 +297,14 @@ static void text_span(struct mm_smtpd *s, const char *p, size_t n)
 static void body_text(struct mm_smtpd *s, const char *p, size_t n)
 {
 	size_t from = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] != '\r' && p[i] != '\n')
-			continue;
+	while (from < n) {
+		/* the next CR or LF, by memchr (most of a body is neither) */
+		const char *lf = memchr(p + from, '\n', n - from);
+		const char *cr = memchr(p + from, '\r', lf ? (size_t)(lf - (p + from)) : n - from);
+		const char *eol = cr ? cr : lf;
+		if (eol == NULL)
+			break;
+		size_t i = (size_t)(eol - p);
 		text_span(s, p + from, i - from);
 		from = i + 1;
 		if (p[i] == '\n') {

@@ -1173,6 +1173,44 @@ static void test_gc_down_queue(void **state)
 	fake_free(f);
 }
 
+/* A session with nothing to carry waits session_idle_ms for the next job
+ * (the connection cache), takes it when it comes, and says QUIT when its
+ * time is up; the next hop closing it meanwhile is no failure. Mutations
+ * caught: qm_kick opening a new session while one waits idle; session_end
+ * counting the close of an idle session against the hop. */
+static void test_connection_cache(void **state)
+{
+	(void)state;
+	struct mm_qm_conf c = base_conf;
+	c.session_idle_ms = 2000;
+	struct fake *f = fake_new(&c, NULL);
+	const char *r[] = {"x@example.com", NULL};
+	send_msg(f, "alice@t.test", r, 0);
+	struct fsession *s = &f->s[0];
+	ready(f, s);
+	answer(f, s, 250, "250 ok");
+	assert_false(s->close_asked); /* idle, kept */
+	run_until(f, f->now + 500);
+	send_msg(f, "alice@t.test", r, 0);
+	assert_int_equal(f->ns, 1); /* no new session: the idle one takes it */
+	assert_non_null(s->job);
+	answer(f, s, 250, "250 ok");
+	run_until(f, f->now + 2001);
+	assert_true(s->close_asked); /* its time was up */
+	/* an idle session the next hop closes: the hop is fine */
+	send_msg(f, "alice@t.test", r, 0);
+	struct fsession *t = last_session(f);
+	ready(f, t);
+	answer(f, t, 250, "250 ok");
+	fail_session(f, t, true, "4.4.2 lost connection with 127.0.0.7:2526");
+	struct mm_queue *q = queue(f, "Internet");
+	assert_int_equal(q->st.failures, 0);
+	assert_int_equal(timer_at(f, q->num), -1);
+	send_msg(f, "alice@t.test", r, 0);
+	assert_false(last_session(f)->ended); /* a new one, at once */
+	fake_free(f);
+}
+
 /* Compaction, then a power cut: the copies carry the done flags, so a
  * recipient finished before the copy is not delivered again. Mutation
  * caught: compact.c writing the copy without its done flags. */
@@ -1299,6 +1337,7 @@ int main(void)
 	    cmocka_unit_test(test_closing_capacity),
 	    cmocka_unit_test(test_gc_down_queue),
 	    cmocka_unit_test(test_compaction_recovery),
+	    cmocka_unit_test(test_connection_cache),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
