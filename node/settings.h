@@ -15,16 +15,16 @@ struct mm_settings {
 	uint64_t glitch_retry_count; /* tries before a connector is reported down */
 	uint64_t glitch_retry_interval_ms;
 	uint64_t ping_interval_ms;
-	uint64_t idle_timeout_s;     /* SMTP server, per read */
-	uint64_t command_deadline_s; /* SMTP server: one whole command line */
-	uint64_t data_deadline_s;    /* SMTP server: DATA/BDAT, besides the rate */
-	uint64_t data_min_rate;      /* SMTP server: bytes/s a transfer must keep */
-	uint64_t max_reply_backlog;  /* SMTP server: unsent replies before reading stops */
-	uint64_t max_message_size;   /* where the directory sets none */
-	uint64_t connect_timeout_ms; /* SMTP client */
+	uint64_t idle_timeout_s;      /* SMTP server, per read */
+	uint64_t command_deadline_s;  /* SMTP server: one whole command line */
+	uint64_t data_deadline_s;     /* SMTP server: DATA/BDAT, besides the rate */
+	uint64_t data_min_rate;       /* SMTP server: bytes/s a transfer must keep */
+	uint64_t max_reply_backlog;   /* SMTP server: unsent replies before reading stops */
+	uint64_t max_message_size;    /* where the directory sets none */
+	uint64_t connect_timeout_ms;  /* SMTP client */
 	uint64_t connection_cache_ms; /* SMTP client: idle before QUIT */
-	uint64_t reply_timeout_s;    /* SMTP client, per reply */
-	uint64_t max_rcpts;          /* per transaction */
+	uint64_t reply_timeout_s;     /* SMTP client, per reply */
+	uint64_t max_rcpts;           /* per transaction */
 	uint64_t max_sessions_per_ip;
 	uint64_t max_sessions;
 	uint64_t max_errors;       /* per session before 421 */
