@@ -518,7 +518,7 @@ unsigned mm_member_stop(struct mm_member *m)
 
 /* --- connection events --------------------------------------------------- */
 
-unsigned mm_member_conn_open(struct mm_member *m, uint32_t conn, const struct mm_peer_id *peer)
+unsigned mm_member_conn_open(struct mm_member *m, uint32_t conn, const struct mm_member_peer *peer)
 {
 	if (conn == 0 || conn != m->conn || m->state != MM_MEMBER_DIALING)
 		return 0;

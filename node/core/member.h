@@ -74,7 +74,7 @@ struct mm_member_conf {
 	}
 
 /* What the peer's certificate names (URI:mailmesh:<kind>:<name>). */
-struct mm_peer_id {
+struct mm_member_peer {
 	const char *kind; /* "server", "master", "admin" */
 	const char *name;
 };
@@ -168,7 +168,7 @@ unsigned mm_member_stop(struct mm_member *m);
 
 /* The dial worked (TLS done). peer: what the certificate names, NULL when
  * the driver runs insecure. */
-unsigned mm_member_conn_open(struct mm_member *m, uint32_t conn, const struct mm_peer_id *peer);
+unsigned mm_member_conn_open(struct mm_member *m, uint32_t conn, const struct mm_member_peer *peer);
 /* Bytes read from the connection. */
 unsigned mm_member_conn_data(struct mm_member *m, uint32_t conn, const uint8_t *data, size_t n);
 /* The dial failed, or the peer closed or broke the connection. */

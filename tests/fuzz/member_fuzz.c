@@ -290,7 +290,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!mm_member_init(&f->m, &conf, &env, "S0", &t))
 		die("S0 is not in its table");
 	mm_member_start(&f->m);
-	const struct mm_peer_id server = {"server", "S9"};
+	const struct mm_member_peer server = {"server", "S9"};
 	uint32_t opened = 0;
 	size_t off = 0, k = 0;
 	bool down = false;
@@ -298,7 +298,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while (off < size) {
 		if (f->m.state == MM_MEMBER_DIALING && f->m.conn != opened) {
 			opened = f->m.conn;
-			const struct mm_peer_id id = {"master", f->m.peer};
+			const struct mm_member_peer id = {"master", f->m.peer};
 			mm_member_conn_open(&f->m, opened,
 			                    conf.insecure ? NULL
 			                    : (flags & 2) ? &server

@@ -443,7 +443,7 @@ static void event(struct fake *f, const char *ev)
 	} else if (strcmp(w[0], "advance") == 0) {
 		run_until(f, f->now + strtol(w[1], NULL, 10));
 	} else if (strcmp(w[0], "open") == 0) {
-		struct mm_peer_id id = {w[2], w[3]};
+		struct mm_member_peer id = {w[2], w[3]};
 		r = mm_member_conn_open(&f->m, conn, strcmp(w[2], "-") == 0 ? NULL : &id);
 	} else if (strcmp(w[0], "hello") == 0) {
 		Mailmesh__MasterState st =
@@ -1140,9 +1140,9 @@ static void test_replay(void **state)
 				if (round % 3 == 0)
 					flags(f, mm_member_conn_closed(&f->m, conn, "refused"));
 				else
-					flags(f, mm_member_conn_open(
-					             &f->m, conn,
-					             &(struct mm_peer_id){"master", f->m.peer}));
+					flags(f, mm_member_conn_open(&f->m, conn,
+					                             &(struct mm_member_peer){
+					                                 "master", f->m.peer}));
 			}
 			conn = f->m.conn;
 			if (f->m.state == MM_MEMBER_HELLO)
