@@ -93,6 +93,14 @@ struct mm_qm_env {
 	 * is durable when this returns 0; otherwise an errno value. */
 	int (*deliver_local)(void *ctx, const char *mailbox, const char *prefix, size_t plen,
 	                     const char *body, size_t len);
+	/* Optional: a session over a connector's hop (a smart host, or a
+	 * remote bridgehead from this bridgehead) could not start (refused,
+	 * timed out, 4xx/5xx greeting: ok false) or got through its greeting
+	 * and EHLO (ok true) -- what the connector-state detector
+	 * (connstate.h) takes. A recipient's 4xx never counts. Called from
+	 * inside queue-manager calls: the driver queues it for after. */
+	void (*link_result)(void *ctx, const char *connector, const char *target, bool ok,
+	                    const char *why);
 	/* One line each, without the time stamp; every value a peer controls
 	 * is escaped already (logfmt.h). */
 	void (*log)(void *ctx, const char *line);

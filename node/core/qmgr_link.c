@@ -101,6 +101,14 @@ static void session_free(struct mm_qm_session *s)
 	free(s);
 }
 
+/* A connector hop's session started, or could not (connstate.h). */
+static void link_result(struct mm_qm *qm, const struct mm_queue *q, const char *target, bool ok,
+                        const char *why)
+{
+	if (qm->env.link_result && q->connector && q->hop != MM_LINK_MX)
+		qm->env.link_result(qm->env.ctx, q->connector, target, ok, why);
+}
+
 /* One more session to the next hop; false when none could be started. */
 static bool open_session(struct mm_qm *qm, struct mm_queue *q)
 {
@@ -114,6 +122,7 @@ static bool open_session(struct mm_qm *qm, struct mm_queue *q)
 	if (!dialable(addr)) {
 		/* a smart host given by name: names go through MX resolution
 		 * only; say so and wait */
+		link_result(qm, q, addr, false, "4.4.3 the next hop is not an IP address");
 		hop_failed(qm, q, "4.4.3 the next hop is not an IP address");
 		return false;
 	}
@@ -306,6 +315,7 @@ void mm_qm_session_ready(struct mm_qm *qm, uint32_t sid)
 	if (s == NULL || s->ready)
 		return;
 	s->ready = true;
+	link_result(qm, s->q, s->addr, true, NULL);
 	/* it reached its exchanger: new sessions go there too */
 	if (s->from_mx && s->mx_index < s->q->mx.naddrs)
 		s->q->mx.next = s->mx_index;
@@ -411,6 +421,8 @@ void mm_qm_session_end(struct mm_qm *qm, uint32_t sid, bool failed, bool connect
 	}
 	/* the hop's retry time first, so that a job that dies with the
 	 * session waits for it (not for retry_min_ms) */
+	if (failed && !s->ready)
+		link_result(qm, q, s->addr, false, why);
 	if (failed)
 		hop_failed(qm, q, why);
 	if (s->job != NULL) {

@@ -256,6 +256,13 @@ static int f_local(void *ctx, const char *mailbox, const char *prefix, size_t pl
 	return 0;
 }
 
+static void f_link(void *ctx, const char *connector, const char *target, bool ok, const char *why)
+{
+	struct fake *f = ctx;
+	(void)why;
+	mm_buf_printf(&f->actions, "link %s %s %s\n", connector, target, ok ? "ok" : "failed");
+}
+
 static void f_log(void *ctx, const char *line)
 {
 	struct fake *f = ctx;
@@ -312,6 +319,7 @@ static struct fake *fake_boot(const struct mm_qm_conf *conf, const char *smart_h
 	                        .session_close = f_close,
 	                        .resolve_mx = f_mx,
 	                        .deliver_local = f_local,
+	                        .link_result = f_link,
 	                        .log = f_log,
 	                        .track = f_track,
 	                        .spool = mm_spool_ram_ops(),
@@ -1211,6 +1219,39 @@ static void test_connection_cache(void **state)
 	fake_free(f);
 }
 
+/* What the connector-state detector hears: a connector hop's session that
+ * could not start, and one that got through its greeting; never a
+ * recipient's 4xx, never an MX queue. Mutation caught: link_result called
+ * on every failed session end (a 4xx to a recipient counted against the
+ * smart host). */
+static void test_link_results(void **state)
+{
+	(void)state;
+	struct fake *f = fake_new(NULL, NULL);
+	const char *r[] = {"x@example.com", NULL};
+	send_msg(f, "alice@t.test", r, 0);
+	fail_session(f, last_session(f), false, "4.4.1 refused");
+	assert_non_null(strstr(f->actions.p, "link Internet 127.0.0.7:2526 failed\n"));
+	send_msg(f, "alice@t.test", r, 0);
+	run_until(f, f->now + 1000);
+	struct fsession *s = last_session(f);
+	ready(f, s);
+	assert_non_null(strstr(f->actions.p, "link Internet 127.0.0.7:2526 ok\n"));
+	mm_buf_reset(&f->actions);
+	answer(f, s, 451, "451 4.2.1 mailbox busy");       /* a recipient's 4xx */
+	assert_non_null(s->job);                           /* the session goes on */
+	fail_session(f, s, true, "4.4.2 lost connection"); /* after its greeting */
+	assert_true(f->actions.p == NULL || strstr(f->actions.p, "link ") == NULL);
+	const char *m[] = {"y@host.mx", NULL};
+	send_msg(f, "alice@t.test", m, 0);
+	const char *addrs[] = {"192.0.2.10:25"};
+	mm_qm_mx_answer(&f->qm, f->mx_qnum[0], MM_MX_OK, addrs, 1, NULL);
+	pump(f);
+	fail_session(f, last_session(f), false, "4.4.1 refused");
+	assert_true(f->actions.p == NULL || strstr(f->actions.p, "link Mx") == NULL);
+	fake_free(f);
+}
+
 /* Compaction, then a power cut: the copies carry the done flags, so a
  * recipient finished before the copy is not delivered again. Mutation
  * caught: compact.c writing the copy without its done flags. */
@@ -1338,6 +1379,7 @@ int main(void)
 	    cmocka_unit_test(test_gc_down_queue),
 	    cmocka_unit_test(test_compaction_recovery),
 	    cmocka_unit_test(test_connection_cache),
+	    cmocka_unit_test(test_link_results),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

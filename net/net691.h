@@ -1,0 +1,83 @@
+/* The routing-engine transport, TCP 691 (docs/protocol.md "Transport"),
+ * on libevent: what meshnode and rgmaster both need to carry their pure
+ * machines' bytes -- a listener, dialled connections, mutual TLS 1.3 with
+ * the organization's certificates (node/tls.h routing contexts), the
+ * peer's certificate identity, an ordered write queue and a close that
+ * flushes first. It knows nothing of frames or machines: bytes in, bytes
+ * out, and three events.
+ *
+ * Connection numbers: the caller numbers what it dials (any number with
+ * the top bit set, MM_NET_OUT); the transport numbers what it accepts
+ * (top bit clear). Every event comes from a libevent callback, never from
+ * inside an mm_net_* call: a dial that fails at once is reported on the
+ * next turn of the loop. After mm_net_close no event comes for that
+ * connection. A connection that has not finished its TLS handshake within
+ * handshake_ms is dropped (an accepted one silently, a dialled one with a
+ * closed event). */
+#ifndef MM_NET691_H
+#define MM_NET691_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "tls.h"
+#include "u64map.h"
+
+#define MM_NET_OUT 0x80000000u
+
+/* The peer's certificate (URI:mailmesh:<kind>:<name>); none when insecure. */
+struct mm_net_peer {
+	enum mm_cert_kind kind;
+	char name[MM_CERT_NAME_MAX + 1];
+};
+
+struct mm_net_ops {
+	void *ctx;
+	/* The connection is up (TLS done). peer: the certificate's identity,
+	 * NULL without TLS. For a dialled connection, a certificate that does
+	 * not name `expect` (given to mm_net_dial) has already closed it. */
+	void (*opened)(void *ctx, uint32_t conn, const struct mm_net_peer *peer);
+	void (*data)(void *ctx, uint32_t conn, const uint8_t *p, size_t n);
+	/* The peer closed, the connection broke, or the dial failed. */
+	void (*closed)(void *ctx, uint32_t conn, const char *why);
+	/* one line, for the daemon's log (peer strings are quoted already) */
+	void (*log)(void *ctx, const char *line);
+};
+
+struct mm_net {
+	struct event_base *base;
+	struct mm_net_ops ops;
+	struct mm_tls_routing tls; /* contexts NULL when insecure */
+	bool insecure;
+	uint32_t handshake_ms;
+	struct evconnlistener *listener;
+	struct mm_u64map conns; /* number → struct mm_net_conn */
+	uint32_t next_in;
+	struct event *later; /* failures found inside a call, told on the next turn */
+	struct mm_net_conn *failed;
+	struct sockaddr_storage src; /* source address of dialled connections */
+	int src_len;
+};
+
+/* tls_dir NULL and insecure: plain TCP (tests of the plain path only).
+ * self: this daemon's name (its certificate NAME.pem). Returns false with
+ * err set. */
+bool mm_net_init(struct mm_net *n, struct event_base *base, const struct mm_net_ops *ops,
+                 const char *tls_dir, const char *self, bool insecure, char *err, size_t errlen);
+void mm_net_free(struct mm_net *n);
+/* Listen on "ip:port"; false with err set. */
+bool mm_net_listen(struct mm_net *n, const char *address, char *err, size_t errlen);
+/* Connect; the peer's certificate must name kind `kind` and `expect`. */
+void mm_net_dial(struct mm_net *n, uint32_t conn, const char *address, enum mm_cert_kind kind,
+                 const char *expect);
+void mm_net_send(struct mm_net *n, uint32_t conn, const uint8_t *p, size_t len);
+/* Write out what is queued, then close; no event follows. */
+void mm_net_close(struct mm_net *n, uint32_t conn);
+/* The source address of dialled connections ("ip" or "ip:0"), so that a
+ * peer sees this server's own address; NULL: any. */
+void mm_net_bind_source(struct mm_net *n, const char *ip);
+
+#endif
