@@ -176,10 +176,12 @@ def case_sync_began_before_write_returned():
 def case_concurrent_sync():
     # Two threads: one appends numbered chunks, one fdatasyncs the same
     # inode through its own descriptor and notes, before each sync, the
-    # last chunk whose write had returned (outside the root). After the
-    # cut: every chunk up to the last completed sync's note stays, nothing
-    # after the last started sync's note (+1 in flight) does, and what stays
-    # is a prefix of what was written.
+    # last chunk whose write had returned (outside the root). The syncer
+    # stops half way; the writer goes on. After the cut: every chunk up to
+    # the last completed sync's note stays, what stays is a prefix of what
+    # was written, and of the thousands of chunks written after the syncer
+    # stopped none stays -- but a few written between the note and the
+    # sync's start may (the note is not atomic with it), hence the slack.
     # mutation: Plan.covered() returned True for every DATA record
     c = Case("threads")
     c.file("f", b"")
@@ -197,7 +199,8 @@ def case_concurrent_sync():
         def syncer():
             fd = os.open(p("f"), os.O_RDONLY)
             out = os.open(%r, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            while True:
+            end = time.time() + 0.3
+            while time.time() < end:
                 b = last[0]
                 os.write(out, b"start %%d\\n" %% b)
                 os.fdatasync(fd)
@@ -221,8 +224,8 @@ def case_concurrent_sync():
     check(whole, "what stays is a prefix of the chunks written (%d bytes)" % len(data))
     check(n >= completed + 1, "every chunk before a completed sync stays (%d >= %d)" %
           (n, completed + 1))
-    check(n <= started + 2, "nothing written after the last sync began stays (%d <= %d)" %
-          (n, started + 2))
+    check(n <= started + 200, "nothing written after the last sync began stays (%d <= %d)" %
+          (n, started + 200))
     c.close()
 
 
