@@ -111,11 +111,15 @@ int mm_maildir_deliver(const char *store, const char *addr, const char *host, co
 		goto fail;
 	}
 	close(fd);
-	if (rename(tmp, new) != 0) {
+	/* link, not rename: a name that exists already in new/ (a pid reused
+	 * after a restart) is never replaced; the delivery is tried again
+	 * with another name. A tmp/ file a crash leaves behind is harmless. */
+	if (link(tmp, new) != 0) {
 		e = errno;
 		unlink(tmp);
 		return e;
 	}
+	unlink(tmp);
 	return sync_dir(newdir);
 fail:
 	close(fd);

@@ -86,7 +86,12 @@ static void spool_cb(evutil_socket_t fd, short what, void *arg)
 		mm_qm_sync_failed(&n->qm, err);
 		node_answer_commits(n);
 		n->exit_status = EX_IOERR;
-		event_base_loopexit(n->base, NULL);
+		n->stopping = true;
+		mm_qm_stop(&n->qm);
+		node_stop_listening(n);
+		/* a moment for the 451s to go out, as at SIGTERM */
+		struct timeval grace = {0, 300000};
+		event_base_loopexit(n->base, &grace);
 		return;
 	}
 	mm_qm_durable(&n->qm, durable);

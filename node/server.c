@@ -218,7 +218,9 @@ static void arm_deadline(struct session *s)
 		s->line_t0 = 0;
 	} else {
 		s->data_t0 = 0;
-		if (s->smtpd.in.len == 0)
+		/* a line over the limit is dropped as it comes (discarding):
+		 * still one line, still under its deadline */
+		if (s->smtpd.in.len == 0 && !s->smtpd.discarding)
 			s->line_t0 = 0;
 		else if (s->line_t0 == 0)
 			s->line_t0 = now;
@@ -260,6 +262,18 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 	flush(s);
 }
 
+/* A message the spool refused is answered once the machine has returned
+ * from submit; the answer feeds pipelined input, which may bring another
+ * message and another refusal: settle them all. */
+static void settle_refusals(struct session *s)
+{
+	while (s->refusal) {
+		const char *why = s->refusal;
+		s->refusal = NULL;
+		mm_smtpd_done(&s->smtpd, why);
+	}
+}
+
 static void read_cb(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
@@ -278,11 +292,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		mm_smtpd_feed(&s->smtpd, chunk, n);
 		if (data)
 			s->data_bytes += n;
-		if (s->refusal) {
-			const char *why = s->refusal;
-			s->refusal = NULL;
-			mm_smtpd_done(&s->smtpd, why);
-		}
+		settle_refusals(s);
 		if (!flush(s))
 			return;
 		if (unsent(s) > s->n->set.max_reply_backlog) {
@@ -446,6 +456,7 @@ void node_answer_commits(struct node *n)
 		else
 			snprintf(line, sizeof(line), "451 4.3.0 Queue write failed");
 		mm_smtpd_done(&s->smtpd, line);
+		settle_refusals(s);
 		if (flush(s))
 			read_cb(s->bev, s); /* pipelined input waiting */
 	}

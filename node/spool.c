@@ -126,6 +126,24 @@ static int sync_failed(struct mm_spool *sp, int err)
 	return err;
 }
 
+/* fdatasync of a segment, from either thread. One at a time, and a failure
+ * recorded before the next may start: the syncer's descriptor is a dup
+ * (one open file, one writeback-error cursor), so of two concurrent
+ * fdatasyncs only one would hear of an EIO, and the other's 0 could then
+ * promise what the disk lost. 0, or the sticky error. */
+static int data_sync(struct mm_spool *sp, int fd)
+{
+	pthread_mutex_lock(&sp->sync_mu);
+	int e = fdatasync(fd) == 0 ? 0 : errno;
+	if (e)
+		sync_failed(sp, e);
+	pthread_mutex_lock(&sp->mu);
+	e = sp->sync_err;
+	pthread_mutex_unlock(&sp->mu);
+	pthread_mutex_unlock(&sp->sync_mu);
+	return e;
+}
+
 /* A new segment to write. The one before it is made durable first, so
  * that the syncer only ever needs the newest file and a segment that is
  * not the last one is always whole (recovery quarantines one that is not);
@@ -134,8 +152,9 @@ static int sync_failed(struct mm_spool *sp, int err)
 static int seg_new(struct mm_spool *sp)
 {
 	uint32_t seq = sp->nsegs ? sp->segs[sp->nsegs - 1].seq + 1 : 1;
-	if (sp->nsegs > 0 && fdatasync(sp->segs[sp->nsegs - 1].fd) != 0)
-		return sync_failed(sp, errno);
+	int e;
+	if (sp->nsegs > 0 && (e = data_sync(sp, sp->segs[sp->nsegs - 1].fd)) != 0)
+		return e;
 	char path[4096];
 	seg_path(sp, seq, path, sizeof(path));
 	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -143,7 +162,7 @@ static int seg_new(struct mm_spool *sp)
 		return errno;
 #ifndef MM_MUTANT_NO_SEGMENT_DIRSYNC
 	if (fsync(sp->dirfd) != 0) {
-		int e = errno;
+		e = sync_failed(sp, errno); /* sticky too: the directory's state is unknown */
 		close(fd);
 		unlink(path);
 		return e;
@@ -171,6 +190,12 @@ static void seg_collect(struct mm_spool *sp)
 	while (drop + 1 < sp->nsegs && sp->segs[drop].live == 0)
 		drop++;
 	if (drop == 0)
+		return;
+	/* what let go of these segments -- DONE records, the DSN that took a
+	 * bounced message's place -- is in the current one: durable before
+	 * the unlinks, which a file system may make durable at any time (a
+	 * journal commit for anybody's fsync) */
+	if (data_sync(sp, sp->segs[sp->nsegs - 1].fd) != 0)
 		return;
 	for (size_t i = 0; i < drop; i++) {
 		char path[4096];
@@ -334,14 +359,10 @@ int mm_spool_read(const struct mm_spool *sp, const struct mm_spool_loc *loc, cha
 int mm_spool_sync_now(struct mm_spool *sp)
 {
 	struct mm_seg *seg = &sp->segs[sp->nsegs - 1];
-	if (fdatasync(seg->fd) != 0)
-		return sync_failed(sp, errno);
-	pthread_mutex_lock(&sp->mu);
-	if (sp->sync_err != 0) { /* the syncer saw a failure first */
-		int e = sp->sync_err;
-		pthread_mutex_unlock(&sp->mu);
+	int e = data_sync(sp, seg->fd);
+	if (e != 0)
 		return e;
-	}
+	pthread_mutex_lock(&sp->mu);
 	if (sp->durable < sp->lsn)
 		sp->durable = sp->lsn;
 	pthread_mutex_unlock(&sp->mu);
@@ -390,8 +411,7 @@ static void *syncer(void *arg)
 			usleep(pause);
 		if (fd >= 0) {
 #ifndef MM_MUTANT_NO_SYNCER_FDATASYNC
-			if (fdatasync(fd) != 0)
-				err = errno;
+			err = data_sync(sp, fd);
 #endif
 			close(fd);
 		}
@@ -856,6 +876,7 @@ int mm_spool_open(struct mm_spool *sp, const char *spool_dir, mm_spool_recover_f
 {
 	*sp = (struct mm_spool){.dirfd = -1, .event_fd = -1, .sync_fd = -1};
 	pthread_mutex_init(&sp->mu, NULL);
+	pthread_mutex_init(&sp->sync_mu, NULL);
 	pthread_cond_init(&sp->cv, NULL);
 	size_t n = strlen(spool_dir) + sizeof("/queue");
 	sp->dir = mm_xmalloc(n);
@@ -915,6 +936,7 @@ void mm_spool_close(struct mm_spool *sp)
 	if (sp->event_fd >= 0)
 		close(sp->event_fd);
 	pthread_mutex_destroy(&sp->mu);
+	pthread_mutex_destroy(&sp->sync_mu);
 	pthread_cond_destroy(&sp->cv);
 	free(sp->dir);
 	*sp = (struct mm_spool){.dirfd = -1, .event_fd = -1};

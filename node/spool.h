@@ -63,6 +63,7 @@ struct mm_spool {
 	/* syncer thread */
 	pthread_t thread;
 	pthread_mutex_t mu;
+	pthread_mutex_t sync_mu; /* held around every fdatasync of a segment */
 	pthread_cond_t cv;
 	int sync_fd;      /* the segment being written (the syncer syncs a dup of it) */
 	uint64_t want;    /* lsn asked to be durable */

@@ -36,6 +36,12 @@ bool mm_cidr_parse(const char *s, struct mm_cidr *out)
 
 bool mm_cidr_match(const struct mm_cidr *c, int family, const unsigned char *a)
 {
+	/* an IPv4 client on a dual-stack listener comes as ::ffff:a.b.c.d */
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	if (family == AF_INET6 && c->family == AF_INET && memcmp(a, mapped, 12) == 0) {
+		family = AF_INET;
+		a += 12;
+	}
 	if (family != c->family)
 		return false;
 	unsigned full = c->bits / 8, rest = c->bits % 8;

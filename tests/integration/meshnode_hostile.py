@@ -83,6 +83,31 @@ check(gone and "421 4.4.2" in out,
       "and the session closes (%r after %.1fs)" % (out[-60:], time.time() - t0))
 for s in slow:
     s.close()
+# a line longer than the limit, sent slowly: dropped as it comes, still one
+# line under its deadline (mutation: arm_deadline resetting line_t0 while
+# the machine discards an over-long line)
+s = socket.create_connection(N1)
+s.recv(1024)
+t0 = time.time()
+cut = None
+while time.time() - t0 < 10:
+    try:
+        s.sendall(b"x" * 150)
+    except OSError:
+        cut = time.time() - t0
+        break
+    r, _, _ = select.select([s], [], [], 0.5)
+    if r:
+        try:
+            if b"421" in s.recv(65536):
+                cut = time.time() - t0
+                break
+        except OSError:
+            cut = time.time() - t0
+            break
+check(cut is not None and cut < 6,
+      "an endless line at 300 bytes a second is cut at command_deadline_s (%s)" % cut)
+s.close()
 fresh = wait_for(lambda: (lambda r: r if r.greeting.startswith("220") else None)(Raw(*N1)), 10)
 check(fresh is not None, "slowloris: once the slow sessions are cut, a new client is served")
 if fresh:
