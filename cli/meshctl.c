@@ -16,7 +16,7 @@ static const char usage[] =
     "\n"
     "SOURCE:\n"
     "  --directory ldif:PATH | ldap://HOST:PORT/BASE-DN   offline, from the directory\n"
-    "  --connect HOST:PORT --tls DIR [--as NAME]           a live node or rgmaster\n"
+    "  --connect HOST:PORT --tls DIR [--as NAME]           a live node or rgmaster (691)\n"
     "  --spool DIR     a meshnode on this machine, through DIR/control.sock (queues)\n"
     "  --down NAME     mark a connector, server, master or bridgehead (SERVER/VS) down\n"
     "  --json          JSON instead of text\n"
@@ -24,6 +24,7 @@ static const char usage[] =
     "COMMANDS:\n"
     "  table                          the link-state table\n"
     "  route --from SERVER RECIPIENT  the next-hop decision for one recipient\n"
+    "                                 (--connect: route RECIPIENT, as the node answering)\n"
     "  graph [--output FILE.svg|png]  the topology as Graphviz DOT\n"
     "  check FILE                     validate a directory LDIF file\n"
     "  queues | queue NAME | retry|freeze|thaw QUEUE   a live node's queues\n"
@@ -181,6 +182,41 @@ static int check(const char *file, bool json)
 	return rc;
 }
 
+/* --connect: the verbs a live node or master may answer, with their
+ * operands (docs/protocol.md "Queries"); the rest of the command line is
+ * the offline sources' and has no meaning here. */
+static int connect_(struct args *a)
+{
+	static const struct {
+		const char *verb;
+		size_t operands;
+		const char *usage;
+	} verbs[] = {
+	    {"table", 0, "table takes no operands"},
+	    {"route", 1, "route RECIPIENT (the node answering is the one routing)"},
+	    {"queues", 0, "queues takes no operands"},
+	    {"queue", 1, "the command takes one QUEUE name"},
+	    {"retry", 1, "the command takes one QUEUE name"},
+	    {"freeze", 1, "the command takes one QUEUE name"},
+	    {"thaw", 1, "the command takes one QUEUE name"},
+	};
+	if (a->tls == NULL)
+		return usage_error("--connect needs --tls DIR (ca.pem, NAME.pem, NAME.key)");
+	if (a->directory || a->spool || a->ndown || a->from || a->output)
+		return usage_error("--connect takes --tls, --as and --json: --directory, --spool, "
+		                   "--down, --from and --output are offline options");
+	const char *cmd = a->pos[0];
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		if (strcmp(cmd, verbs[i].verb) != 0)
+			continue;
+		if (a->npos != verbs[i].operands + 1)
+			return usage_error(verbs[i].usage);
+		return ctl_connect(a->connect, a->tls, a->as, a->json, cmd, a->pos + 1,
+		                   a->npos - 1);
+	}
+	return usage_error("--connect answers table, route, queues, queue, retry, freeze, thaw");
+}
+
 static int run(struct args *a)
 {
 	if (a->npos == 0)
@@ -200,6 +236,10 @@ static int run(struct args *a)
 		p->nnames = a->npos >= 2 ? a->npos - 2 : 0;
 		return ctl_pki(a->npos >= 2 ? a->pos[1] : NULL, p);
 	}
+	if (a->connect)
+		return connect_(a);
+	if (a->tls || a->as)
+		return usage_error("--tls and --as go with --connect");
 	if (strcmp(cmd, "check") == 0) {
 		if (a->npos != 2)
 			return usage_error("check takes one FILE");
@@ -208,19 +248,13 @@ static int run(struct args *a)
 	bool queues = strcmp(cmd, "queues") == 0;
 	if (queues || strcmp(cmd, "queue") == 0 || strcmp(cmd, "retry") == 0 ||
 	    strcmp(cmd, "freeze") == 0 || strcmp(cmd, "thaw") == 0) {
-		if (a->spool == NULL && a->connect == NULL)
-			return usage_error("queues need a live node: --spool DIR (its spool)");
-		if (a->spool != NULL) {
-			if (a->npos != (queues ? 1u : 2u))
-				return usage_error(queues ? "queues takes no operands"
-				                          : "the command takes one QUEUE name");
-			return ctl_queues(a->spool, a->json, cmd, queues ? NULL : a->pos[1]);
-		}
-	}
-	if (a->connect) {
-		fprintf(stderr, "meshctl: --connect: not available in this build: live sources "
-		                "over 691 come with the routing engine\n");
-		return EX_UNAVAILABLE;
+		if (a->spool == NULL)
+			return usage_error("queues need a live node: --spool DIR (its spool) or "
+			                   "--connect HOST:PORT");
+		if (a->npos != (queues ? 1u : 2u))
+			return usage_error(queues ? "queues takes no operands"
+			                          : "the command takes one QUEUE name");
+		return ctl_queues(a->spool, a->json, cmd, queues ? NULL : a->pos[1]);
 	}
 	if (strcmp(cmd, "table") != 0 && strcmp(cmd, "route") != 0 && strcmp(cmd, "graph") != 0)
 		return usage_error("unknown command");

@@ -2,6 +2,7 @@
 #define MM_MESHCTL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sysexits.h>
 
 #include "directory.h"
@@ -20,6 +21,11 @@ int ctl_route(struct ctl *c, const char *from, const char *rcpt);
 int ctl_graph(struct ctl *c, const char *output);
 /* a live node's queues through SPOOL/control.sock */
 int ctl_queues(const char *spool, bool json, const char *verb, const char *queue);
+
+/* meshctl --connect (connect.c): one Query to a live node or master over
+ * 691; its Reply printed, its status returned. */
+int ctl_connect(const char *address, const char *tls, const char *as, bool json, const char *verb,
+                const char *const *operands, size_t noperands);
 
 /* The directory at SPEC, its problems on stderr; the exit status of the
  * loader (0, or 64, 65, 66, 69). */

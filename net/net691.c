@@ -261,9 +261,23 @@ static void later_cb(evutil_socket_t fd, short what, void *arg)
 void mm_net_bind_source(struct mm_net *n, const char *ip)
 {
 	n->src_len = 0;
+	if (ip == NULL)
+		return;
+	/* evutil_parse_sockaddr_port refuses port 0: "ip:0" and "[ip6]:0"
+	 * are parsed as "ip" and "[ip6]", which mean port 0 to it (a bare
+	 * IPv6 address such as ::1:0 is left alone) */
+	char buf[128];
+	snprintf(buf, sizeof(buf), "%s", ip);
+	size_t l = strlen(buf);
+	bool v4 = strchr(buf, ':') == strrchr(buf, ':');
+	bool v6 = buf[0] == '[' && l > 3 && buf[l - 3] == ']';
+	if (l > 2 && strcmp(buf + l - 2, ":0") == 0 && (v4 || v6))
+		buf[l - 2] = '\0';
 	int len = sizeof(n->src);
-	if (ip && evutil_parse_sockaddr_port(ip, (struct sockaddr *)&n->src, &len) == 0)
+	if (evutil_parse_sockaddr_port(buf, (struct sockaddr *)&n->src, &len) == 0)
 		n->src_len = len;
+	else
+		logf_(n, "691: source address %s does not parse: dialling from any", ip);
 }
 
 static void fail_later(struct mm_net_conn *c, const char *why)
@@ -297,8 +311,10 @@ void mm_net_dial(struct mm_net *n, uint32_t num, const char *address, enum mm_ce
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (n->src_len > 0 && n->src.ss_family == ss.ss_family)
-		(void)!bind(fd, (struct sockaddr *)&n->src, (socklen_t)n->src_len);
+	if (n->src_len > 0 && n->src.ss_family == ss.ss_family &&
+	    bind(fd, (struct sockaddr *)&n->src, (socklen_t)n->src_len) != 0)
+		logf_(n, "691: dialling %s from our routing address: bind: %s; from any", address,
+		      strerror(errno));
 	if (n->insecure)
 		c->bev = bufferevent_socket_new(n->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	else

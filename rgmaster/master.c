@@ -582,21 +582,94 @@ static void reply(struct mm_master *m, struct mm_master_conn *c, int status, con
 	mm_m_send(m, c, &f);
 }
 
+/* A JSON string: quotes, backslashes and control characters escaped. */
+static void json_string(struct mm_buf *b, const char *s)
+{
+	mm_buf_adds(b, "\"");
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			mm_buf_printf(b, "\\%c", *p);
+		else if (*p < 0x20)
+			mm_buf_printf(b, "\\u%04x", *p);
+		else
+			mm_buf_add(b, p, 1);
+	}
+	mm_buf_adds(b, "\"");
+}
+
+/* An error answer in the format asked for: {"server", "role", "error"},
+ * or one line of text for the operator's terminal. */
+static void refuse(struct mm_master *m, struct mm_master_conn *c, int status, bool json,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void refuse(struct mm_master *m, struct mm_master_conn *c, int status, bool json,
+                   const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	struct mm_buf b = {0};
+	if (json) {
+		mm_buf_adds(&b, "{\"server\":");
+		json_string(&b, m->self);
+		mm_buf_adds(&b, ",\"role\":");
+		json_string(&b, mm_master_role_name(m));
+		mm_buf_adds(&b, ",\"error\":");
+		json_string(&b, msg);
+		mm_buf_adds(&b, "}\n");
+	} else {
+		char q[QUOTE_LEN];
+		mm_buf_printf(&b, "rgmaster %s: %s\n", mm_m_q(q, m->self), msg);
+	}
+	mm_buf_add(&b, "", 1);
+	reply(m, c, status, b.p);
+	mm_buf_free(&b);
+}
+
+/* docs/protocol.md "Queries": command, then args[0] the format ("json" or
+ * "text"), then the command's own arguments. A master answers table. */
 static void query(struct mm_master *m, struct mm_master_conn *c, const Mailmesh__Query *qy)
 {
+	static const char *const node_verbs[] = {"route", "queues", "queue",
+	                                         "retry", "freeze", "thaw"};
+	char q[QUOTE_LEN];
+	const char *fmt = qy->n_args > 0 ? qy->args[0] : "";
+	bool json = strcmp(fmt, "text") != 0;
+	if (strcmp(fmt, "json") != 0 && strcmp(fmt, "text") != 0) {
+		refuse(m, c, 64, true,
+		       "a query's first argument is its output format, json or text, not %s",
+		       mm_m_q(q, fmt));
+		return;
+	}
 	if (strcmp(qy->command, "table") != 0) {
-		reply(m, c, 64, "{\"error\":\"unknown command: a master answers table\"}");
+		bool nodes = false;
+		for (size_t i = 0; i < sizeof(node_verbs) / sizeof(node_verbs[0]); i++)
+			nodes |= strcmp(qy->command, node_verbs[i]) == 0;
+		if (nodes)
+			refuse(
+			    m, c, 64, json,
+			    "%s is a node's command: a master answers table only (--connect to a "
+			    "server's routing address)",
+			    qy->command);
+		else
+			refuse(m, c, 64, json, "unknown command %s: a master answers table",
+			       mm_m_q(q, qy->command));
 		return;
 	}
-	char *json = m->env.table_json
-	                 ? m->env.table_json(m->env.ctx, &m->table, m->self, mm_master_role_name(m))
-	                 : NULL;
-	if (json == NULL) {
-		reply(m, c, 69, "{\"error\":\"the table cannot be written as JSON here\"}");
+	if (qy->n_args != 1) {
+		refuse(m, c, 64, json, "table takes no argument after its format");
 		return;
 	}
-	reply(m, c, 0, json);
-	free(json);
+	char *doc = m->env.table_render ? m->env.table_render(m->env.ctx, &m->table, m->self,
+	                                                      mm_master_role_name(m), json)
+	                                : NULL;
+	if (doc == NULL) {
+		refuse(m, c, 69, json, "the table cannot be rendered here");
+		return;
+	}
+	reply(m, c, 0, doc);
+	free(doc);
 }
 
 static void pong(struct mm_master *m, struct mm_master_conn *c, const Mailmesh__Ping *p)

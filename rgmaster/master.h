@@ -71,9 +71,13 @@
  * - A push larger than the frame limit is split into several TablePush
  *   frames (same full flag and digest); a single entry over the limit is
  *   not sent (logged).
- * - Queries: "table" answers Reply status 0 with env.table_json's document;
- *   without that callback, 69 (EX_UNAVAILABLE); another command, 64
- *   (EX_USAGE). JSON errors are {"error": "..."}. */
+ * - Queries (docs/protocol.md "Queries"): args[0] is the format, "json" or
+ *   "text"; "table" with no other argument answers Reply status 0 with
+ *   env.table_render's document; without that callback, or when it fails,
+ *   69 (EX_UNAVAILABLE); another command, other arguments or another
+ *   format, 64 (EX_USAGE). Errors are {"server", "role", "error"} in JSON,
+ *   or one line "rgmaster NAME: ..." in text (JSON when the format is not
+ *   known). */
 #ifndef MM_MASTER_H
 #define MM_MASTER_H
 
@@ -147,11 +151,12 @@ struct mm_master_env {
 	/* One line each, without the time stamp; every value a peer controls
 	 * is quoted already (logfmt.h). */
 	void (*log)(void *ctx, const char *line);
-	/* Optional: the JSON of `meshctl --json table` for t, with "server" and
-	 * "role" as given; malloc'd (the machine frees it), NULL on failure.
-	 * It needs cli/ (topology and the JSON writer), hence the callback. */
-	char *(*table_json)(void *ctx, const struct mm_table *t, const char *server,
-	                    const char *role);
+	/* Optional: `meshctl table` for t, JSON (`--json`) or text, with
+	 * "server" and "role" as given; malloc'd (the machine frees it), NULL
+	 * on failure. It needs cli/'s renderer (mm_table_render), hence the
+	 * callback. */
+	char *(*table_render)(void *ctx, const struct mm_table *t, const char *server,
+	                      const char *role, bool json);
 	/* Optional: the table changed (metrics, meshctl). */
 	void (*table_changed)(void *ctx);
 };

@@ -166,13 +166,14 @@ static int f_persist(void *ctx, uint64_t inc)
 	return 0;
 }
 
-static char *f_json(void *ctx, const struct mm_table *t, const char *server, const char *role)
+static char *f_render(void *ctx, const struct mm_table *t, const char *server, const char *role,
+                      bool json)
 {
 	(void)ctx;
 	(void)t;
 	(void)server;
 	(void)role;
-	return mm_xstrdup("{}");
+	return mm_xstrdup(json ? "{}" : "table");
 }
 
 /* --- the organization ----------------------------------------------------- */
@@ -373,7 +374,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	                            .close = f_close,
 	                            .dial = f_dial,
 	                            .persist_incarnation = f_persist,
-	                            .table_json = f_json};
+	                            .table_render = f_render};
 	mm_master_init(&z->m, &conf, &env, "M-A");
 	if (!mm_master_start(&z->m, &z->dir, 7))
 		die("start");

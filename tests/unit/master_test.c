@@ -120,6 +120,7 @@ struct fnode {
 	size_t npersist;
 	size_t sent_at_persist[32]; /* frames sent before each persist */
 	int64_t wall_skew;
+	bool no_render; /* the table renderer fails */
 	uint64_t rnd;
 	uint32_t next_in;
 	struct mm_buf log;
@@ -317,12 +318,18 @@ static void f_log(void *ctx, const char *line)
 	mm_buf_printf(&n->log, "%s\n", line);
 }
 
-static char *f_json(void *ctx, const struct mm_table *t, const char *server, const char *role)
+static char *f_render(void *ctx, const struct mm_table *t, const char *server, const char *role,
+                      bool json)
 {
-	(void)ctx;
+	struct fnode *n = ctx;
+	if (n->no_render)
+		return NULL;
 	char buf[256];
-	snprintf(buf, sizeof(buf), "{\"server\":\"%s\",\"role\":\"%s\",\"groups\":%zu}", server,
-	         role, t->n);
+	if (json)
+		snprintf(buf, sizeof(buf), "{\"server\":\"%s\",\"role\":\"%s\",\"groups\":%zu}",
+		         server, role, t->n);
+	else
+		snprintf(buf, sizeof(buf), "table of %zu groups by %s (%s)", t->n, server, role);
 	return mm_xstrdup(buf);
 }
 
@@ -345,7 +352,7 @@ static void node_boot(struct world *w, int i, uint64_t persisted)
 	                            .dial = f_dial,
 	                            .persist_incarnation = f_persist,
 	                            .log = f_log,
-	                            .table_json = f_json};
+	                            .table_render = f_render};
 	mm_master_init(&n->m, &w->conf, &env, n->name);
 	assert_true(mm_master_start(&n->m, &w->dir, persisted));
 }
@@ -677,7 +684,14 @@ static void frame_str(struct mm_buf *b, const Mailmesh__Frame *f)
 	case MAILMESH__FRAME__BODY_DIGEST_PROBE:
 		mm_buf_printf(b, "Probe(%zu)", f->digest_probe->n_entries);
 		break;
-	case MAILMESH__FRAME__BODY_REPLY: mm_buf_printf(b, "Reply(%d)", f->reply->status); break;
+	case MAILMESH__FRAME__BODY_REPLY: {
+		/* the body, its final newline left out */
+		size_t l = strlen(f->reply->json);
+		if (l > 0 && f->reply->json[l - 1] == '\n')
+			l--;
+		mm_buf_printf(b, "Reply(%d %.*s)", f->reply->status, (int)l, f->reply->json);
+		break;
+	}
 	case MAILMESH__FRAME__BODY_PING: mm_buf_adds(b, "Ping"); break;
 	case MAILMESH__FRAME__BODY_PONG: mm_buf_adds(b, "Pong"); break;
 	default: mm_buf_printf(b, "Frame(%d)", (int)f->body_case); break;
@@ -773,7 +787,7 @@ enum op {
 	HELLO, /* conn, a: "ROLE NAME GROUP MAJOR [SEEN]", ROLE node|master|admin, GROUP - for "" */
 	REPORT,    /* conn, a: reporter, b: changes (member_report), x: snapshot */
 	PING,      /* conn: a Ping */
-	QUERY,     /* conn, a: command */
+	QUERY,     /* conn, a: "COMMAND ARG...", "-" an empty word */
 	PROBE,     /* conn, a: "equal" (our digest) or "stale" (holds G000000@0.1.0.0 only) */
 	SILENT,    /* conn: the member stops talking */
 	GONE,      /* conn: the peer closed it */
@@ -871,8 +885,18 @@ static void run_steps(struct world *w, int node, const struct step *st, size_t c
 			break;
 		}
 		case QUERY: {
+			/* "COMMAND ARG...", space-separated; "-" for an empty one */
+			char words[256], *args[8], *save = NULL;
+			size_t nw = 0;
+			snprintf(words, sizeof(words), "%s", s->a);
+			for (char *t = strtok_r(words, " ", &save); t && nw < 8;
+			     t = strtok_r(NULL, " ", &save))
+				args[nw++] = strcmp(t, "-") == 0 ? (char *)"" : t;
+			assert_true(nw >= 1);
 			Mailmesh__Query q = MAILMESH__QUERY__INIT;
-			q.command = (char *)s->a;
+			q.command = args[0];
+			q.n_args = nw - 1;
+			q.args = args + 1;
 			Mailmesh__Frame f = MAILMESH__FRAME__INIT;
 			f.body_case = MAILMESH__FRAME__BODY_QUERY;
 			f.query = &q;
@@ -1023,10 +1047,12 @@ static const struct step hello_steps[] = {
     {39, OPEN, 10, "a:ops"},
     {40, HELLO, 10, "admin ops - 1"},
     {41, SENT, 10, "Hello(ACTIVE)"},
-    {42, QUERY, 10, "table"},
-    {43, SENT, 10, "Reply(0)"},
-    {44, QUERY, 10, "freeze"},
-    {45, SENT, 10, "Reply(64)"},
+    {42, QUERY, 10, "table json"},
+    {43, SENT, 10, "Reply(0 {\"server\":\"M-A\",\"role\":\"master-active\",\"groups\":2})"},
+    {44, QUERY, 10, "freeze json q1"},
+    {45, SENT, 10,
+     "Reply(64 {\"server\":\"M-A\",\"role\":\"master-active\",\"error\":\"freeze is a node's "
+     "command: a master answers table only (--connect to a server's routing address)\"})"},
     {46, NO_LEARN},
     {47, REPORT, 10, "ops", "ops:down", 0},
     {48, CLOSED, 10},
@@ -1045,6 +1071,66 @@ static void test_hello_checks(void **state)
 	(void)state;
 	struct world *w = single_active();
 	RUN(w, 0, hello_steps);
+	world_free(w);
+}
+
+/* Queries (docs/protocol.md "Queries"): args[0] is the format; table in
+ * JSON and in text, from a node's session too; the format missing or
+ * unknown, an argument too many, a node's verb, an unknown command, each
+ * 64 with the error in the format asked for (JSON when it is not known); a
+ * renderer that fails, 69; an unknown command's name quoted.
+ * Mutations seen caught: the format ignored (text asked, JSON sent: step
+ * 5); no check of args[0] (step 7, 9); table's extra argument accepted
+ * (step 11); the error always in JSON (step 13); the command name not
+ * quoted (step 15); 69 turned into 0 with an empty body (step 19). */
+static const struct step query_steps[] = {
+    {1, OPEN, 1, "a:ops"},
+    {2, HELLO, 1, "admin ops - 1"},
+    {3, SENT, 1, "Hello(ACTIVE)"},
+    {4, QUERY, 1, "table text"},
+    {5, SENT, 1, "Reply(0 table of 2 groups by M-A (master-active))"},
+    {6, QUERY, 1, "table"},
+    {7, SENT, 1,
+     "Reply(64 {\"server\":\"M-A\",\"role\":\"master-active\",\"error\":\"a query's first "
+     "argument is its output format, json or text, not \\\"\\\"\"})"},
+    {8, QUERY, 1, "table xml"},
+    {9, SENT, 1,
+     "Reply(64 {\"server\":\"M-A\",\"role\":\"master-active\",\"error\":\"a query's first "
+     "argument is its output format, json or text, not \\\"xml\\\"\"})"},
+    {10, QUERY, 1, "table json extra"},
+    {11, SENT, 1,
+     "Reply(64 {\"server\":\"M-A\",\"role\":\"master-active\",\"error\":\"table takes no "
+     "argument after its format\"})"},
+    {12, QUERY, 1, "route text bob@example.test"},
+    {13, SENT, 1,
+     "Reply(64 rgmaster \"M-A\": route is a node's command: a master answers table only "
+     "(--connect to a server's routing address))"},
+    {14, QUERY, 1, "x\"y text"},
+    {15, SENT, 1, "Reply(64 rgmaster \"M-A\": unknown command \"x\\\"y\": a master answers table)"},
+    {16, OPEN, 2, "s:S0-0"},
+    {17, HELLO, 2, "node S0-0 G000000 1"},
+    {18, SENT, 2, "Hello(ACTIVE)"},
+    {19, QUERY, 2, "table json"},
+    {20, SENT, 2, "Reply(0 {\"server\":\"M-A\",\"role\":\"master-active\",\"groups\":2})"},
+    {21, MEMBERS, 0, NULL, NULL, 1},
+};
+
+static void test_queries(void **state)
+{
+	(void)state;
+	struct world *w = single_active();
+	RUN(w, 0, query_steps);
+	/* a renderer that fails: 69, the error in the format asked for */
+	w->n[0].no_render = true;
+	static const struct step fail_steps[] = {
+	    {1, QUERY, 1, "table text"},
+	    {2, SENT, 1, "Reply(69 rgmaster \"M-A\": the table cannot be rendered here)"},
+	    {3, QUERY, 1, "table json"},
+	    {4, SENT, 1,
+	     "Reply(69 {\"server\":\"M-A\",\"role\":\"master-active\",\"error\":\"the table "
+	     "cannot be rendered here\"})"},
+	};
+	RUN(w, 0, fail_steps);
 	world_free(w);
 }
 
@@ -1762,23 +1848,15 @@ static void test_split(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_hello_checks),
-	    cmocka_unit_test(test_reports),
-	    cmocka_unit_test(test_liveness),
-	    cmocka_unit_test(test_directory),
-	    cmocka_unit_test(test_probe),
-	    cmocka_unit_test(test_single_election),
-	    cmocka_unit_test(test_persist_failure),
-	    cmocka_unit_test(test_two_candidates),
-	    cmocka_unit_test(test_failover),
-	    cmocka_unit_test(test_return),
-	    cmocka_unit_test(test_state_deleted),
-	    cmocka_unit_test(test_partition),
-	    cmocka_unit_test(test_stuck_better),
-	    cmocka_unit_test(test_three_candidates),
-	    cmocka_unit_test(test_incarnation_range),
-	    cmocka_unit_test(test_determinism),
-	    cmocka_unit_test(test_split),
+	    cmocka_unit_test(test_hello_checks),     cmocka_unit_test(test_queries),
+	    cmocka_unit_test(test_reports),          cmocka_unit_test(test_liveness),
+	    cmocka_unit_test(test_directory),        cmocka_unit_test(test_probe),
+	    cmocka_unit_test(test_single_election),  cmocka_unit_test(test_persist_failure),
+	    cmocka_unit_test(test_two_candidates),   cmocka_unit_test(test_failover),
+	    cmocka_unit_test(test_return),           cmocka_unit_test(test_state_deleted),
+	    cmocka_unit_test(test_partition),        cmocka_unit_test(test_stuck_better),
+	    cmocka_unit_test(test_three_candidates), cmocka_unit_test(test_incarnation_range),
+	    cmocka_unit_test(test_determinism),      cmocka_unit_test(test_split),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
