@@ -2,8 +2,9 @@
  * (DESIGN §7a): its virtual servers (bound once: a new bind address needs a
  * restart), their limits and relay lists, the organization's addresses
  * (organization servers may relay), the recipients, and the link-state
- * table it routes with. A directory that does not load, or no longer has
- * this server, changes nothing. */
+ * table it routes with (with the routing engine, the directory's entries
+ * go under what the masters issued: routing.c). A directory that does not
+ * load, or no longer has this server, changes nothing. */
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,11 +98,18 @@ static bool apply(struct node *n, struct mm_directory *dir)
 			         "a restart",
 			         n->vs[i].name);
 	}
-	/* the router borrows the table's strings: the old directory goes
-	 * only after the old router */
-	if (n->configured)
-		mm_router_free(&n->router);
-	n->router = router;
+	/* with the routing engine the router routes with the member's view,
+	 * which takes the directory's entries (routing_reload); without it,
+	 * with the directory's table. The router borrows the table's strings:
+	 * the old directory goes only after the old router. */
+	bool engine = routing_on(n);
+	if (engine) {
+		mm_router_free(&router);
+	} else {
+		if (n->configured)
+			mm_router_free(&n->router);
+		n->router = router;
+	}
 	n->configured = true;
 	mm_directory_free(&n->dir);
 	n->dir = *dir;
@@ -110,7 +118,9 @@ static bool apply(struct node *n, struct mm_directory *dir)
 	n->org = org;
 	n->norg = norg;
 	/* every queued job whose next hop changed moves */
-	if (n->qm_ready)
+	if (engine)
+		routing_reload(n);
+	else if (n->qm_ready)
 		mm_qm_table_changed(&n->qm, &n->dir, &n->router);
 	return true;
 }

@@ -4,7 +4,8 @@
  * where Q is a queue's id (q7) or its name; one answer: a line with the
  * exit status meshctl should give (sysexits: 0, 64 when Q names several
  * queues, 65 when it names none), then the text or JSON. The node renders
- * both, so the two never disagree. */
+ * both, so the two never disagree; the same rendering answers the queue
+ * queries on TCP 691 (query.c, control_render). */
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -254,15 +255,9 @@ static int refuse(FILE *out, bool text, const char *what, const char *name, stru
 }
 
 /* Answers one request into out; returns the exit status for meshctl. */
-static int answer(struct node *n, const char *line, FILE *out)
+static int answer(struct node *n, bool text, const char *verb, const char *arg, FILE *out)
 {
-	bool text = strncmp(line, "text ", 5) == 0;
-	if (text)
-		line += 5;
-	const char *arg = strchr(line, ' ');
-	size_t vl = arg ? (size_t)(arg - line) : strlen(line);
-	arg = arg ? arg + 1 : "";
-	if (vl == 6 && strncmp(line, "queues", 6) == 0) {
+	if (strcmp(verb, "queues") == 0) {
 		show_queues(n, out, text);
 		return EX_OK;
 	}
@@ -274,18 +269,18 @@ static int answer(struct node *n, const char *line, FILE *out)
 		return refuse(out, text, "the name matches several queues; give the id", arg, match,
 		              nm < 16 ? nm : 16);
 	struct mm_queue *q = match[0];
-	if (vl == 5 && strncmp(line, "queue", 5) == 0) {
+	if (strcmp(verb, "queue") == 0) {
 		show_queue(n, out, text, q);
 		return EX_OK;
 	}
-	if (vl == 5 && strncmp(line, "retry", 5) == 0)
+	if (strcmp(verb, "retry") == 0)
 		mm_qm_retry(&n->qm, q);
-	else if (vl == 6 && strncmp(line, "freeze", 6) == 0)
+	else if (strcmp(verb, "freeze") == 0)
 		mm_qm_freeze(&n->qm, q);
-	else if (vl == 4 && strncmp(line, "thaw", 4) == 0)
+	else if (strcmp(verb, "thaw") == 0)
 		mm_qm_thaw(&n->qm, q);
 	else
-		return refuse(out, text, "unknown request", line, NULL, 0);
+		return refuse(out, text, "unknown request", verb, NULL, 0);
 	const char *state = mm_queue_state_name(mm_queue_state(q, node_now_ms()));
 	if (text) {
 		fprintf(out, "%s %s: %s\n", q->id, q->name, state);
@@ -302,6 +297,14 @@ static int answer(struct node *n, const char *line, FILE *out)
 	json_str(&j, state);
 	json_end_obj(&j);
 	return EX_OK;
+}
+
+int control_render(struct node *n, bool text, const char *verb, const char *arg, FILE *out)
+{
+	int status = answer(n, text, verb, arg, out);
+	if (!text && status == EX_OK)
+		fputc('\n', out);
+	return status;
 }
 
 static void ctl_write_cb(struct bufferevent *bev, void *arg)
@@ -324,9 +327,16 @@ static void ctl_read_cb(struct bufferevent *bev, void *arg)
 	char *body = NULL;
 	size_t bl = 0;
 	FILE *out = open_memstream(&body, &bl);
-	int status = answer(n, line, out);
-	if (strncmp(line, "text ", 5) != 0 && status == EX_OK)
-		fputc('\n', out);
+	/* [text ]VERB[ ARG] */
+	bool text = strncmp(line, "text ", 5) == 0;
+	char *verb = line + (text ? 5 : 0);
+	char *sp = strchr(verb, ' ');
+	const char *operand = "";
+	if (sp) {
+		*sp = '\0';
+		operand = sp + 1;
+	}
+	int status = control_render(n, text, verb, operand, out);
 	fclose(out);
 	free(line);
 	bufferevent_disable(bev, EV_READ);

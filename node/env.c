@@ -152,6 +152,7 @@ void node_env(struct node *n, struct mm_qm_env *env)
 	                          .session_close = relay_close,
 	                          .resolve_mx = resolve_mx,
 	                          .deliver_local = deliver_local,
+	                          .link_result = routing_link_result,
 	                          .log = log_line,
 	                          .track = track_line,
 	                          .spool = node_spool_ops(),

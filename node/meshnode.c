@@ -3,7 +3,8 @@
  *   meshnode --directory SPEC --server NAME --spool DIR [--tls DIR]
  *            [--dns IP:PORT] [--set KEY=VALUE]... [--log FILE]
  *
- * Loads the directory, replays the spool, binds every virtual server of
+ * Loads the directory, replays the spool, starts the routing engine
+ * (routing.c: with --tls or insecure=1), binds every virtual server of
  * NAME, prints "ready", and runs the libevent loop until SIGTERM. */
 #include <errno.h>
 #include <event2/event.h>
@@ -116,6 +117,7 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	n->stopping = true;
 	mm_qm_stop(&n->qm);
+	routing_stop(n);
 	node_stop_listening(n);
 	/* what is written is made durable and answered 250 now, so that its
 	 * clients do not send it again; every other session hears 421 and
@@ -275,6 +277,11 @@ int main(int argc, char **argv)
 		status = EX_CANTCREAT;
 		goto out;
 	}
+	/* the table (SPOOL/table) and 691, before anything is routed */
+	if ((e = routing_start(n, tls)) != EX_OK) {
+		status = e;
+		goto out;
+	}
 	n->spool_ev = event_new(n->base, n->spool.event_fd, EV_READ | EV_PERSIST, spool_cb, n);
 	event_add(n->spool_ev, NULL);
 	n->tick_ev = event_new(n->base, -1, EV_PERSIST, tick_cb, n);
@@ -309,6 +316,7 @@ out:
 	mm_dns_free(n->dns);
 	if (n->qm_ready)
 		mm_qm_free(&n->qm);
+	routing_free(n);
 	node_env_free(n);
 	if (n->spool_ev)
 		event_free(n->spool_ev);

@@ -12,6 +12,11 @@
  *   config.c        the directory applied at start and on SIGHUP
  *   control.c       the queue view on SPOOL/control.sock
  *   tracking.c      the message tracking log
+ *   routing.c       the routing engine: the member machine and the
+ *                   connector-state detector (core/member.h, connstate.h),
+ *                   TCP 691 (net/net691.h), SPOOL/table
+ *   probe.c         the detector's probes: SMTP sessions without mail
+ *   query.c         queries on 691 (meshctl --connect)
  * Only the spool's syncer is a thread of its own. */
 #ifndef MM_NODE_H
 #define MM_NODE_H
@@ -39,6 +44,9 @@ struct node;
 struct session;
 struct conn;
 struct mx_answer;
+struct routing;
+struct probes;
+struct mm_cs_probe;
 
 struct vserver {
 	struct node *node;
@@ -91,6 +99,7 @@ struct node {
 	 * queue manager comes from inside one of its own calls */
 	struct conn *failed_conns;
 	struct mx_answer *answers;
+	struct routing *rt; /* the routing engine; NULL when off */
 };
 
 /* server.c */
@@ -134,6 +143,44 @@ int track_open(struct node *n, const char *path);
 /* control.c: the queue view on SPOOL/control.sock */
 int control_open(struct node *n);
 void control_close(struct node *n);
+
+/* routing.c: the routing engine. routing_start after the spool is open
+ * and before the listeners (with --tls DIR, or NULL): EX_OK, or the exit
+ * status of a failure. Without --tls and insecure=1 the engine stays off
+ * and every call below does nothing. */
+int routing_start(struct node *n, const char *tls_dir);
+bool routing_on(const struct node *n);
+/* SIGHUP, after the new directory is in n->dir: the table follows it
+ * (entries of incarnation 0), and the queue manager is told. */
+void routing_reload(struct node *n);
+/* SIGTERM: "server down" to the master, connections closed after what
+ * they were sent. */
+void routing_stop(struct node *n);
+void routing_free(struct node *n);
+/* env.link_result of the queue manager (ctx: the node) */
+void routing_link_result(void *ctx, const char *connector, const char *target, bool ok,
+                         const char *why);
+/* What the node routes with (the directory's table when off), and the
+ * active master connected (or NULL). */
+const struct mm_table *routing_view(const struct node *n);
+const char *routing_master(const struct node *n);
+
+/* probe.c: done(ctx, id, ok, why) answers every probe once, from a later
+ * callback; probes_free forgets those out. */
+struct probes *probes_new(struct node *n, void (*done)(void *ctx, uint32_t id, bool ok,
+                                                       const char *why),
+                          void *ctx);
+void probe_start(struct probes *ps, uint32_t id, const struct mm_cs_probe *p);
+void probes_free(struct probes *ps);
+
+/* query.c: one Query on 691 into out (args[0] "json" or "text"); returns
+ * the sysexits status of the Reply. may_change: retry, freeze and thaw. */
+int query_answer(struct node *n, const char *command, size_t nargs, const char *const *args,
+                 bool may_change, FILE *out);
+
+/* control.c: the answer of SPOOL/control.sock to VERB ARG into out (the
+ * JSON ends with a newline); returns the exit status for meshctl */
+int control_render(struct node *n, bool text, const char *verb, const char *arg, FILE *out);
 
 /* meshnode.c */
 int64_t node_now_ms(void);  /* monotonic */

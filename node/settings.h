@@ -14,7 +14,18 @@ struct mm_settings {
 	uint64_t retry_jitter_pct;   /* ± spread of retry times */
 	uint64_t glitch_retry_count; /* tries before a connector is reported down */
 	uint64_t glitch_retry_interval_ms;
-	uint64_t ping_interval_ms;
+	/* the routing engine (TCP 691): the member machine (core/member.h) */
+	uint64_t ping_interval_ms;    /* liveness ping on 691 */
+	uint64_t dead_after;          /* intervals of silence that kill a connection */
+	uint64_t master_retry_min_ms; /* between rounds over the master candidates */
+	uint64_t master_retry_max_ms;
+	/* the connector-state detector (core/connstate.h) and flap damping */
+	uint64_t down_probe_interval_ms; /* a down connector hop is probed this often */
+	uint64_t damp_penalty;           /* added to a connector's figure at each down */
+	uint64_t damp_suppress;          /* above it: held down */
+	uint64_t damp_reuse;             /* below it: released */
+	uint64_t damp_half_life_ms;
+	uint64_t damp_max_hold_ms;
 	uint64_t idle_timeout_s;      /* SMTP server, per read */
 	uint64_t command_deadline_s;  /* SMTP server: one whole command line */
 	uint64_t data_deadline_s;     /* SMTP server: DATA/BDAT, besides the rate */

@@ -204,6 +204,145 @@ bool mm_member_init(struct mm_member *m, const struct mm_member_conf *conf,
 	return true;
 }
 
+static uint64_t incarnation_of(const mm_entry *e)
+{
+	return e->version ? e->version->incarnation : 0;
+}
+
+static bool same_entry(const mm_entry *a, const mm_entry *b)
+{
+	uint8_t x[MM_DIGEST_LEN], y[MM_DIGEST_LEN];
+	mm_entry_digest(a, x);
+	mm_entry_digest(b, y);
+	return memcmp(x, y, MM_DIGEST_LEN) == 0;
+}
+
+/* The merged entries in name order, into out (pointers: t's kept ones and
+ * new copies of dir's); *changed when it differs from t. */
+static size_t merged(const struct mm_table *t, const struct mm_table *dir, mm_entry ***out,
+                     bool *changed)
+{
+	size_t cap = t->n + dir->n, n = 0, i = 0, k = 0;
+	mm_entry **e = mm_xcalloc(cap ? cap : 1, sizeof(*e));
+	*changed = false;
+	while (i < t->n || k < dir->n) {
+		int c = i == t->n    ? 1
+		        : k == dir->n ? -1
+		                      : strcmp(t->entries[i]->name, dir->entries[k]->name);
+		if (c < 0) { /* the directory has this group no more */
+			if (incarnation_of(t->entries[i]) > 0)
+				e[n++] = t->entries[i];
+			else
+				*changed = true;
+			i++;
+		} else if (c > 0) { /* a group new in the directory */
+			e[n++] = mm_entry_clone(dir->entries[k++]);
+			*changed = true;
+		} else {
+			const mm_entry *old = t->entries[i++], *d = dir->entries[k++];
+			if (incarnation_of(old) > 0 || same_entry(old, d)) {
+				e[n++] = (mm_entry *)old;
+			} else {
+				e[n++] = mm_entry_clone(d);
+				*changed = true;
+			}
+		}
+	}
+	*out = e;
+	return n;
+}
+
+/* Replace t's entries by the merged ones; those not kept are returned in
+ * *dead (to free once no cache can mistake a new entry for one of them). */
+static size_t take_merged(struct mm_table *t, mm_entry **e, size_t n, mm_entry ***dead)
+{
+	size_t nd = 0;
+	*dead = mm_xcalloc(t->n ? t->n : 1, sizeof(**dead));
+	for (size_t i = 0; i < t->n; i++) {
+		bool kept = false;
+		for (size_t k = 0; k < n && !kept; k++)
+			kept = e[k] == t->entries[i];
+		if (!kept)
+			(*dead)[nd++] = t->entries[i];
+	}
+	free(t->entries);
+	t->entries = e;
+	t->n = t->cap = n;
+	return nd;
+}
+
+static void free_dead(mm_entry **dead, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		mm_entry_free(dead[i]);
+	free(dead);
+}
+
+bool mm_member_merge_directory(struct mm_table *t, const struct mm_table *dir)
+{
+	mm_entry **e;
+	bool changed;
+	size_t n = merged(t, dir, &e, &changed);
+	if (!changed) {
+		free(e);
+		return false;
+	}
+	mm_entry **dead;
+	size_t ndead = take_merged(t, e, n, &dead);
+	free_dead(dead, ndead);
+	return true;
+}
+
+unsigned mm_member_directory(struct mm_member *m, const struct mm_table *dir)
+{
+	mm_entry **e;
+	bool changed;
+	size_t n = merged(&m->base, dir, &e, &changed);
+	if (!changed) {
+		free(e);
+		return 0;
+	}
+	/* the node's own group must still hold this server */
+	const mm_entry *own = NULL;
+	for (size_t i = 0; i < n && !own; i++)
+		if (strcmp(e[i]->name, m->group) == 0)
+			own = e[i];
+	bool self = false;
+	for (size_t s = 0; own && s < own->n_servers && !self; s++)
+		self = strcmp(own->servers[s]->name, m->self) == 0;
+	if (!self) {
+		for (size_t i = 0; i < n; i++) {
+			bool old = false;
+			for (size_t k = 0; k < m->base.n && !old; k++)
+				old = m->base.entries[k] == e[i];
+			if (!old)
+				mm_entry_free(e[i]);
+		}
+		free(e);
+		mlog(m, "member: the directory has no server %s in group %s (or the group's "
+		        "entry a master issued has not); the table is kept (a move needs a "
+		        "restart)",
+		     m->self, m->group);
+		return 0;
+	}
+	mm_entry **dead;
+	size_t ndead = take_merged(&m->base, e, n, &dead);
+	if (own->version)
+		note_incarnation(m, own->version->incarnation);
+	mlog(m, "member: the directory's entries applied under the masters' (%zu groups)",
+	     m->base.n);
+	save(m);
+	unsigned r = view_refresh(m, true) ? MM_MEMBER_TABLE_CHANGED : 0;
+	/* Entries built from a directory all carry one version, so a digest
+	 * cache would take a new one at a freed one's address for it: the
+	 * replaced entries go only after the cache has seen the new ones (the
+	 * driver updates its router before anything else is allocated). */
+	uint8_t d[MM_DIGEST_LEN];
+	base_digest(m, d);
+	free_dead(dead, ndead);
+	return r;
+}
+
 static void cands_free(struct mm_member *m)
 {
 	for (size_t i = 0; i < m->ncands; i++) {

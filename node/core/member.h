@@ -160,6 +160,20 @@ bool mm_member_init(struct mm_member *m, const struct mm_member_conf *conf,
 /* Cancels the timers; the connection, if any, is the driver's to close. */
 void mm_member_free(struct mm_member *m);
 
+/* The directory's table laid under what the masters issued (at start over
+ * SPOOL/table, and on SIGHUP over base): an entry of incarnation 0 was
+ * built from a directory and never issued by a master, so it gives way to
+ * the directory's entry of its group (a copy), and goes when the directory
+ * has that group no more; an entry a master issued (incarnation > 0) stays,
+ * as that master rebuilds it from its own directory. Groups only the
+ * directory has are added. Every new entry is made before an entry it
+ * replaces is freed (routers and digest caches know entries by address).
+ * Returns true when t changed. */
+bool mm_member_merge_directory(struct mm_table *t, const struct mm_table *dir);
+/* The same on base (SIGHUP): saved when it changed. Refused, and logged,
+ * when the result has no entry of the node's group holding this server. */
+unsigned mm_member_directory(struct mm_member *m, const struct mm_table *dir);
+
 /* Dial the first candidate. */
 unsigned mm_member_start(struct mm_member *m);
 /* An orderly stop: this server reported down to the master (when one is

@@ -1,0 +1,297 @@
+/* The detector's probes (env.probe of core/connstate.h): connect to a
+ * connector's hop, read its greeting, EHLO (STARTTLS per the connector's
+ * policy, and EHLO again), QUIT -- the SMTP client machine of
+ * core/smtp_client.c with no job, on a bufferevent as relay_client.c runs
+ * it. A probe works when the session is ready for mail (what a delivery
+ * needs before its first MAIL); anything else before that fails it.
+ *
+ * Every probe is answered exactly once, from a libevent callback, never
+ * from inside probe_start (which the detector calls from inside its own
+ * calls): a probe that cannot even start is answered on the next turn of
+ * the loop. probes_free forgets what is out without answering (the
+ * detector ignores late results). Probes leave from this server's own
+ * address, as deliveries do. */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "connstate.h"
+#include "node.h"
+#include "smtp_client.h"
+
+struct probe {
+	struct probes *ps;
+	uint32_t id;
+	int tls;
+	evutil_socket_t fd; /* ours: the bufferevents do not close it */
+	SSL *ssl;
+	struct bufferevent *bev;
+	struct mm_smtpc c;
+	bool connected, tls_pending, answered;
+	char addr[80];
+	char why[300];
+	struct probe *next_failed;
+};
+
+struct probes {
+	struct node *n;
+	void (*done)(void *ctx, uint32_t id, bool ok, const char *why);
+	void *ctx;
+	struct mm_u64map live; /* id → struct probe */
+	struct probe *failed;  /* answered on the next turn */
+	struct event *later;
+};
+
+static void probe_free(struct probe *p)
+{
+	mm_u64map_del(&p->ps->live, p->id);
+	if (p->bev)
+		bufferevent_free(p->bev);
+	SSL_free(p->ssl);
+	if (p->fd >= 0)
+		evutil_closesocket(p->fd);
+	mm_smtpc_free(&p->c);
+	free(p);
+}
+
+/* The answer, once; the probe may go on with its QUIT. */
+static void answer(struct probe *p, bool ok, const char *why)
+{
+	if (p->answered)
+		return;
+	p->answered = true;
+	p->ps->done(p->ps->ctx, p->id, ok, why);
+}
+
+static void end(struct probe *p, bool ok, const char *why)
+{
+	struct probes *ps = p->ps;
+	uint32_t id = p->id;
+	bool answered = p->answered;
+	char reason[MM_SMTPC_REPLY_MAX];
+	snprintf(reason, sizeof(reason), "%s", why ? why : p->c.error.text);
+	probe_free(p);
+	if (!answered)
+		ps->done(ps->ctx, id, ok, reason);
+}
+
+static void flush(struct probe *p)
+{
+	if (p->c.out.len > 0 && p->bev) {
+		bufferevent_write(p->bev, p->c.out.p, p->c.out.len);
+		mm_buf_reset(&p->c.out);
+	}
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg);
+static void on_read(struct bufferevent *bev, void *arg);
+
+static void timeouts(struct probe *p)
+{
+	struct timeval tv = {(time_t)p->ps->n->set.reply_timeout_s, 0};
+	bufferevent_set_timeouts(p->bev, &tv, &tv);
+}
+
+static void start_tls(struct probe *p)
+{
+	struct node *n = p->ps->n;
+	SSL_CTX *ctx = p->tls == MM_SMTPC_TLS_REQUIRED ? n->tls.client_verify : n->tls.client;
+	if (ctx == NULL) {
+		end(p, false, "4.7.4 TLS is required, but this server has no --tls");
+		return;
+	}
+	p->ssl = SSL_new(ctx);
+	bufferevent_free(p->bev);
+	p->bev =
+	    bufferevent_openssl_socket_new(n->base, p->fd, p->ssl, BUFFEREVENT_SSL_CONNECTING, 0);
+	if (p->bev == NULL) {
+		end(p, false, "4.7.0 cannot start TLS");
+		return;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(p->bev, 1);
+	p->tls_pending = true;
+	bufferevent_setcb(p->bev, on_read, NULL, on_event, p);
+	timeouts(p);
+	bufferevent_enable(p->bev, EV_READ | EV_WRITE);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	struct probe *p = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	char chunk[4096];
+	size_t len;
+	while ((len = evbuffer_get_length(in)) > 0) {
+		if (len > sizeof(chunk))
+			len = sizeof(chunk);
+		evbuffer_remove(in, chunk, len);
+		switch (mm_smtpc_feed(&p->c, chunk, len)) {
+		case MM_SMTPC_NONE:
+		case MM_SMTPC_JOB_DONE: flush(p); break;
+		case MM_SMTPC_READY:
+			/* greeting and EHLO (over TLS when the policy wants it) done */
+			if (!p->answered) {
+				answer(p, true, NULL);
+				mm_smtpc_quit(&p->c);
+			}
+			flush(p);
+			break;
+		case MM_SMTPC_FAILED: end(p, false, NULL); return;
+		case MM_SMTPC_TLS:
+			flush(p);
+			start_tls(p);
+			return;
+		}
+		if (p->c.state == MM_SMTPC_DEAD) {
+			end(p, p->answered, NULL);
+			return;
+		}
+	}
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	struct probe *p = arg;
+	struct node *n = p->ps->n;
+	if ((what & BEV_EVENT_CONNECTED) && p->tls_pending) {
+		p->tls_pending = false;
+		SSL *ssl = bufferevent_openssl_get_ssl(p->bev);
+		if (p->tls == MM_SMTPC_TLS_REQUIRED &&
+		    (ssl == NULL || !mm_tls_peer_verified(ssl, NULL, 0))) {
+			end(p, false, "4.7.5 TLS is required, and the hop's certificate is not trusted");
+			return;
+		}
+		mm_smtpc_tls_started(&p->c);
+		flush(p);
+		return;
+	}
+	if (what & BEV_EVENT_CONNECTED) {
+		p->connected = true;
+		timeouts(p);
+		return;
+	}
+	if (p->answered) { /* its QUIT: whatever the hop does now */
+		end(p, true, NULL);
+		return;
+	}
+	char why[300];
+	if (!p->connected)
+		snprintf(why, sizeof(why), "4.4.1 connect to %s failed: %s", p->addr,
+		         what & BEV_EVENT_TIMEOUT
+		             ? "timed out"
+		             : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	else
+		snprintf(why, sizeof(why), "4.4.2 %s with %s before EHLO was done",
+		         what & BEV_EVENT_TIMEOUT ? "timeout" : "lost connection", p->addr);
+	(void)n;
+	end(p, false, why);
+}
+
+static void later_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	struct probes *ps = arg;
+	struct probe *p;
+	while ((p = ps->failed) != NULL) {
+		ps->failed = p->next_failed;
+		char why[300];
+		snprintf(why, sizeof(why), "%s", p->why);
+		end(p, false, why);
+	}
+}
+
+static void fail_later(struct probe *p, const char *why)
+{
+	snprintf(p->why, sizeof(p->why), "%s", why);
+	p->next_failed = p->ps->failed;
+	p->ps->failed = p;
+	event_active(p->ps->later, 0, 0);
+}
+
+struct probes *probes_new(struct node *n, void (*done)(void *, uint32_t, bool, const char *),
+                          void *ctx)
+{
+	struct probes *ps = mm_xcalloc(1, sizeof(*ps));
+	*ps = (struct probes){.n = n, .done = done, .ctx = ctx};
+	ps->later = event_new(n->base, -1, 0, later_cb, ps);
+	return ps;
+}
+
+void probe_start(struct probes *ps, uint32_t id, const struct mm_cs_probe *t)
+{
+	struct node *n = ps->n;
+	struct probe *p = mm_xcalloc(1, sizeof(*p));
+	*p = (struct probe){.ps = ps, .id = id, .tls = t->tls, .fd = -1};
+	snprintf(p->addr, sizeof(p->addr), "%s", t->address);
+	mm_u64map_put(&ps->live, id, p);
+	mm_smtpc_init(&p->c, n->fqdn);
+	/* as relay_client.c: without --tls opportunistic means clear text,
+	 * required stays required and fails closed */
+	p->c.tls_want =
+	    n->tls.client || t->tls == MM_SMTPC_TLS_REQUIRED ? t->tls : MM_SMTPC_TLS_NONE;
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	if (evutil_parse_sockaddr_port(t->address, (struct sockaddr *)&ss, &len) != 0) {
+		fail_later(p, "4.4.3 the hop is not an IP address");
+		return;
+	}
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		char why[128];
+		snprintf(why, sizeof(why), "4.3.0 no socket for a probe: %s", strerror(errno));
+		fail_later(p, why);
+		return;
+	}
+	p->fd = fd;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (ss.ss_family == AF_INET)
+		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+	if (n->src_len > 0 && n->src.ss_family == ss.ss_family &&
+	    bind(fd, (struct sockaddr *)&n->src, (socklen_t)n->src_len) != 0)
+		node_log("cannot bind the source address of a probe: %s", strerror(errno));
+	p->bev = bufferevent_socket_new(n->base, fd, 0);
+	bufferevent_setcb(p->bev, on_read, NULL, on_event, p);
+	struct timeval tv = {(time_t)(n->set.connect_timeout_ms / 1000),
+	                     (suseconds_t)(n->set.connect_timeout_ms % 1000) * 1000};
+	bufferevent_set_timeouts(p->bev, &tv, &tv);
+	bufferevent_enable(p->bev, EV_READ | EV_WRITE);
+	if (bufferevent_socket_connect(p->bev, (struct sockaddr *)&ss, len) != 0) {
+		char why[300];
+		snprintf(why, sizeof(why), "4.4.1 connect to %s failed: %s", p->addr,
+		         evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		bufferevent_free(p->bev);
+		p->bev = NULL;
+		fail_later(p, why);
+	}
+}
+
+void probes_free(struct probes *ps)
+{
+	if (ps == NULL)
+		return;
+	while (ps->failed) {
+		struct probe *p = ps->failed;
+		ps->failed = p->next_failed;
+		probe_free(p);
+	}
+	while (ps->live.used > 0)
+		for (size_t i = 0; i < ps->live.cap; i++)
+			if (ps->live.slots[i].value) {
+				probe_free(ps->live.slots[i].value);
+				break;
+			}
+	mm_u64map_free(&ps->live);
+	if (ps->later)
+		event_free(ps->later);
+	free(ps);
+}
