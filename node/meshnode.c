@@ -250,6 +250,7 @@ int main(int argc, char **argv)
 	                        .expire_s = n->set.expire_s,
 	                        .mx_cache_ms = 300000,
 	                        .session_idle_ms = (uint32_t)n->set.connection_cache_ms,
+	                        .back_hold_ms = (uint32_t)n->set.reroute_hold_ms,
 	                        .local_batch = 64,
 	                        .compact_after_ms = (int64_t)n->set.compact_after_s * 1000,
 	                        .org_tls = n->tls.server != NULL};

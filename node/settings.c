@@ -49,6 +49,11 @@ static const struct {
     S(max_message_size, 10485760, "message size limit where mmMaxMessageSize is not set"),
     S(connect_timeout_ms, 30000, "SMTP client: connect timeout"),
     S(connection_cache_ms, 2000, "SMTP client: a connection with nothing to carry waits this long"),
+    /* a master's push reaches every member in milliseconds: 5 s covers a
+     * slow master many times over, and is short against a real outage */
+    S(reroute_hold_ms, 5000,
+      "mail that would go straight back to the server it came from, under an unchanged "
+      "table, waits this long for the table to change (0: never waits)"),
     S(reply_timeout_s, 300, "SMTP client: timeout per reply"),
     S(max_rcpts, 1000, "recipients per transaction (452 4.5.3 beyond)"),
     S(max_sessions_per_ip, 50, "concurrent sessions from one client address"),

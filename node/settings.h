@@ -34,6 +34,7 @@ struct mm_settings {
 	uint64_t max_message_size;    /* where the directory sets none */
 	uint64_t connect_timeout_ms;  /* SMTP client */
 	uint64_t connection_cache_ms; /* SMTP client: idle before QUIT */
+	uint64_t reroute_hold_ms;     /* mail going straight back waits for a table */
 	uint64_t reply_timeout_s;     /* SMTP client, per reply */
 	uint64_t max_rcpts;           /* per transaction */
 	uint64_t max_sessions_per_ip;

@@ -91,7 +91,7 @@ void mm_qm_durable(struct mm_qm *qm, uint64_t lsn)
 		uint32_t *all = mm_xcalloc(m->nrcpt, sizeof(*all));
 		for (uint32_t i = 0; i < m->nrcpt; i++)
 			all[i] = i;
-		qm_place(qm, m, all, m->nrcpt, NULL, false);
+		qm_place(qm, m, all, m->nrcpt, NULL, false, false);
 		free(all);
 	}
 }

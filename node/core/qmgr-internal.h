@@ -57,9 +57,12 @@ int64_t qm_wall_s(struct mm_qm *qm);
 
 /* qmgr_route.c */
 /* Route recipients idx of m and queue them, one job per next hop. from:
- * the queue they leave (a reroute) or NULL (new mail). */
+ * the queue they leave (a reroute) or NULL (new mail); back_ok: they may
+ * go straight back to the server they came from (their hold passed). */
 void qm_place(struct mm_qm *qm, struct mm_qmsg *m, const uint32_t *idx, uint32_t n,
-              struct mm_queue *from, bool held);
+              struct mm_queue *from, bool held, bool back_ok);
+/* Back-held jobs whose hold has passed are placed, back_ok. */
+void qm_back_timer(struct mm_qm *qm);
 /* Some recipient of j would now go elsewhere than q. */
 bool qm_job_moves(struct mm_qm *qm, const struct mm_queue *q, const struct mm_job *j);
 /* Jobs leave q for "Messages pending reroute", then are placed again. */

@@ -104,6 +104,7 @@ void mm_qm_free(struct mm_qm *qm)
 
 void qm_adopt(struct mm_qm *qm, struct mm_qmsg *m)
 {
+	m->arrived_gen = qm->generation;
 	mm_u64map_put(&qm->msgs, m->id, m);
 }
 
@@ -170,6 +171,9 @@ void mm_qm_table_changed(struct mm_qm *qm, const struct mm_directory *dir, struc
 		if (!q->frozen)
 			reroute_queue(qm, q);
 	}
+	/* what waited for this change goes now, wherever the new table says */
+	qm->env.timer_cancel(qm->env.ctx, MM_QM_TIMER_BACK);
+	mm_queue_release_held(qm->reroute);
 	qm_reroute_drain(qm);
 	for (size_t i = 0; i < qm->queues.n; i++)
 		qm_kick(qm, qm->queues.q[i]);
@@ -197,7 +201,7 @@ void mm_qm_start(struct mm_qm *qm)
 	struct mm_job *all = mm_queue_take_all(qm->routing), *j;
 	while ((j = all) != NULL) {
 		all = j->next;
-		qm_place(qm, j->msg, j->idx, j->n, NULL, false);
+		qm_place(qm, j->msg, j->idx, j->n, NULL, false, false);
 		mm_job_free(j);
 	}
 }
@@ -215,6 +219,10 @@ void mm_qm_timer(struct mm_qm *qm, uint64_t key)
 	}
 	if ((key >> 32) == (MM_QM_TIMER_SESSION >> 32)) {
 		qm_session_timer(qm, (uint32_t)key);
+		return;
+	}
+	if (key == MM_QM_TIMER_BACK) {
+		qm_back_timer(qm);
 		return;
 	}
 	struct mm_queue *q = key <= UINT32_MAX ? mm_queue_by_num(&qm->queues, (uint32_t)key) : NULL;
@@ -285,6 +293,15 @@ void mm_qm_retry(struct mm_qm *qm, struct mm_queue *q)
 	mm_hop_timer(&q->st);
 	q->held_at = 0;
 	qm->env.timer_cancel(qm->env.ctx, q->num);
+	if (q == qm->reroute) {
+		/* the operator's word: what waited for a table goes now */
+		for (struct mm_job *j = q->held; j; j = j->next)
+			j->back_ok = true;
+		qm->env.timer_cancel(qm->env.ctx, MM_QM_TIMER_BACK);
+		mm_queue_release_held(q);
+		qm_reroute_drain(qm);
+		return;
+	}
 	mm_queue_release_held(q);
 	q->frozen = false;
 	if (q == qm->unreachable) {

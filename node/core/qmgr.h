@@ -50,6 +50,11 @@ struct mm_qm_conf {
 	/* between organization servers, TLS with the organization's
 	 * certificates is required (meshnode runs with --tls) */
 	bool org_tls;
+	/* a message that would go straight back to the organization server it
+	 * came from, under the table it arrived with, waits this long for the
+	 * table to change (the sender knew something we have not heard yet)
+	 * before it goes anyway */
+	uint32_t back_hold_ms;
 };
 
 /* Where a session goes. */
@@ -151,6 +156,7 @@ struct mm_qm {
 /* Timer keys: a queue's retry timer is its number; these are the others. */
 #define MM_QM_TIMER_LOCAL   (1ull << 32)
 #define MM_QM_TIMER_SESSION (2ull << 32) /* | session number: an idle session */
+#define MM_QM_TIMER_BACK    (3ull << 32) /* the first back-held job's hold ends */
 
 void mm_qm_init(struct mm_qm *qm, const struct mm_qm_conf *conf, const struct mm_qm_env *env,
                 const char *self, const char *fqdn);

@@ -187,11 +187,59 @@ struct pick {
 	struct mm_job *j;
 };
 
+/* The host part of "ip:port" or "[ip]:port" equals ip. */
+static bool host_is(const char *addr, const char *ip)
+{
+	const char *colon = strrchr(addr, ':');
+	size_t n = colon ? (size_t)(colon - addr) : strlen(addr);
+	if (n >= 2 && addr[0] == '[' && addr[n - 1] == ']')
+		addr++, n -= 2;
+	return strlen(ip) == n && memcmp(addr, ip, n) == 0;
+}
+
+/* m came from server: its client address is one of that server's virtual
+ * servers' (a node sends from its first virtual server's address). */
+static bool came_from(const struct mm_qm *qm, const struct mm_qmsg *m, const char *server)
+{
+	const struct mm_topo *t = &qm->router->topo;
+	uint32_t s = m->client ? mm_topo_server(t, server) : MM_NONE;
+	if (s == MM_NONE)
+		return false;
+	const struct mm_topo_server *sv = &t->servers[s];
+	for (uint32_t i = sv->vs_first; i < sv->vs_first + sv->nvs; i++)
+		if (host_is(t->vs[i].address, m->client))
+			return true;
+	return false;
+}
+
+/* Transient disagreement between tables: the server that sent us m routes
+ * it here, ours routes it straight back. Under a table that has not
+ * changed since m arrived, the sender probably knows something we have
+ * not heard yet (its own connector went down, the master is pushing it):
+ * m waits in "Messages pending reroute" for our table to change, or for
+ * back_hold_ms, instead of bouncing between the two until the hop count
+ * runs out (5.4.6). After a change it goes back at once. */
+static bool must_wait(const struct mm_qm *qm, const struct mm_qmsg *m, const struct dest *d)
+{
+	return d->kind == DEST_LINK && d->hop == MM_LINK_SERVER && qm->conf.back_hold_ms > 0 &&
+	       m->arrived_gen == qm->generation && came_from(qm, m, d->server);
+}
+
+static void back_hold(struct mm_qm *qm, struct mm_job *j)
+{
+	bool first = qm->reroute->held == NULL;
+	j->back_until = qm_now(qm) + qm->conf.back_hold_ms;
+	mm_queue_hold(qm->reroute, j);
+	if (first)
+		qm->env.timer_arm(qm->env.ctx, MM_QM_TIMER_BACK, j->back_until);
+}
+
 void qm_place(struct mm_qm *qm, struct mm_qmsg *m, const uint32_t *idx, uint32_t n,
-              struct mm_queue *from, bool held)
+              struct mm_queue *from, bool held, bool back_ok)
 {
 	struct pick *picks = mm_xcalloc(n, sizeof(*picks));
 	struct mm_dsn_rcpt *fail = mm_xcalloc(n, sizeof(*fail));
+	struct mm_job *back = NULL;
 	uint32_t np = 0, nf = 0;
 	m->holds++; /* while its recipients are placed */
 	for (uint32_t k = 0; k < n; k++) {
@@ -204,9 +252,18 @@ void qm_place(struct mm_qm *qm, struct mm_qmsg *m, const uint32_t *idx, uint32_t
 			fail[nf++] = (struct mm_dsn_rcpt){i, d.status, d.diag, NULL};
 			continue;
 		}
-		struct mm_queue *q = queue_of(qm, &d);
 		char to[600];
 		qm_addr(to, m->rcpt[i].addr);
+		if (!back_ok && must_wait(qm, m, &d)) {
+			if (back == NULL)
+				back = mm_job_new(m, qm->generation);
+			mm_job_add(back, i);
+			qm_track(qm, from ? "REROUTED" : "ROUTED", m, "to", to, "queue",
+			         qm->reroute->name, "id", qm->reroute->id, "held", "back to sender",
+			         "next_hop", d.target, NULL);
+			continue;
+		}
+		struct mm_queue *q = queue_of(qm, &d);
 		const char *kind = mm_route_kind_name(d.route);
 		if (from == NULL)
 			qm_track(qm, "ROUTED", m, "to", to, "kind", kind, "queue", q->name, "id",
@@ -236,6 +293,8 @@ void qm_place(struct mm_qm *qm, struct mm_qmsg *m, const uint32_t *idx, uint32_t
 			mm_queue_hold(picks[k].q, picks[k].j);
 		else
 			mm_queue_push(picks[k].q, picks[k].j);
+	if (back)
+		back_hold(qm, back);
 	for (uint32_t k = 0; k < np; k++)
 		qm_kick(qm, picks[k].q);
 	free(fail);
@@ -266,7 +325,27 @@ void qm_reroute_drain(struct mm_qm *qm)
 	struct mm_job *j;
 	while ((j = mm_queue_pop(qm->reroute)) != NULL) {
 		struct mm_queue *from = mm_queue_by_num(&qm->queues, j->from);
-		qm_place(qm, j->msg, j->idx, j->n, from ? from : qm->reroute, j->held);
+		qm_place(qm, j->msg, j->idx, j->n, from ? from : qm->reroute,
+		         j->held && j->back_until == 0, j->back_ok);
 		mm_job_free(j);
 	}
+}
+
+static bool hold_passed(void *ctx, const struct mm_queue *q, const struct mm_job *j)
+{
+	(void)q;
+	return j->held && j->back_until <= qm_now(ctx);
+}
+
+void qm_back_timer(struct mm_qm *qm)
+{
+	struct mm_job *due = mm_queue_extract(qm->reroute, hold_passed, qm), *j;
+	while ((j = due) != NULL) {
+		due = j->next;
+		j->back_ok = true;
+		mm_queue_push(qm->reroute, j);
+	}
+	if (qm->reroute->held)
+		qm->env.timer_arm(qm->env.ctx, MM_QM_TIMER_BACK, qm->reroute->held->back_until);
+	qm_reroute_drain(qm);
 }

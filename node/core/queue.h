@@ -57,6 +57,7 @@ struct mm_qmsg {
 	struct mm_qrcpt *rcpt;
 	uint32_t holds;   /* jobs and pending work that still point here */
 	uint64_t counted; /* bookkeeping of queue views (a mark per pass) */
+	uint64_t arrived_gen; /* the routing generation it arrived under */
 };
 
 struct mm_job {
@@ -67,6 +68,10 @@ struct mm_job {
 	uint64_t generation; /* of the routing it was placed with */
 	uint32_t from;       /* number of the queue it left for reroute; 0: none */
 	bool held;           /* it waits (or waited) for its queue's retry time */
+	/* held in "Messages pending reroute" because it would go straight
+	 * back to the server it came from: until then (ms), or a change */
+	int64_t back_until;
+	bool back_ok; /* its hold passed: it goes, even back */
 	struct mm_job *next;
 };
 
