@@ -307,6 +307,29 @@ int control_render(struct node *n, bool text, const char *verb, const char *arg,
 	return status;
 }
 
+/* The test hook of the convergence bench (only with --set test_hooks=1,
+ * only on this socket, never on 691): "test-report down|up CONNECTOR
+ * VSERVER" reports this server's bridgehead as the detector would. */
+static int test_report(struct node *n, const char *operand, FILE *out)
+{
+	char state[8], conn[128], vs[128];
+	if (!n->set.test_hooks) {
+		fprintf(out, "test hooks are off (--set test_hooks=1)\n");
+		return EX_USAGE;
+	}
+	if (sscanf(operand, "%7s %127s %127s", state, conn, vs) != 3 ||
+	    (strcmp(state, "down") != 0 && strcmp(state, "up") != 0)) {
+		fprintf(out, "want: test-report down|up CONNECTOR VSERVER\n");
+		return EX_USAGE;
+	}
+	if (!routing_test_report(n, conn, vs, strcmp(state, "down") == 0)) {
+		fprintf(out, "the routing engine is not running\n");
+		return EX_UNAVAILABLE;
+	}
+	fprintf(out, "reported\n");
+	return EX_OK;
+}
+
 static void ctl_write_cb(struct bufferevent *bev, void *arg)
 {
 	(void)arg;
@@ -336,7 +359,8 @@ static void ctl_read_cb(struct bufferevent *bev, void *arg)
 		*sp = '\0';
 		operand = sp + 1;
 	}
-	int status = control_render(n, text, verb, operand, out);
+	int status = strcmp(verb, "test-report") == 0 ? test_report(n, operand, out)
+	                                              : control_render(n, text, verb, operand, out);
 	fclose(out);
 	free(line);
 	bufferevent_disable(bev, EV_READ);

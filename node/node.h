@@ -156,6 +156,9 @@ void routing_reload(struct node *n);
 /* SIGTERM: "server down" to the master, connections closed after what
  * they were sent. */
 void routing_stop(struct node *n);
+/* The convergence bench's hook: this server's bridgehead vserver on
+ * connector reported, as the detector would; false when the engine is off. */
+bool routing_test_report(struct node *n, const char *connector, const char *vserver, bool down);
 void routing_free(struct node *n);
 /* env.link_result of the queue manager (ctx: the node) */
 void routing_link_result(void *ctx, const char *connector, const char *target, bool ok,
@@ -167,8 +170,8 @@ const char *routing_master(const struct node *n);
 
 /* probe.c: done(ctx, id, ok, why) answers every probe once, from a later
  * callback; probes_free forgets those out. */
-struct probes *probes_new(struct node *n, void (*done)(void *ctx, uint32_t id, bool ok,
-                                                       const char *why),
+struct probes *probes_new(struct node *n,
+                          void (*done)(void *ctx, uint32_t id, bool ok, const char *why),
                           void *ctx);
 void probe_start(struct probes *ps, uint32_t id, const struct mm_cs_probe *p);
 void probes_free(struct probes *ps);

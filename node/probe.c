@@ -167,7 +167,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		SSL *ssl = bufferevent_openssl_get_ssl(p->bev);
 		if (p->tls == MM_SMTPC_TLS_REQUIRED &&
 		    (ssl == NULL || !mm_tls_peer_verified(ssl, NULL, 0))) {
-			end(p, false, "4.7.5 TLS is required, and the hop's certificate is not trusted");
+			end(p, false,
+			    "4.7.5 TLS is required, and the hop's certificate is not trusted");
 			return;
 		}
 		mm_smtpc_tls_started(&p->c);

@@ -220,7 +220,8 @@ static void table_text(FILE *out, const struct mm_table *tb, const struct mm_top
 		fprintf(out,
 		        "  Version    incarnation %" PRIu64 ", major %" PRIu64 ", minor %" PRIu64
 		        ", user %" PRIu64 "\n",
-		        v ? v->incarnation : 0, v ? v->major : 0, v ? v->minor : 0, v ? v->user : 0);
+		        v ? v->incarnation : 0, v ? v->major : 0, v ? v->minor : 0,
+		        v ? v->user : 0);
 		fprintf(out, "  Master candidates\n");
 		for (size_t m = 0; m < e->n_masters; m++)
 			fprintf(out, "    %-16s %-21s priority %-5u %s\n", e->masters[m]->name,
@@ -244,8 +245,9 @@ static void table_text(FILE *out, const struct mm_table *tb, const struct mm_top
 			fprintf(out, "    %-16s %-4s %-13s cost %-3u", cn->name, state(tc->up),
 			        type_name(cn), cn->cost);
 			if (tc->smtp)
-				fprintf(out, " scope %s, tls %s, %s%s\n", scope_name(cn), tls_name(cn),
-				        cn->smart_host[0] ? "smart host " : "DNS MX", cn->smart_host);
+				fprintf(out, " scope %s, tls %s, %s%s\n", scope_name(cn),
+				        tls_name(cn), cn->smart_host[0] ? "smart host " : "DNS MX",
+				        cn->smart_host);
 			else
 				fprintf(out, " -> %s\n", cn->target_group);
 			for (size_t a = 0; a < cn->n_address_spaces; a++)
@@ -366,7 +368,8 @@ static void route_text(FILE *out, const struct mm_router *r, const char *rcpt, c
 		fprintf(out, "  next hop     MX of %s (this server delivers)\n", domain);
 		break;
 	case MM_HOP_NONE:
-		fprintf(out, "  next hop     %s\n", rt->kind == MM_ROUTE_LOCAL ? "local delivery" : "-");
+		fprintf(out, "  next hop     %s\n",
+		        rt->kind == MM_ROUTE_LOCAL ? "local delivery" : "-");
 		break;
 	}
 }
@@ -403,7 +406,8 @@ static int answer_route(struct node *n, FILE *out, bool text, const char *rcpt)
 	struct mm_route rt;
 	switch (mm_directory_categorize(&n->dir, rcpt, &who, domain)) {
 	case MM_CAT_BAD:
-		return error(out, text, EX_USAGE, "route: %s is not local@domain (501 5.1.3)", rcpt);
+		return error(out, text, EX_USAGE, "route: %s is not local@domain (501 5.1.3)",
+		             rcpt);
 	case MM_CAT_UNKNOWN:
 		return error(out, text, EX_NOUSER,
 		             "route: no recipient %s in authoritative domain %s (550 5.1.1)", rcpt,
@@ -443,8 +447,8 @@ int query_answer(struct node *n, const char *command, size_t nargs, const char *
 			table_json(out, t, &n->router.topo, n->dir.org, n->self, "node", hex);
 		return EX_OK;
 	}
-	bool change = strcmp(verb, "retry") == 0 || strcmp(verb, "freeze") == 0 ||
-	              strcmp(verb, "thaw") == 0;
+	bool change =
+	    strcmp(verb, "retry") == 0 || strcmp(verb, "freeze") == 0 || strcmp(verb, "thaw") == 0;
 	bool route = strcmp(verb, "route") == 0;
 	if (route || strcmp(verb, "queue") == 0 || change) {
 		if (nargs != 2)

@@ -252,7 +252,8 @@ static bool load_table(struct routing *r, struct mm_table *t)
 			node_log("routing: cannot read %s: %s; starting from the directory's table",
 			         r->path, strerror(errno));
 		else
-			node_log("routing: no %s yet: starting from the directory's table", r->path);
+			node_log("routing: no %s yet: starting from the directory's table",
+			         r->path);
 		return false;
 	}
 	struct stat st;
@@ -338,7 +339,19 @@ static void table_changed(struct routing *r)
 {
 	struct node *n = r->n;
 	const struct mm_table *t = mm_member_table(&r->m);
-	mm_router_update(&n->router, t);
+	if (mm_router_update(&n->router, t)) {
+		/* the moment this node routes by a new table (the convergence
+		 * bench reads these lines) */
+		char hex[2 * MM_DIGEST_LEN + 1];
+		mm_digest_hex(n->router.digest, hex);
+		const mm_entry *e = mm_table_find(t, r->m.group);
+		const Mailmesh__Version *v = e ? e->version : NULL;
+		node_log("routing: table digest %s, group version (%llu, %llu, %llu, %llu)", hex,
+		         v ? (unsigned long long)v->incarnation : 0ull,
+		         v ? (unsigned long long)v->major : 0ull,
+		         v ? (unsigned long long)v->minor : 0ull,
+		         v ? (unsigned long long)v->user : 0ull);
+	}
 	mm_qm_table_changed(&n->qm, &n->dir, &n->router);
 	mm_connstate_sync(&r->cs, t);
 	drain(r);
@@ -348,6 +361,19 @@ static void after_member(struct routing *r, unsigned res)
 {
 	if (res & MM_MEMBER_TABLE_CHANGED)
 		table_changed(r);
+}
+
+bool routing_test_report(struct node *n, const char *connector, const char *vserver, bool down)
+{
+	struct routing *r = n->rt;
+	if (r == NULL || !r->started || r->stopping)
+		return false;
+	char q[300];
+	node_log("routing: test hook: connector %s: bridgehead %s/%s reported %s",
+	         mm_logfmt_quote(q, sizeof(q), connector), n->self, vserver, down ? "down" : "up");
+	struct mm_bh_report rep = {(char *)connector, (char *)vserver, down};
+	after_member(r, mm_member_report(&r->m, &rep, 1));
+	return true;
 }
 
 /* --- link results and probes ----------------------------------------------- */
@@ -589,8 +615,9 @@ static bool peer_hello(struct peer *p, const Mailmesh__Hello *h)
 	/* without TLS, Hello alone names the peer */
 	p->may_change = !p->cert || p->id.kind == MM_CERT_ADMIN;
 	p->hello = true;
-	node_log("691: connection %u: admin %s (%s)", p->conn, mm_logfmt_quote(q, sizeof(q), h->name),
-	         !p->cert                     ? "no TLS: insecure"
+	node_log("691: connection %u: admin %s (%s)", p->conn,
+	         mm_logfmt_quote(q, sizeof(q), h->name),
+	         !p->cert                      ? "no TLS: insecure"
 	         : p->id.kind == MM_CERT_ADMIN ? "admin certificate"
 	                                       : "read-only: not an admin certificate");
 	send_hello(p);
@@ -604,15 +631,15 @@ static void peer_query(struct peer *p, const Mailmesh__Query *qy)
 	FILE *out = open_memstream(&body, &len);
 	int status = EX_UNAVAILABLE;
 	if (out) {
-		status = query_answer(p->r->n, qy->command, qy->n_args, (const char *const *)qy->args,
-		                      p->may_change, out);
+		status = query_answer(p->r->n, qy->command, qy->n_args,
+		                      (const char *const *)qy->args, p->may_change, out);
 		if (fclose(out) != 0)
 			status = EX_UNAVAILABLE;
 	}
 	Mailmesh__Reply rep = MAILMESH__REPLY__INIT;
 	rep.status = status;
-	rep.json = out && body ? body
-	                       : (char *)"{\"error\":\"the answer cannot be written here\"}\n";
+	rep.json =
+	    out && body ? body : (char *)"{\"error\":\"the answer cannot be written here\"}\n";
 	Mailmesh__Frame f = MAILMESH__FRAME__INIT;
 	f.body_case = MAILMESH__FRAME__BODY_REPLY;
 	f.reply = &rep;
@@ -660,7 +687,8 @@ static void peer_data(struct routing *r, uint32_t conn, const uint8_t *data, siz
 			case MAILMESH__FRAME__BODY_TABLE_PUSH:
 			case MAILMESH__FRAME__BODY_DIGEST_PROBE:
 			case MAILMESH__FRAME__BODY_REPLY:
-				peer_close(p, "an admin sends only Query (body %d)", (int)f->body_case);
+				peer_close(p, "an admin sends only Query (body %d)",
+				           (int)f->body_case);
 				open = false;
 				break;
 			default: break; /* Pong, Ack, or a frame of a later minor version */
@@ -788,8 +816,9 @@ int routing_start(struct node *n, const char *tls_dir)
 		/* the saved entry of this server's group does not hold it */
 		mm_table_free(&t);
 		if (saved)
-			node_log("routing: %s has no server %s: starting from the directory's table",
-			         r->path, n->self);
+			node_log(
+			    "routing: %s has no server %s: starting from the directory's table",
+			    r->path, n->self);
 		mm_member_merge_directory(&t, &n->dir.table);
 		if (!mm_member_init(&r->m, &mc, &me, n->self, &t)) {
 			mm_table_free(&t);
@@ -859,8 +888,8 @@ int routing_start(struct node *n, const char *tls_dir)
 		node_log("routing: server %s has no mmRoutingAddress: not listening on 691",
 		         n->self);
 	}
-	node_log("routing engine on: 691 %s%s%s, %zu master candidate(s) of %s", r->listen ? "on " : "",
-	         r->listen ? r->listen : "not listened on",
+	node_log("routing engine on: 691 %s%s%s, %zu master candidate(s) of %s",
+	         r->listen ? "on " : "", r->listen ? r->listen : "not listened on",
 	         insecure ? " in plain TCP (insecure=1)" : " with TLS",
 	         mm_table_find(mm_member_base(&r->m), r->m.group)->n_masters, r->m.group);
 	after_member(r, mm_member_start(&r->m));

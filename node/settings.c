@@ -61,6 +61,8 @@ static const struct {
     R(max_errors, 20, 1, UINT32_MAX, "protocol errors in a session before 421"),
     R(dest_concurrency, 20, 1, 10000, "connections to one next hop"),
     R(insecure, 0, 0, 1, "1: routing traffic (691) in plain TCP without --tls (tests only)"),
+    R(test_hooks, 0, 0, 1,
+      "1: the control socket takes test-report (the convergence bench injects reports)"),
     R(compact_after_s, 300, 0, 100ull * 365 * 86400,
       "queued messages of an older spool segment move to the current one"),
 #undef S

@@ -42,6 +42,7 @@ struct mm_settings {
 	uint64_t max_errors;       /* per session before 421 */
 	uint64_t dest_concurrency; /* connections per next hop */
 	uint64_t insecure;         /* routing traffic without TLS (tests) */
+	uint64_t test_hooks;       /* the control socket's test-report (benches) */
 	uint64_t compact_after_s;  /* queued messages of older spool segments move forward */
 };
 

@@ -174,16 +174,24 @@ static void send_push(struct mm_master *m, struct mm_master_conn *only, bool ful
 	Mailmesh__Frame f = MAILMESH__FRAME__INIT;
 	f.body_case = MAILMESH__FRAME__BODY_TABLE_PUSH;
 	f.table_push = &p;
+	/* what convergence costs on the wire: the frame and its 4-byte length */
+	size_t bytes = mailmesh__frame__get_packed_size(&f) + 4;
 	if (only) {
 		mm_m_send(m, only, &f);
+		mm_m_log(m, "push: %s%zu entries, %zu bytes, to conn %" PRIu32,
+		         full ? "full, " : "", n, bytes, only->id);
 		return;
 	}
-	size_t nc;
+	size_t nc, sent = 0;
 	struct mm_master_conn **v = mm_m_conns(m, &nc);
 	for (size_t i = 0; i < nc; i++)
-		if (push_target(v[i]))
+		if (push_target(v[i])) {
 			mm_m_send(m, v[i], &f);
+			sent++;
+		}
 	free(v);
+	mm_m_log(m, "push: %s%zu entries, %zu bytes, to %zu peers", full ? "full, " : "", n, bytes,
+	         sent);
 }
 
 /* Entries in frames under the frame limit: a push too big for one frame

@@ -226,7 +226,7 @@ static size_t merged(const struct mm_table *t, const struct mm_table *dir, mm_en
 	mm_entry **e = mm_xcalloc(cap ? cap : 1, sizeof(*e));
 	*changed = false;
 	while (i < t->n || k < dir->n) {
-		int c = i == t->n    ? 1
+		int c = i == t->n     ? 1
 		        : k == dir->n ? -1
 		                      : strcmp(t->entries[i]->name, dir->entries[k]->name);
 		if (c < 0) { /* the directory has this group no more */
@@ -319,9 +319,10 @@ unsigned mm_member_directory(struct mm_member *m, const struct mm_table *dir)
 				mm_entry_free(e[i]);
 		}
 		free(e);
-		mlog(m, "member: the directory has no server %s in group %s (or the group's "
-		        "entry a master issued has not); the table is kept (a move needs a "
-		        "restart)",
+		mlog(m,
+		     "member: the directory has no server %s in group %s (or the group's "
+		     "entry a master issued has not); the table is kept (a move needs a "
+		     "restart)",
 		     m->self, m->group);
 		return 0;
 	}

@@ -55,8 +55,8 @@ struct mm_qmsg {
 	struct mm_spool_loc body;
 	uint32_t nrcpt, pending;
 	struct mm_qrcpt *rcpt;
-	uint32_t holds;   /* jobs and pending work that still point here */
-	uint64_t counted; /* bookkeeping of queue views (a mark per pass) */
+	uint32_t holds;       /* jobs and pending work that still point here */
+	uint64_t counted;     /* bookkeeping of queue views (a mark per pass) */
 	uint64_t arrived_gen; /* the routing generation it arrived under */
 };
 
