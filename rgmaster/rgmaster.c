@@ -329,6 +329,8 @@ int main(int argc, char **argv)
 	if (status != EX_OK) {
 		rgm_log("%s", err);
 		mm_directory_free(&dir);
+		free(r->address);
+		free(r->org);
 		goto out_log;
 	}
 	if (getrandom(&r->rnd, sizeof(r->rnd), 0) != sizeof(r->rnd) || r->rnd == 0)

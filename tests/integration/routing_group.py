@@ -97,4 +97,23 @@ check(wait_for(lambda: arrived("primary", "fourth") == 2, 30),
 check(arrived("primary", "second") + arrived("backup", "second") == 3,
       "nothing lost, nothing twice: 3 of 3 'second' delivered once")
 
+# --- a member that stops answering ----------------------------------------------
+# (mutation: master_members.c mm_m_member_gone not marking the server down
+# -- N4 stays up in every table)
+def server_state(t, name):
+    return next(x["state"] for x in R.group(t)["servers"] if x["name"] == name)
+
+
+n4 = next(p for p in nodelib.procs if getattr(p, "is_node", False) and "N4" in p.args)
+n4.kill()
+n4.wait()
+nodelib.procs.remove(n4)
+rest = ["LAB-RGM", "N1", "N2", "N3"]
+check(G.converged(lambda t: True, rest) is not None and
+      wait_for(lambda: G.converged(lambda t: server_state(t, "N4") == "down", rest), 30)
+      is not None, "N4 killed: the master marks it down after the dead interval, in every table")
+G.node(meshnode, "N4")
+check(wait_for(lambda: converged(lambda t: server_state(t, "N4") == "up"), 30) is not None,
+      "N4 back: up in every table, one digest with N4's own")
+
 R.done()

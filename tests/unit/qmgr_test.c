@@ -397,7 +397,17 @@ static int64_t timer_at(struct fake *f, uint64_t key)
 }
 
 /* A message as a session would hand it over, made durable at once. */
+static int send_msg_from(struct fake *f, const char *client, const char *sender,
+                         const char *const *rcpts, uint8_t notify);
+
 static int send_msg(struct fake *f, const char *sender, const char *const *rcpts, uint8_t notify)
+{
+	return send_msg_from(f, "192.0.2.1", sender, rcpts, notify);
+}
+
+/* As send_msg, from a client address of our choosing. */
+static int send_msg_from(struct fake *f, const char *client, const char *sender,
+                         const char *const *rcpts, uint8_t notify)
 {
 	struct mm_spool_rcpt r[8];
 	uint32_t n = 0;
@@ -409,7 +419,7 @@ static int send_msg(struct fake *f, const char *sender, const char *const *rcpts
 	                          .sender = sender,
 	                          .envid = "",
 	                          .helo = "client.test",
-	                          .client = "192.0.2.1",
+	                          .client = client,
 	                          .nrcpt = n,
 	                          .rcpt = r};
 	struct mm_spool_ops ops = mm_spool_ram_ops();
@@ -868,6 +878,47 @@ static void test_reroute(void **state)
 	mm_qm_table_changed(&f->qm, &f->org.dir, &f->org.router);
 	assert_int_equal(f->qm.unreachable->nrcpt, 0);
 	assert_int_equal(internet->nrcpt, 3);
+	fake_free(f);
+}
+
+/* Mail that would go straight back to the server it came from, under the
+ * table it arrived with, waits in "Messages pending reroute" for a table
+ * change or back_hold_ms, then goes. Mutations caught: must_wait answering
+ * false (bob's mail from S0-1 went straight back); qm_back_timer not
+ * placing what it released (it stayed held past the hold); table_changed
+ * not releasing the held jobs (it waited for the hold after a change). */
+static void test_back_to_sender(void **state)
+{
+	(void)state;
+	struct mm_qm_conf c = base_conf;
+	c.back_hold_ms = 5000;
+	struct fake *f = fake_new(&c, NULL);
+	const char *bob[] = {"bob@t.test", NULL};
+	/* from S0-1 (127.0.0.2 is its virtual server) for a recipient homed
+	 * there: held */
+	send_msg_from(f, "127.0.0.2", "s@t.test", bob, 0);
+	assert_int_equal(f->qm.reroute->nrcpt, 1);
+	assert_null(queue(f, "S0-1"));
+	assert_true(tracked(f, "held=\"back to sender\""));
+	/* from anyone else: straight there */
+	send_msg(f, "s@t.test", bob, 0);
+	assert_non_null(queue(f, "S0-1"));
+	assert_int_equal(queue(f, "S0-1")->nrcpt, 1);
+	/* the hold passes with the table unchanged: it goes back after all */
+	run_until(f, f->now + 4900);
+	assert_int_equal(f->qm.reroute->nrcpt, 1);
+	run_until(f, f->now + 200);
+	assert_int_equal(f->qm.reroute->nrcpt, 0);
+	assert_int_equal(queue(f, "S0-1")->nrcpt, 2);
+	/* held again; a table change releases it at once, wherever that table
+	 * says (the change is the news the sender had) */
+	send_msg_from(f, "127.0.0.2", "s@t.test", bob, 0);
+	assert_int_equal(f->qm.reroute->nrcpt, 1);
+	assert_true(mm_table_mark(&f->org.dir.table, "Internet", true));
+	mm_router_update(&f->org.router, &f->org.dir.table);
+	mm_qm_table_changed(&f->qm, &f->org.dir, &f->org.router);
+	assert_int_equal(f->qm.reroute->nrcpt, 0);
+	assert_int_equal(queue(f, "S0-1")->nrcpt, 3);
 	fake_free(f);
 }
 
@@ -1366,6 +1417,7 @@ int main(void)
 	    cmocka_unit_test(test_concurrency),
 	    cmocka_unit_test(test_freeze_thaw),
 	    cmocka_unit_test(test_reroute),
+	    cmocka_unit_test(test_back_to_sender),
 	    cmocka_unit_test(test_smart_host_change),
 	    cmocka_unit_test(test_commit),
 	    cmocka_unit_test(test_compaction),
