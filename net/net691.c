@@ -24,6 +24,9 @@ struct mm_net_conn {
 	uint32_t num;
 	struct bufferevent *bev; /* owns the socket and the SSL */
 	bool outgoing, open, closing;
+	bool pending;           /* accepted, TLS not done: counts against MM_NET_PENDING_MAX */
+	bool throttled;         /* not read while our output to it is over MM_NET_OUT_HIGH */
+	bool overflow;          /* output over MM_NET_OUT_MAX: its end is on the way */
 	enum mm_cert_kind kind; /* dialled: what the peer must be */
 	char expect[MM_CERT_NAME_MAX + 1];
 	char address[80];
@@ -48,6 +51,8 @@ static void logf_(struct mm_net *n, const char *fmt, ...)
 
 static void conn_free(struct mm_net_conn *c)
 {
+	if (c->pending)
+		c->n->npending--;
 	mm_u64map_del(&c->n->conns, c->num);
 	if (c->bev)
 		bufferevent_free(c->bev); /* BEV_OPT_CLOSE_ON_FREE: the socket and the SSL */
@@ -105,7 +110,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	uint32_t num = c->num;
 	uint8_t chunk[16384];
 	size_t len;
-	while (!c->closing && (len = evbuffer_get_length(in)) > 0) {
+	while (!c->closing && !c->throttled && !c->overflow &&
+	       (len = evbuffer_get_length(in)) > 0) {
 		if (len > sizeof(chunk))
 			len = sizeof(chunk);
 		evbuffer_remove(in, chunk, len);
@@ -119,8 +125,17 @@ static void read_cb(struct bufferevent *bev, void *arg)
 static void write_cb(struct bufferevent *bev, void *arg)
 {
 	struct mm_net_conn *c = arg;
-	if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+	size_t out = evbuffer_get_length(bufferevent_get_output(bev));
+	if (c->closing && out == 0) {
 		conn_free(c);
+		return;
+	}
+	if (c->throttled && out <= MM_NET_OUT_LOW) {
+		/* it reads again: what it sent meanwhile is ours to take */
+		c->throttled = false;
+		bufferevent_enable(bev, EV_READ);
+		read_cb(bev, c);
+	}
 }
 
 /* TLS is up (or the TCP connection, when insecure): who is it? */
@@ -128,6 +143,10 @@ static void established(struct mm_net_conn *c)
 {
 	struct mm_net *n = c->n;
 	evtimer_del(c->timer);
+	if (c->pending) {
+		c->pending = false;
+		n->npending--;
+	}
 	struct mm_net_peer peer, *pp = NULL;
 	SSL *ssl = n->insecure ? NULL : bufferevent_openssl_get_ssl(c->bev);
 	if (ssl) {
@@ -191,8 +210,22 @@ static struct mm_net_conn *conn_new(struct mm_net *n, uint32_t num, bool outgoin
 static void setup_bev(struct mm_net_conn *c)
 {
 	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+	/* write_cb runs when the output drains to MM_NET_OUT_LOW (and to 0) */
+	bufferevent_setwatermark(c->bev, EV_WRITE, MM_NET_OUT_LOW, 0);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	arm(c, c->n->handshake_ms);
+}
+
+/* Accepted connections from ip still in their handshake (at most
+ * MM_NET_PENDING_MAX to look through). */
+static uint32_t pending_from(const struct mm_net *n, const char *ip)
+{
+	uint32_t k = 0;
+	for (size_t i = 0; i < n->conns.cap; i++) {
+		const struct mm_net_conn *c = n->conns.slots[i].value;
+		k += c && c->pending && strcmp(c->address, ip) == 0;
+	}
+	return k;
 }
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -200,17 +233,36 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 {
 	(void)l, (void)socklen;
 	struct mm_net *n = arg;
-	uint32_t num;
-	do
-		num = n->next_in++ & ~MM_NET_OUT;
-	while (num == 0 || mm_u64map_get(&n->conns, num) != NULL);
-	struct mm_net_conn *c = conn_new(n, num, false);
 	char ip[64] = "?";
 	if (sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, ip, sizeof(ip));
 	else if (sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof(ip));
+	if (!n->insecure &&
+	    (n->npending >= MM_NET_PENDING_MAX || pending_from(n, ip) >= MM_NET_PENDING_PER_IP)) {
+		/* anyone may open a TCP connection: one that has not finished
+		 * its TLS handshake costs a descriptor for handshake_ms, so
+		 * their number is bounded (a flood must not starve our SMTP
+		 * sessions and probes of descriptors) */
+		close(fd);
+		if ((n->refused++ & 1023) == 0)
+			logf_(n,
+			      "691: too many TLS handshakes in progress (%u, or %u from %s): "
+			      "connection refused (%llu so far)",
+			      n->npending, MM_NET_PENDING_PER_IP, ip,
+			      (unsigned long long)n->refused);
+		return;
+	}
+	uint32_t num;
+	do
+		num = n->next_in++ & ~MM_NET_OUT;
+	while (num == 0 || mm_u64map_get(&n->conns, num) != NULL);
+	struct mm_net_conn *c = conn_new(n, num, false);
 	snprintf(c->address, sizeof(c->address), "%s", ip);
+	if (!n->insecure) {
+		c->pending = true;
+		n->npending++;
+	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (n->insecure) {
@@ -358,8 +410,23 @@ bool mm_net_listen(struct mm_net *n, const char *address, char *err, size_t errl
 void mm_net_send(struct mm_net *n, uint32_t conn, const uint8_t *p, size_t len)
 {
 	struct mm_net_conn *c = mm_u64map_get(&n->conns, conn);
-	if (c && c->bev && !c->closing)
-		bufferevent_write(c->bev, p, len);
+	if (c == NULL || c->bev == NULL || c->closing || c->overflow)
+		return;
+	bufferevent_write(c->bev, p, len);
+	size_t out = evbuffer_get_length(bufferevent_get_output(c->bev));
+	if (out > MM_NET_OUT_MAX) {
+		/* it does not read what we send: its end comes on the next turn
+		 * (we are inside the machine's call) */
+		c->overflow = true;
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		logf_(n, "691: connection %u from %s: %zu bytes it does not read; closing", c->num,
+		      c->address, out);
+		fail_later(c, "the peer does not read what it is sent");
+	} else if (out > MM_NET_OUT_HIGH && !c->throttled) {
+		/* read nothing more from it (no more queries) until it reads */
+		c->throttled = true;
+		bufferevent_disable(c->bev, EV_READ);
+	}
 }
 
 void mm_net_close(struct mm_net *n, uint32_t conn)

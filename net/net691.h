@@ -47,12 +47,25 @@ struct mm_net_ops {
 	void (*log)(void *ctx, const char *line);
 };
 
+/* Connections accepted and still in their TLS handshake, at most, in all
+ * and from one address (so that one host's flood leaves room for others). */
+#define MM_NET_PENDING_MAX    256
+#define MM_NET_PENDING_PER_IP 8
+/* Output queued to one peer: above HIGH it is not read until the output
+ * drains to LOW; above MAX it is closed. A peer that asks and never reads
+ * the answers holds at most this much of our memory. */
+#define MM_NET_OUT_LOW  (1u << 20)
+#define MM_NET_OUT_HIGH (4u << 20)
+#define MM_NET_OUT_MAX  (32u << 20)
+
 struct mm_net {
 	struct event_base *base;
 	struct mm_net_ops ops;
 	struct mm_tls_routing tls; /* contexts NULL when insecure */
 	bool insecure;
 	uint32_t handshake_ms;
+	uint32_t npending; /* accepted, in the TLS handshake */
+	uint64_t refused;  /* accepts refused over MM_NET_PENDING_MAX */
 	struct evconnlistener *listener;
 	struct mm_u64map conns; /* number → struct mm_net_conn */
 	uint32_t next_in;

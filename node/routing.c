@@ -874,6 +874,10 @@ int routing_start(struct node *n, const char *tls_dir)
 		return EX_CONFIG;
 	}
 	r->net_ready = true;
+	/* a connection gets one dead interval for its TCP and TLS handshake,
+	 * as the master gives (docs/protocol.md, "Liveness") */
+	uint64_t dead = n->set.ping_interval_ms * n->set.dead_after;
+	r->net.handshake_ms = (uint32_t)(dead < 1000 ? 1000 : dead > 60000 ? 60000 : dead);
 	const Mailmesh__Server *sv = self_server(&n->dir.table, n->self);
 	if (sv && sv->routing_address[0]) {
 		if (!mm_net_listen(&r->net, sv->routing_address, err, sizeof(err))) {

@@ -718,7 +718,17 @@ void mm_master_frame(struct mm_master *m, uint32_t conn, const Mailmesh__Frame *
 			mm_m_log(m, "conn %" PRIu32 ": a StateReport from a master is ignored",
 			         c->id);
 		return;
-	case MAILMESH__FRAME__BODY_TABLE_PUSH: mm_m_table_push(m, c, f->table_push); return;
+	case MAILMESH__FRAME__BODY_TABLE_PUSH:
+		/* a member never pushes: its entries come from us. Taking one
+		 * would let one server's certificate add a group whose servers
+		 * shadow ours in every member's router. */
+		if (c->kind != CONN_MASTER) {
+			close_fmt(m, c, "a TablePush from member %s: only candidates push",
+			          c->name ? c->name : "?");
+			return;
+		}
+		mm_m_table_push(m, c, f->table_push);
+		return;
 	case MAILMESH__FRAME__BODY_DIGEST_PROBE: mm_m_digest_probe(m, c, f->digest_probe); return;
 	default: return; /* a Reply nobody asked for */
 	}

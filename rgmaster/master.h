@@ -99,6 +99,8 @@
  * our group above it is not taken, a persisted one above it is refused:
  * otherwise "above everything seen" could wrap. */
 #define MM_MASTER_INCARNATION_MAX ((1ull << 53) - 1)
+/* evidence of an incarnation further ahead of the wall clock is ignored */
+#define MM_MASTER_INCARNATION_AHEAD_S (365ull * 86400)
 
 /* Settings, with their defaults (mm_master_conf_default). */
 struct mm_master_conf {

@@ -184,6 +184,12 @@ static uint64_t next_incarnation(struct mm_master *m)
 static bool take_incarnation(struct mm_master *m, const char *what)
 {
 	uint64_t inc = next_incarnation(m);
+	if (inc > MM_MASTER_INCARNATION_MAX) {
+		/* never written: the next start would refuse it as corrupt */
+		mm_m_log(m, "%s: no incarnation left above %" PRIu64 "; staying as we are", what,
+		         inc - 1);
+		return false;
+	}
 	int err = m->env.persist_incarnation(m->env.ctx, inc);
 	if (err) {
 		m->retry_at = mm_m_now(m) + m->conf.retry_ms;
@@ -346,7 +352,12 @@ void mm_m_evidence(struct mm_master *m, const Mailmesh__Version *v, uint64_t inc
 	if (v && v->incarnation > seen)
 		seen = v->incarnation;
 	char q[QUOTE_LEN];
-	if (seen > MM_MASTER_INCARNATION_MAX) {
+	/* incarnations are about wall-clock seconds: one beyond a year ahead
+	 * of our clock, or at the maximum we could never go above, is a
+	 * forgery or a broken peer, and would wedge the group */
+	int64_t wall_s = m->env.wall_ms(m->env.ctx) / 1000;
+	if (seen >= MM_MASTER_INCARNATION_MAX ||
+	    (wall_s > 0 && seen > (uint64_t)wall_s + MM_MASTER_INCARNATION_AHEAD_S)) {
 		mm_m_log(m, "%s claims incarnation %" PRIu64 " of group %s: out of range, ignored",
 		         mm_m_q(q, who), seen, m->group);
 		return;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "alloc.h"
 #include "qmgr-internal.h"
@@ -197,19 +198,36 @@ static bool host_is(const char *addr, const char *ip)
 	return strlen(ip) == n && memcmp(addr, ip, n) == 0;
 }
 
+/* The one server with a virtual server on ip; MM_NONE when none or
+ * several share it (then nobody can say who sent). */
+static uint32_t server_on(const struct mm_topo *t, const char *ip)
+{
+	uint32_t found = MM_NONE;
+	for (uint32_t s = 0; s < t->nservers; s++) {
+		const struct mm_topo_server *sv = &t->servers[s];
+		for (uint32_t i = sv->vs_first; i < sv->vs_first + sv->nvs; i++)
+			if (host_is(t->vs[i].address, ip)) {
+				if (found != MM_NONE && found != s)
+					return MM_NONE;
+				found = s;
+			}
+	}
+	return found;
+}
+
 /* m came from server: its client address is one of that server's virtual
- * servers' (a node sends from its first virtual server's address). */
+ * servers' and no other server's (a node sends from its first virtual
+ * server's address; an IPv4 client on an IPv6 socket is ::ffff:a.b.c.d). */
 static bool came_from(const struct mm_qm *qm, const struct mm_qmsg *m, const char *server)
 {
 	const struct mm_topo *t = &qm->router->topo;
-	uint32_t s = m->client ? mm_topo_server(t, server) : MM_NONE;
-	if (s == MM_NONE)
+	if (m->client == NULL)
 		return false;
-	const struct mm_topo_server *sv = &t->servers[s];
-	for (uint32_t i = sv->vs_first; i < sv->vs_first + sv->nvs; i++)
-		if (host_is(t->vs[i].address, m->client))
-			return true;
-	return false;
+	const char *ip = m->client;
+	if (strncasecmp(ip, "::ffff:", 7) == 0 && strchr(ip + 7, '.') != NULL)
+		ip += 7;
+	uint32_t s = server_on(t, ip);
+	return s != MM_NONE && strcmp(t->servers[s].name, server) == 0;
 }
 
 /* Transient disagreement between tables: the server that sent us m routes

@@ -86,7 +86,7 @@ class Group:
     def converged(self, pred=lambda t: True, names=None):
         """The tables when every daemon named answers with one digest, a Lab
         entry of a master's incarnation, and pred holds for each."""
-        ts = self.tables(names)
+        ts = self.last = self.tables(names)
         if any(t is None for t in ts.values()):
             return None
         if len({t["digest"] for t in ts.values()}) != 1:

@@ -45,11 +45,12 @@ highest = {}  # node -> the highest Lab version it was seen holding
 backwards = []
 
 
-def watch():
-    """Every node's table; a version lower than one seen before is kept in
-    backwards."""
-    ts = G.tables()
+def watch(ts):
+    """The versions in ts (name -> table); a node's version lower than
+    one seen before is kept in backwards."""
     for n, t in ts.items():
+        if n not in G.nodes:
+            continue
         v = R.version(t) if t else None
         if v is None:
             continue
@@ -60,8 +61,10 @@ def watch():
 
 
 def converged(pred=lambda t: True, names=None):
-    watch()
-    return G.converged(pred, names or G.nodes)
+    """G.converged, the versions of the tables it looked at watched."""
+    ts = G.converged(pred, names or G.nodes)
+    watch(G.last)
+    return ts
 
 
 def roles():

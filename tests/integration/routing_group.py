@@ -20,7 +20,9 @@ to fail on.
 usage: routing_group.py MESHNODE MESHCTL RGMASTER
 """
 import os
+import signal
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import grouplib  # noqa: E402
@@ -34,7 +36,7 @@ W = workdir("rt-group")
 G = grouplib.Group(W, meshctl, "127.0.66.")
 p_sink = sink(G.primary, W + "/primary")
 sink(G.backup, W + "/backup")
-G.master(rgmaster, "LAB-RGM")
+master = G.master(rgmaster, "LAB-RGM")
 for n in G.nodes:
     G.node(meshnode, n)
 ALL = ["LAB-RGM"] + G.nodes
@@ -82,6 +84,13 @@ check(ts is not None, "Primary down in the master's and every member's table, on
 check(wait_for(lambda: arrived("backup", "second") == 3, 30),
       "the mail queued for Primary leaves by Backup (via N2): %d of 3"
       % arrived("backup", "second"))
+# a SIGHUP of the master rebuilds the configuration and keeps the live
+# state (mutation: master.c mm_master_directory taking the directory's
+# entry whole -- Primary "up" again in every table)
+master.send_signal(signal.SIGHUP)
+time.sleep(1)
+check(converged(lambda t: primary_state(t) == "down") is not None,
+      "SIGHUP of the master: Primary still down in every table")
 send(2, "third")
 check(wait_for(lambda: arrived("backup", "third") == 2, 30),
       "new mail from N3 takes Backup while Primary is down")

@@ -118,12 +118,26 @@ c.send(push(INC + 1000))
 nothing_changed("N1 pushing a table to its master at incarnation + 1000",
                 lambda v: v == INC or v > INC + 1000)
 c.close()
-# a member holding a higher incarnation is evidence the master heeds (a
-# partition healed): it goes above it, with its own content
 ts = G.converged(untouched, ALL)
 INC = R.version(ts["LAB-RGM"])[0] if ts else INC
-check(ts is not None, "... the master went above the claimed incarnation with its own entry: "
-      "one digest, everything up")
+check(ts is not None, "... one digest, everything up")
+
+# a member pushing a group of its own making, whose server N2 listens at
+# an address of the attacker's: closed, and no table holds the group
+# (mutation: master.c handing a member's TablePush to mm_m_table_push --
+# every member's table gains group "Zz")
+vs = m((1, "SMTP"), (2, "127.0.68.99:2525"))
+zz = m((1, "Zz"), (2, "ZZ-RGM"), (3, m((1, 1), (2, 1))),
+       (5, m((1, "N2"), (3, "127.0.68.99:6911"), (5, vs))))
+c = conn(MASTER)
+c.send(R.hello_frame("N1", R.ROLE_NODE, "Lab"))
+c.frame()
+c.send(R.frame(2, 4, m((1, 0), (2, zz))))
+check(c.closed(3), "N1 pushing a group of its own to its master: closed")
+time.sleep(0.5)
+groups = {n: sorted(g["name"] for g in (t or {}).get("groups", [])) for n, t in G.tables(ALL).items()}
+check(all(v == ["Lab"] for v in groups.values()),
+      "no table holds the pushed group (%s)" % groups)
 
 # --- at a node -------------------------------------------------------------------
 # (an accepted connection at a node takes Query frames only: no code path
@@ -164,6 +178,62 @@ check(c.closed(3), "a frame header of 16 MiB + 1 at N2: closed")
 c = conn(N2)
 c.send(struct.pack(">I", 8) + b"\xff" * 8)
 check(c.closed(3), "a frame that does not decode at N2: closed")
+
+# --- floods at a node ----------------------------------------------------------------
+# (mutation: net691.c accept_cb without the per-address bound -- all 40
+# idle connections are held, none refused)
+import socket  # noqa: E402
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return next(int(x.split()[1]) for x in f if x.startswith("VmRSS:"))
+
+
+n2 = next(p for p in R.procs if getattr(p, "is_node", False) and "N2" in p.args)
+idle = []
+for _ in range(40):
+    k = socket.socket()
+    k.bind(("127.0.68.200", 0))
+    k.connect((G.ip["N2"], 6911))
+    idle.append(k)
+time.sleep(0.3)  # within the 1 s handshake time of this test's settings
+import select  # noqa: E402
+readable, _, _ = select.select(idle, [], [], 0)
+refused = 0
+for k in readable:
+    try:
+        refused += k.recv(1) == b""
+    except OSError:
+        refused += 1
+check(refused >= 30 and refused <= 32, "40 idle TCP connections from one address at N2's 691: all but a few "
+      "refused at once (%d refused)" % refused)
+check(G.table("N2") is not None, "... and an admin from another address is served meanwhile")
+for k in idle:
+    k.close()
+
+# an admin asking for the table 20,000 times without reading an answer:
+# N2 stops reading from it (mutation: mm_net_send without the high-water
+# mark -- N2's memory grows by the answers until the 32 MiB cut)
+before = rss_kb(n2.pid)
+a = R.Raw691(N2, cert=(os.path.join(G.admin, "admin.pem"), os.path.join(G.admin, "admin.key")),
+             cafile=CA, timeout=3)
+a.send(R.hello_frame("admin", R.ROLE_ADMIN))
+q = R.query_frame("table", "json") * 1000
+stalled = False
+a.s.settimeout(3)
+for _ in range(20):
+    try:
+        a.s.sendall(q)
+    except (socket.timeout, OSError):
+        stalled = True
+        break
+time.sleep(1)
+grown = rss_kb(n2.pid) - before
+check(grown < 16 * 1024, "20,000 queries never read: N2 grew by %d kB (bounded by the "
+      "high-water mark; stalled: %s)" % (grown, stalled))
+check(G.table("N2") is not None, "... and N2 serves another admin meanwhile")
+a.close()
 
 # --- and the group goes on ----------------------------------------------------------
 check(G.converged(untouched, ALL) is not None,

@@ -1419,7 +1419,7 @@ static void test_single_election(void **state)
 	} rows[] = {
 	    {5, 77, INC_BASE + 4},
 	    {5000000000ULL, 0, 5000000001ULL},
-	    {5, 6000000000ULL, 6000000001ULL},
+	    {5, 1790100000ULL, 1790100001ULL}, /* a day ahead of the clock: taken */
 	};
 	for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
 		struct world *w = world_new(1, 0);
@@ -1772,6 +1772,29 @@ static void test_incarnation_range(void **state)
 	assert_int_equal(mm_master_incarnation(&w->n[0].m), INC_BASE + 4);
 	assert_int_equal(w->n[0].npersist, 1);
 	EXPECT_TAKE(w, 0, 1, "Hello(ACTIVE)");
+	world_free(w);
+
+	/* exactly the maximum, and a year and more ahead of the clock: refused
+	 * too, since no incarnation could go above the first and the second
+	 * would stall the group for a year (mutation caught: the check without
+	 * the wall-clock bound. The exact maximum is refused three times over:
+	 * by that bound, by ">=", and by take_incarnation never writing above
+	 * the maximum -- no single one of those mutations shows here) */
+	w = single_active();
+	member_open(w, 0, 1, 's', "S0-0");
+	member_hello_v(w, 0, 1, MAILMESH__ROLE__ROLE_NODE, "S0-0", "G000000", 1, NULL,
+	               MM_MASTER_INCARNATION_MAX);
+	assert_true(logged(w, 0, "claims incarnation 9007199254740991 of group G000000: out"));
+	assert_int_equal(mm_master_incarnation(&w->n[0].m), INC_BASE + 4);
+	assert_int_equal(w->n[0].npersist, 1);
+	world_free(w);
+	w = single_active();
+	uint64_t ahead = (uint64_t)(w->n[0].m.env.wall_ms(w->n[0].m.env.ctx) / 1000) +
+	                 MM_MASTER_INCARNATION_AHEAD_S + 1;
+	member_open(w, 0, 1, 's', "S0-0");
+	member_hello_v(w, 0, 1, MAILMESH__ROLE__ROLE_NODE, "S0-0", "G000000", 1, NULL, ahead);
+	assert_int_equal(mm_master_incarnation(&w->n[0].m), INC_BASE + 4);
+	assert_int_equal(w->n[0].npersist, 1);
 	world_free(w);
 
 	w = pair_with_members();

@@ -919,6 +919,19 @@ static void test_back_to_sender(void **state)
 	mm_qm_table_changed(&f->qm, &f->org.dir, &f->org.router);
 	assert_int_equal(f->qm.reroute->nrcpt, 0);
 	assert_int_equal(queue(f, "S0-1")->nrcpt, 3);
+	/* the same client as an IPv6 socket shows it, twice a second apart:
+	 * both held, each released at its own time (mutations: came_from
+	 * without the ::ffff: unwrap; qm_back_timer not arming again for the
+	 * second job -- it stayed held) */
+	send_msg_from(f, "::ffff:127.0.0.2", "s@t.test", bob, 0);
+	run_until(f, f->now + 1000);
+	send_msg_from(f, "::FFFF:127.0.0.2", "s@t.test", bob, 0);
+	assert_int_equal(f->qm.reroute->nrcpt, 2);
+	run_until(f, f->now + 4100);
+	assert_int_equal(f->qm.reroute->nrcpt, 1);
+	run_until(f, f->now + 1000);
+	assert_int_equal(f->qm.reroute->nrcpt, 0);
+	assert_int_equal(queue(f, "S0-1")->nrcpt, 5);
 	fake_free(f);
 }
 
