@@ -352,6 +352,33 @@ static bool same_but_version(mm_entry *a, mm_entry *b)
 	return same;
 }
 
+/* Another group's entry that is only a directory copy (incarnation 0, as
+ * every directory builds them at one version) gives way to the new
+ * directory's: by the merge rule equal versions would be settled by
+ * digest, and the old copy kept half the time. Returns true when it was
+ * replaced by different content; false when there is no such copy (or it
+ * is the same), and the merge decides. A new object: the digest cache
+ * knows entries by address and version. */
+static bool replace_directory_copy(struct mm_master *m, const mm_entry *e)
+{
+	for (size_t i = 0; i < m->table.n; i++) {
+		mm_entry *have = m->table.entries[i];
+		if (strcmp(have->name, e->name) != 0)
+			continue;
+		if (have->version == NULL || have->version->incarnation != 0)
+			return false;
+		uint8_t a[MM_DIGEST_LEN], b[MM_DIGEST_LEN];
+		mm_entry_digest(have, a);
+		mm_entry_digest(e, b);
+		if (memcmp(a, b, sizeof(a)) == 0)
+			return false;
+		m->table.entries[i] = mm_entry_clone(e);
+		mm_entry_free(have);
+		return true;
+	}
+	return false;
+}
+
 bool mm_master_directory(struct mm_master *m, const struct mm_directory *dir)
 {
 	if (!m->started)
@@ -371,6 +398,10 @@ bool mm_master_directory(struct mm_master *m, const struct mm_directory *dir)
 		const mm_entry *e = dir->table.entries[g];
 		if (strcmp(e->name, m->group) == 0)
 			continue;
+		if (replace_directory_copy(m, e)) {
+			changed = true;
+			continue;
+		}
 		enum mm_merge r = mm_table_merge(&m->table, mm_entry_clone(e));
 		changed |= r == MM_MERGE_NEWER || r == MM_MERGE_CONFLICT_WON;
 	}

@@ -177,6 +177,20 @@ st, js = c.ask("thaw", "json", "Primary")
 check(st == 0 and json.loads(js).get("state") != "Frozen", "thaw: 0")
 st, js = c.ask("queue", "json", "No Such Queue")
 check(st == 65, "queue with an unknown name: 65, as the control socket")
+# the bench's test hook is the control socket's, and only with
+# test_hooks=1 (mutation: test_report without the setting check -- the
+# second check; the first guards that no 691 path ever reaches the hook)
+st, js = c.ask("test-report", "json", "down Primary SMTP")
+check(st == 64, "test-report over 691: 64, an unknown command (%d)" % st)
+import socket  # noqa: E402
+k = socket.socket(socket.AF_UNIX)
+k.connect(os.path.join(s1, "control.sock"))
+k.sendall(b"test-report down Primary SMTP\n")
+got = k.recv(4096)
+k.close()
+check(got.startswith(b"64\n") and b"test hooks are off" in got,
+      "test-report at the control socket without test_hooks=1: 64 (%r)" % got[:40])
+check("test hook" not in logtext(), "... and nothing was reported")
 st, js = c.ask("table")
 check(st == 64 and "json" in json.loads(js).get("error", ""), "no output format in args[0]: 64")
 st, js = c.ask("bogus", "json")
