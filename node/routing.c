@@ -111,6 +111,16 @@ struct routing {
 static void table_changed(struct routing *r);
 static void drain(struct routing *r);
 
+/* The first group (in name order) of t with server self, or NULL. */
+static const char *group_of(const struct mm_table *t, const char *self)
+{
+	for (size_t i = 0; i < t->n; i++)
+		for (size_t s = 0; s < t->entries[i]->n_servers; s++)
+			if (strcmp(t->entries[i]->servers[s]->name, self) == 0)
+				return t->entries[i]->name;
+	return NULL;
+}
+
 static int64_t now_ms(void *ctx)
 {
 	(void)ctx;
@@ -796,6 +806,17 @@ int routing_start(struct node *n, const char *tls_dir)
 	struct mm_table t;
 	bool saved = load_table(r, &t);
 	mm_member_merge_directory(&t, &n->dir.table);
+	const char *was = group_of(&t, n->self), *is = group_of(&n->dir.table, n->self);
+	if (saved && was && is && strcmp(was, is) != 0) {
+		/* the server moved to another group: the saved table would keep
+		 * it in the old one, whose master no longer takes it */
+		node_log("routing: %s has server %s in group %s, the directory in %s: starting "
+		         "from the directory's table",
+		         r->path, n->self, was, is);
+		mm_table_free(&t);
+		mm_table_init(&t);
+		mm_member_merge_directory(&t, &n->dir.table);
+	}
 	struct mm_member_conf mc = MM_MEMBER_DEFAULTS;
 	mc.ping_interval_ms = (uint32_t)n->set.ping_interval_ms;
 	mc.dead_after = (uint32_t)n->set.dead_after;
@@ -827,6 +848,7 @@ int routing_start(struct node *n, const char *tls_dir)
 		}
 	}
 	r->member_ready = true;
+	mm_member_directory_cands(&r->m, &n->dir.table);
 	struct mm_router router;
 	if (!mm_router_init(&router, mm_member_table(&r->m), n->self)) {
 		node_log("routing: server %s is not in the table", n->self);

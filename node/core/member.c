@@ -295,6 +295,7 @@ bool mm_member_merge_directory(struct mm_table *t, const struct mm_table *dir)
 
 unsigned mm_member_directory(struct mm_member *m, const struct mm_table *dir)
 {
+	mm_member_directory_cands(m, dir);
 	mm_entry **e;
 	bool changed;
 	size_t n = merged(&m->base, dir, &e, &changed);
@@ -344,6 +345,8 @@ unsigned mm_member_directory(struct mm_member *m, const struct mm_table *dir)
 	return r;
 }
 
+static void dcands_free(struct mm_member *m);
+
 static void cands_free(struct mm_member *m)
 {
 	for (size_t i = 0; i < m->ncands; i++) {
@@ -361,6 +364,7 @@ void mm_member_free(struct mm_member *m)
 	m->env.timer_cancel(m->env.ctx, MM_MEMBER_TIMER_PING);
 	m->env.timer_cancel(m->env.ctx, MM_MEMBER_TIMER_DEAD);
 	cands_free(m);
+	dcands_free(m);
 	for (size_t i = 0; i < m->nitems; i++) {
 		free(m->items[i].connector);
 		free(m->items[i].vserver);
@@ -525,16 +529,56 @@ static int cmp_cand(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-/* The group's candidates, as the table has them now: priority, then name. */
+static void dcands_free(struct mm_member *m)
+{
+	for (size_t i = 0; i < m->ndcands; i++) {
+		free(m->dcands[i].name);
+		free(m->dcands[i].address);
+	}
+	free(m->dcands);
+	m->dcands = NULL;
+	m->ndcands = 0;
+}
+
+void mm_member_directory_cands(struct mm_member *m, const struct mm_table *dir)
+{
+	dcands_free(m);
+	const mm_entry *e = mm_table_find(dir, m->group);
+	if (e == NULL || e->n_masters == 0)
+		return;
+	m->dcands = mm_xcalloc(e->n_masters, sizeof(*m->dcands));
+	for (size_t i = 0; i < e->n_masters; i++)
+		m->dcands[i] = (struct mm_member_dcand){mm_xstrdup(e->masters[i]->name),
+		                                        mm_xstrdup(e->masters[i]->routing_address),
+		                                        e->masters[i]->priority};
+	m->ndcands = e->n_masters;
+}
+
+/* The group's candidates, as the table has them now and the directory
+ * names them (its address and priority win): priority, then name. */
 static void load_cands(struct mm_member *m)
 {
 	cands_free(m);
 	const mm_entry *own = own_base(m);
-	size_t n = own->n_masters;
-	if (n == 0)
+	size_t n = 0, cap = own->n_masters + m->ndcands;
+	if (cap == 0)
 		return;
+	Mailmesh__MasterCandidate *all = mm_xcalloc(cap, sizeof(*all));
+	for (size_t i = 0; i < own->n_masters; i++)
+		all[n++] = *own->masters[i];
+	for (size_t d = 0; d < m->ndcands; d++) {
+		size_t i = 0;
+		while (i < n && strcmp(all[i].name, m->dcands[d].name) != 0)
+			i++;
+		if (i == n)
+			all[n++] = (Mailmesh__MasterCandidate)MAILMESH__MASTER_CANDIDATE__INIT;
+		all[i].name = m->dcands[d].name;
+		all[i].routing_address = m->dcands[d].address;
+		all[i].priority = m->dcands[d].priority;
+	}
 	Mailmesh__MasterCandidate **c = mm_xcalloc(n, sizeof(*c));
-	memcpy(c, own->masters, n * sizeof(*c));
+	for (size_t i = 0; i < n; i++)
+		c[i] = &all[i];
 	qsort(c, n, sizeof(*c), cmp_cand);
 	m->cands = mm_xcalloc(n, sizeof(*m->cands));
 	for (size_t i = 0; i < n; i++)
@@ -542,6 +586,7 @@ static void load_cands(struct mm_member *m)
 		                                      mm_xstrdup(c[i]->routing_address)};
 	m->ncands = n;
 	free(c);
+	free(all);
 }
 
 static const struct mm_member_cand *cand(const struct mm_member *m, const char *name)

@@ -149,6 +149,13 @@ struct mm_member {
 	/* the round */
 	struct mm_member_cand *cands;
 	size_t ncands, next_cand;
+	/* the directory's candidates of the group: dialled with the table's,
+	 * and their addresses win (a master that moved is found) */
+	struct mm_member_dcand {
+		char *name, *address;
+		uint32_t priority;
+	} * dcands;
+	size_t ndcands;
 	uint32_t redirects, round;
 };
 
@@ -159,6 +166,10 @@ bool mm_member_init(struct mm_member *m, const struct mm_member_conf *conf,
                     const struct mm_member_env *env, const char *self, struct mm_table *table);
 /* Cancels the timers; the connection, if any, is the driver's to close. */
 void mm_member_free(struct mm_member *m);
+/* The directory's master candidates of the group (at start, before
+ * mm_member_start; mm_member_directory takes them too): each round dials
+ * the union of these and the table's, at the directory's addresses. */
+void mm_member_directory_cands(struct mm_member *m, const struct mm_table *dir);
 
 /* The directory's table laid under what the masters issued (at start over
  * SPOOL/table, and on SIGHUP over base): an entry of incarnation 0 was

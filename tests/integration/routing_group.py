@@ -125,4 +125,23 @@ G.node(meshnode, "N4")
 check(wait_for(lambda: converged(lambda t: server_state(t, "N4") == "up"), 30) is not None,
       "N4 back: up in every table, one digest with N4's own")
 
+# --- the master moves to another address -----------------------------------------
+# the operator edits mmRoutingAddress, restarts the master there and sends
+# the nodes SIGHUP: they find it, though their saved table names the old
+# address (mutation: member.c load_cands without the directory's
+# candidates -- the nodes dial 127.0.66.250 for ever)
+master.kill()
+master.wait()
+nodelib.procs.remove(master)
+with open(G.ldif) as f:
+    text = f.read()
+with open(G.ldif, "w") as f:
+    f.write(text.replace("127.0.66.250:6910", "127.0.66.249:6910"))
+G.masters["LAB-RGM"] = "127.0.66.249:6910"
+master = G.master(rgmaster, "LAB-RGM")
+for p in [p for p in nodelib.procs if getattr(p, "is_node", False)]:
+    p.send_signal(signal.SIGHUP)
+check(wait_for(lambda: converged(lambda t: R.group(t)["master"] == "LAB-RGM"), 30) is not None,
+      "the master moved to 127.0.66.249: after SIGHUP every node holds its table again")
+
 R.done()
