@@ -104,6 +104,11 @@ struct routing {
 	struct mm_u64map peers; /* net conn → struct peer */
 	struct linkres *links, **links_tail;
 	struct event *links_ev;
+	/* the table to write to SPOOL/table on the next turn of the loop (the
+	 * fsync is kept off the path from a push to the routing it changes) */
+	uint8_t *save_buf;
+	size_t save_len;
+	struct event *save_ev;
 	char *path, *tmp, *corrupt;
 	char *listen; /* the routing address listened on */
 };
@@ -225,9 +230,8 @@ static bool write_all(int fd, const uint8_t *p, size_t len)
 
 /* write, fsync, rename, fsync of the directory: a crash leaves the old
  * table or the new one */
-static void save_table(void *ctx, const uint8_t *bytes, size_t len)
+static void write_table(struct routing *r, const uint8_t *bytes, size_t len)
 {
-	struct routing *r = ctx;
 	int fd = open(r->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || !write_all(fd, bytes, len) || fsync(fd) != 0) {
 		node_log("routing: cannot write %s: %s; the table on disk is the one before",
@@ -249,6 +253,33 @@ static void save_table(void *ctx, const uint8_t *bytes, size_t len)
 			node_log("routing: fsync of %s: %s", r->n->spool_dir, strerror(errno));
 		close(dfd);
 	}
+}
+
+static void save_pending(struct routing *r)
+{
+	if (r->save_buf == NULL)
+		return;
+	write_table(r, r->save_buf, r->save_len);
+	free(r->save_buf);
+	r->save_buf = NULL;
+}
+
+static void save_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	save_pending(arg);
+}
+
+/* The member's save: the latest table waits for the next turn, so that
+ * several changes in one turn cost one write, and none waits for it. */
+static void save_table(void *ctx, const uint8_t *bytes, size_t len)
+{
+	struct routing *r = ctx;
+	free(r->save_buf);
+	r->save_buf = mm_xmalloc(len ? len : 1);
+	memcpy(r->save_buf, bytes, len);
+	r->save_len = len;
+	event_active(r->save_ev, 0, 0);
 }
 
 /* The table saved by the last run, into t; false when there is none that
@@ -797,6 +828,7 @@ int routing_start(struct node *n, const char *tls_dir)
 	n->rt = r;
 	r->links_tail = &r->links;
 	r->links_ev = event_new(n->base, -1, 0, links_cb, r);
+	r->save_ev = event_new(n->base, -1, 0, save_cb, r);
 	r->path = spool_path(n, "table");
 	r->tmp = spool_path(n, "table.new");
 	r->corrupt = spool_path(n, "table.corrupt");
@@ -919,6 +951,7 @@ int routing_start(struct node *n, const char *tls_dir)
 	         insecure ? " in plain TCP (insecure=1)" : " with TLS",
 	         mm_table_find(mm_member_base(&r->m), r->m.group)->n_masters, r->m.group);
 	after_member(r, mm_member_start(&r->m));
+	save_pending(r); /* SPOOL/table is there once the node says ready */
 	return EX_OK;
 }
 
@@ -987,6 +1020,9 @@ void routing_free(struct node *n)
 	}
 	if (r->links_ev)
 		event_free(r->links_ev);
+	save_pending(r); /* the last table, before the node exits */
+	if (r->save_ev)
+		event_free(r->save_ev);
 	free(r->path);
 	free(r->tmp);
 	free(r->corrupt);

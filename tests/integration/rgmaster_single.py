@@ -182,6 +182,9 @@ check(all(fqdns), "SIGHUP: group Far follows each of 6 edits of the directory (%
 with open(ldif, "w") as f:
     f.write(with_n3)
 p.send_signal(1)
+# taken before the next SIGHUP (two close together may arrive as one)
+wait_for(lambda: (lambda g: g and g["servers"][0]["fqdn"] == "f1.lab.test")(
+    R.group(R.table(meshctl, ADDR, admin), "Far")), 5)
 with open(ldif, "w") as f:
     f.write(good.replace("mmPriority: 100", "mmPriority: lots"))
 p.send_signal(1)
