@@ -37,6 +37,7 @@ struct probe {
 	struct mm_smtpc c;
 	bool connected, tls_pending, answered;
 	char addr[80];
+	char expect[MM_CERT_NAME_MAX + 1]; /* an organization server: its name */
 	char why[300];
 	struct probe *next_failed;
 };
@@ -171,6 +172,16 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 			    "4.7.5 TLS is required, and the hop's certificate is not trusted");
 			return;
 		}
+		/* as a delivery would: an organization server must be the one
+		 * dialled, or the probe calls a hop up that delivery refuses */
+		char err[200], why[MM_CERT_NAME_MAX + 260];
+		if (p->expect[0] && ssl &&
+		    !mm_tls_expect_peer(ssl, MM_CERT_SERVER, p->expect, err, sizeof(err))) {
+			snprintf(why, sizeof(why), "4.7.5 the hop is not server %s: %s", p->expect,
+			         err);
+			end(p, false, why);
+			return;
+		}
 		mm_smtpc_tls_started(&p->c);
 		flush(p);
 		return;
@@ -227,12 +238,32 @@ struct probes *probes_new(struct node *n, void (*done)(void *, uint32_t, bool, c
 	return ps;
 }
 
+/* The one server with a virtual server at address, into out ("" when
+ * none or several). */
+static void expected_server(const struct node *n, const char *address, char *out, size_t size)
+{
+	const struct mm_topo *t = &n->router.topo;
+	const char *found = NULL;
+	out[0] = '\0';
+	for (uint32_t i = 0; i < t->nvs; i++)
+		if (strcmp(t->vs[i].address, address) == 0) {
+			const char *name = t->servers[t->vs[i].server].name;
+			if (found && strcmp(found, name) != 0)
+				return;
+			found = name;
+		}
+	if (found)
+		snprintf(out, size, "%s", found);
+}
+
 void probe_start(struct probes *ps, uint32_t id, const struct mm_cs_probe *t)
 {
 	struct node *n = ps->n;
 	struct probe *p = mm_xcalloc(1, sizeof(*p));
 	*p = (struct probe){.ps = ps, .id = id, .tls = t->tls, .fd = -1};
 	snprintf(p->addr, sizeof(p->addr), "%s", t->address);
+	if (t->org)
+		expected_server(n, t->address, p->expect, sizeof(p->expect));
 	mm_u64map_put(&ps->live, id, p);
 	mm_smtpc_init(&p->c, n->fqdn);
 	/* as relay_client.c: without --tls opportunistic means clear text,
