@@ -212,9 +212,10 @@ check(G.table("N2") is not None, "... and an admin from another address is serve
 for k in idle:
     k.close()
 
-# an admin asking for the table 20,000 times without reading an answer:
+# an admin asking for the table 40,000 times without reading an answer:
 # N2 stops reading from it (mutation: mm_net_send without the high-water
-# mark -- N2's memory grows by the answers until the 32 MiB cut)
+# mark -- the answers pile up to the 32 MiB cut and the connection is
+# closed)
 before = rss_kb(n2.pid)
 a = R.Raw691(N2, cert=(os.path.join(G.admin, "admin.pem"), os.path.join(G.admin, "admin.key")),
              cafile=CA, timeout=3)
@@ -222,17 +223,28 @@ a.send(R.hello_frame("admin", R.ROLE_ADMIN))
 q = R.query_frame("table", "json") * 1000
 stalled = False
 a.s.settimeout(3)
-for _ in range(20):
+for _ in range(40):
     try:
         a.s.sendall(q)
     except (socket.timeout, OSError):
         stalled = True
         break
 time.sleep(1)
-grown = rss_kb(n2.pid) - before
-check(grown < 16 * 1024, "20,000 queries never read: N2 grew by %d kB (bounded by the "
-      "high-water mark; stalled: %s)" % (grown, stalled))
+grown = rss_kb(n2.pid) - before  # shown, not judged: ASan's quarantine keeps freed memory
+with open(os.path.join(W, "N2.log"), errors="replace") as f:
+    cut = "does not read; closing" in f.read()
+check(not cut, "40,000 queries never read: N2 stopped reading at the high-water mark instead "
+      "of queueing 32 MiB of answers (grew by %d kB; our sends stalled: %s)" % (grown, stalled))
 check(G.table("N2") is not None, "... and N2 serves another admin meanwhile")
+answers = 0
+while answers < 2000:
+    fr = a.frame()
+    if fr is not None and fr[0] == "hello":
+        continue
+    if fr is None or fr[0] != "reply":
+        break
+    answers += 1
+check(answers == 2000, "... and once the admin reads, the answers come, in order (%d)" % answers)
 a.close()
 
 # --- and the group goes on ----------------------------------------------------------
