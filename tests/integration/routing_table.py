@@ -146,6 +146,27 @@ check(wait_for(lambda: re.search(r'connector "Primary": bridgehead N1/SMTP repor
 check(goes_to("primary"), "and mail takes Primary")
 stop(n1)
 
+# --- a saved table that puts N1 in another group: set aside ---------------------------
+# (the server moved, and the operator restarted it; mutation: routing_start
+# without the group_of comparison -- N1's view keeps the stale group "Aaa"
+# holding N1 beside Lab, and its member machine joins "Aaa")
+g = rl.table_groups(open(table, "rb").read())
+e = g["Lab"]
+rl.put(e, 1, "Aaa")
+rl.set_version(e, 7, 1, 1, 0)
+rl.mark_connector(e, "Primary")
+with open(table + ".test", "wb") as f:
+    f.write(rl.table_bytes({"Aaa": e}))
+os.rename(table + ".test", table)
+n1 = start()
+check("has server N1 in group Aaa, the directory in Lab: starting from the directory's table"
+      in logtext(), "a saved table with N1 in group Aaa, the directory in Lab: set aside, logged")
+v = query_table()
+check([x["name"] for x in v.get("groups", [])] == ["Lab"],
+      "... N1's view holds Lab alone (%s)" % [x["name"] for x in v.get("groups", [])])
+check(goes_to("primary"), "... and N1 routes as a member of Lab (Primary up)")
+stop(n1)
+
 # --- a corrupt SPOOL/table: logged, kept aside, ignored -------------------------------
 with open(table, "wb") as f:
     f.write(b"\x0a\xff\xff\xff\x0fnot a table")
