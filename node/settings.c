@@ -31,7 +31,11 @@ static const struct {
     R(dead_after, 3, 1, 1000, "routing engine: intervals of silence that close a connection"),
     R(master_retry_min_ms, 1000, 1, UINT32_MAX,
       "routing engine: first wait between rounds over the master candidates"),
-    R(master_retry_max_ms, 30000, 1, UINT32_MAX,
+    /* with its jitter (+20 %) at most one dead interval at the default
+     * settings (3 s): a master that comes back publishes after one dead
+     * interval, and by then every member has dialled it and said how its
+     * bridgeheads are, so none is marked down for being late */
+    R(master_retry_max_ms, 2500, 1, UINT32_MAX,
       "routing engine: longest wait between rounds (doubling up to it)"),
     R(down_probe_interval_ms, 60000, 1, UINT32_MAX,
       "a connector hop that is down is probed this often (connect, EHLO, QUIT)"),
