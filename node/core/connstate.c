@@ -277,8 +277,9 @@ static struct mm_cs_conn *find_conn(const struct mm_connstate *cs, const char *n
 
 static struct mm_cs_target *find_target(const struct mm_cs_conn *c, const char *address)
 {
+	/* set_targets leaves NULL where a target moved to the new list */
 	for (size_t i = 0; i < c->nt; i++)
-		if (strcmp(c->t[i].address, address) == 0)
+		if (c->t[i].address && strcmp(c->t[i].address, address) == 0)
 			return &c->t[i];
 	return NULL;
 }

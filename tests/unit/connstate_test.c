@@ -430,7 +430,8 @@ static void test_mx_untouched(void **state)
  * whose server the target group marks down is no target any more, and a
  * table change keeps the state of the others. Mutations caught: the first
  * target deciding alone (down at step 1); remote_up() ignoring the server's mark (no
- * change at the sync). */
+ * change at the sync); find_target() without its NULL check (a crash at the
+ * sync of an unchanged table with two targets -- the demo found it). */
 static void test_routing_group_targets(void **state)
 {
 	(void)state;
@@ -448,6 +449,11 @@ static void test_routing_group_targets(void **state)
 	    {"answer 1 fail", ""},
 	};
 	STEPS(f, s);
+	/* the same table again: both targets kept, with their states (a crash
+	 * once: find_target() read the first target, already moved) */
+	mm_connstate_sync(&f->cs, &f->table);
+	drain(f);
+	expect(f, "");
 	/* S1-1 goes down in its group's entry: only S1-0 is left, and it is
 	 * down */
 	mm_entry *g1 = mm_table_find(&f->table, "G000001");
