@@ -44,12 +44,25 @@ for s in $servers; do
 done
 for n in $masters $servers; do wait_ready "$work/$n.ready"; done
 live() { ./build/cli/meshctl --connect "$1" --tls "$work/tls-admin" "${@:2}"; }
+addrs="127.0.1.1 127.0.1.2 127.0.1.3 127.0.2.1 127.0.2.2 127.0.2.3 127.0.3.1 127.0.3.2"
 digests() { # what each server believes, WinRoute-style: one digest when converged
-  for a in 127.0.1.1 127.0.1.2 127.0.1.3 127.0.2.1 127.0.2.2 127.0.2.3 127.0.3.1 127.0.3.2; do
-    live "$a:691" --json table | python3 -c 'import json,sys; t=json.load(sys.stdin); g={x["name"]: x for x in t["groups"]}; print(t["server"], t["digest"][:16], "Seattle master", g["Seattle"]["master"], g["Seattle"]["versions"])'
+  for a in $addrs; do
+    live "$a:691" --json table | python3 -c 'import json,sys; t=json.load(sys.stdin); g={x["name"]: x for x in t["groups"]}; v=g["Seattle"]["versions"]; print("  %-7s digest %s  Seattle: master %s, version (%d, %d, %d, %d)" % (t["server"], t["digest"][:16], g["Seattle"]["master"], v["incarnation"], v["major"], v["minor"], v["user"]))'
   done
 }
-sleep 1
+converged() { # in each group: its servers hold one digest, their group's entry issued by its master
+  for a in $addrs; do live "$a:691" --json table 2>/dev/null || echo '{}'; echo; done | python3 -c '
+import json, sys
+ts = [json.loads(l) for l in sys.stdin if l.strip()]
+own = lambda t: next((g for g in t.get("groups", []) if t["server"] in [s["name"] for s in g["servers"]]), None)
+if any(own(t) is None or own(t)["versions"]["incarnation"] == 0 for t in ts):
+    sys.exit(1)
+groups = {}
+for t in ts:
+    groups.setdefault(own(t)["name"], set()).add(t["digest"])
+sys.exit(0 if all(len(d) == 1 for d in groups.values()) else 1)'
+}
+for _ in $(seq 150); do converged && break; sleep 0.1; done
 python3 - <<'PY'
 import smtplib
 c = smtplib.SMTP("127.0.1.1", 25)
@@ -72,15 +85,17 @@ echo "-- SEA-01 queues:"
 ./build/cli/meshctl --spool "$work/SEA-01" queues
 echo; echo "-- the live table as SEA-01 holds it (meshctl --connect 127.0.1.1:691):"
 live 127.0.1.1:691 table | head -12
-echo "-- every server's digest (each group's master pushes its entry; equal digests route alike):"
+echo "-- every server's digest: one per group, since each group's master pushes its own entry"
+echo "   to its members; between groups the entries will flow bridgehead to bridgehead over"
+echo "   X-LINK2STATE (not built yet), so NYC and LON still hold the directory's copy of Seattle's:"
 digests
 echo; echo "# kill -9 SEA-RGM1, Seattle's active master: SEA-RGM2 takes over, versions go on up"
-kill -9 "$pid_SEA_RGM1"
+{ kill -9 "$pid_SEA_RGM1"; wait "$pid_SEA_RGM1"; } 2>/dev/null || true
 for _ in $(seq 100); do
   live 127.0.1.11:691 --json table 2>/dev/null |
     python3 -c 'import json,sys; sys.exit(json.load(sys.stdin)["role"] != "master-active")' 2>/dev/null && break
   sleep 0.1
 done
-sleep 1
+for _ in $(seq 150); do converged && break; sleep 0.1; done
 echo "-- SEA-RGM2: $(live 127.0.1.11:691 --json table | python3 -c 'import json,sys; print(json.load(sys.stdin)["role"])')"
 digests
