@@ -21,6 +21,7 @@
 #ifndef MM_NODE_H
 #define MM_NODE_H
 
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <stdbool.h>
@@ -174,6 +175,14 @@ struct probes *probes_new(struct node *n,
                           void (*done)(void *ctx, uint32_t id, bool ok, const char *why),
                           void *ctx);
 void probe_start(struct probes *ps, uint32_t id, const struct mm_cs_probe *p);
+
+/* dial.c: an SMTP connection to address ("ip:port") from this server's
+ * own address, its callbacks set, connect_timeout_ms on it; NULL with why
+ * (an enhanced status and the reason) when it cannot even start. *fd is
+ * the socket whenever one was made (the bufferevent does not close it). */
+struct bufferevent *node_dial(struct node *n, const char *address, bufferevent_data_cb read_cb,
+                              bufferevent_event_cb event_cb, void *ctx, evutil_socket_t *fd,
+                              char *why, size_t whylen);
 void probes_free(struct probes *ps);
 
 /* query.c: one Query on 691 into out (args[0] "json" or "text"); returns

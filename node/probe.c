@@ -270,41 +270,10 @@ void probe_start(struct probes *ps, uint32_t id, const struct mm_cs_probe *t)
 	 * required stays required and fails closed */
 	p->c.tls_want =
 	    n->tls.client || t->tls == MM_SMTPC_TLS_REQUIRED ? t->tls : MM_SMTPC_TLS_NONE;
-	struct sockaddr_storage ss;
-	int len = sizeof(ss);
-	if (evutil_parse_sockaddr_port(t->address, (struct sockaddr *)&ss, &len) != 0) {
-		fail_later(p, "4.4.3 the hop is not an IP address");
-		return;
-	}
-	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		char why[128];
-		snprintf(why, sizeof(why), "4.3.0 no socket for a probe: %s", strerror(errno));
+	char why[300];
+	p->bev = node_dial(n, t->address, on_read, on_event, p, &p->fd, why, sizeof(why));
+	if (p->bev == NULL)
 		fail_later(p, why);
-		return;
-	}
-	p->fd = fd;
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (ss.ss_family == AF_INET)
-		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
-	if (n->src_len > 0 && n->src.ss_family == ss.ss_family &&
-	    bind(fd, (struct sockaddr *)&n->src, (socklen_t)n->src_len) != 0)
-		node_log("cannot bind the source address of a probe: %s", strerror(errno));
-	p->bev = bufferevent_socket_new(n->base, fd, 0);
-	bufferevent_setcb(p->bev, on_read, NULL, on_event, p);
-	struct timeval tv = {(time_t)(n->set.connect_timeout_ms / 1000),
-	                     (suseconds_t)(n->set.connect_timeout_ms % 1000) * 1000};
-	bufferevent_set_timeouts(p->bev, &tv, &tv);
-	bufferevent_enable(p->bev, EV_READ | EV_WRITE);
-	if (bufferevent_socket_connect(p->bev, (struct sockaddr *)&ss, len) != 0) {
-		char why[300];
-		snprintf(why, sizeof(why), "4.4.1 connect to %s failed: %s", p->addr,
-		         evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-		bufferevent_free(p->bev);
-		p->bev = NULL;
-		fail_later(p, why);
-	}
 }
 
 void probes_free(struct probes *ps)

@@ -231,41 +231,10 @@ void relay_open(void *ctx, uint32_t sid, const struct mm_qm_target *t)
 	 * clear text, required stays required and fails closed */
 	c->c.tls_want =
 	    n->tls.client || t->tls == MM_SMTPC_TLS_REQUIRED ? t->tls : MM_SMTPC_TLS_NONE;
-	struct sockaddr_storage ss;
-	int len = sizeof(ss);
-	if (evutil_parse_sockaddr_port(t->address, (struct sockaddr *)&ss, &len) != 0) {
-		fail_later(c, "4.4.3 the next hop is not an IP address");
-		return;
-	}
-	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		char why[128];
-		snprintf(why, sizeof(why), "4.3.0 no socket for the next hop: %s", strerror(errno));
+	char why[300];
+	c->bev = node_dial(n, t->address, conn_read, conn_event, c, &c->fd, why, sizeof(why));
+	if (c->bev == NULL)
 		fail_later(c, why);
-		return;
-	}
-	c->fd = fd;
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (ss.ss_family == AF_INET)
-		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
-	if (n->src_len > 0 && n->src.ss_family == ss.ss_family &&
-	    bind(fd, (struct sockaddr *)&n->src, (socklen_t)n->src_len) != 0)
-		node_log("cannot bind the source address of a connection: %s", strerror(errno));
-	c->bev = bufferevent_socket_new(n->base, fd, 0);
-	bufferevent_setcb(c->bev, conn_read, NULL, conn_event, c);
-	struct timeval tv = {(time_t)(n->set.connect_timeout_ms / 1000),
-	                     (suseconds_t)(n->set.connect_timeout_ms % 1000) * 1000};
-	bufferevent_set_timeouts(c->bev, &tv, &tv);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss, len) != 0) {
-		char why[300];
-		snprintf(why, sizeof(why), "4.4.1 connect to %s failed: %s", c->addr,
-		         evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-		bufferevent_free(c->bev);
-		c->bev = NULL;
-		fail_later(c, why);
-	}
 }
 
 void relay_send(void *ctx, uint32_t sid, struct mm_smtpc_job *job)

@@ -150,8 +150,9 @@ same.update({"server": None, "role": "offline"})
 check(same == off, "with nothing down the view is the offline table field for field "
       "(the shape of meshctl --json table)")
 st, txt = c.ask("table", "text")
-check(st == 0 and txt.startswith("Organization Lab: 1 routing groups\n") and
-      "Primary" in txt, "table as text")
+# (one renderer with offline meshctl and rgmaster: cli/table_view.c)
+check(st == 0 and txt.startswith("Answered by N1 (node)\nOrganization Lab: 1 routing groups\n")
+      and "Primary" in txt, "table as text, saying who answered")
 st, js = c.ask("route", "json", "alice@example.test")
 check(st == 0 and json.loads(js).get("kind") == "local" and json.loads(js).get("from") == "N1",
       "route alice@example.test: local, from N1")
