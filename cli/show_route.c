@@ -31,6 +31,8 @@ int ctl_route(struct ctl *c, const char *from, const char *rcpt)
 		rc = EX_NOUSER;
 		goto out;
 	case MM_CAT_HOME: mm_route_to_server(&r, who->home, rcpt, &rt); break;
+	/* delivered where it is received (RFC 5321 §4.5.1) */
+	case MM_CAT_POSTMASTER: mm_route_to_server(&r, from, rcpt, &rt); break;
 	case MM_CAT_EXTERNAL: mm_route_to_domain(&r, domain, rcpt, &rt); break;
 	}
 	mm_route_render(stdout, &r, rcpt, from, domain, &rt, c->json);

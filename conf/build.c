@@ -598,7 +598,8 @@ static void build_recipient(struct builder *b, struct obj *o)
 			            o->name, a->value);
 		} else if (srv && srv->name) {
 			struct mm_recipient r = {m, mm_xstrdup(srv->name),
-			                         pw ? mm_xstrdup(pw->value) : NULL};
+			                         pw ? mm_xstrdup(pw->value) : NULL,
+			                         (uint32_t)(o - b->o)};
 			PUSH(b->dir->recipients, b->dir->nrecipients, r);
 			mm_strmap_put(&b->dir->by_mail, r.mail,
 			              (uint32_t)(b->dir->nrecipients - 1));

@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "addrspace.h"
 
@@ -23,12 +24,33 @@ enum mm_category mm_directory_categorize(const struct mm_directory *dir, const c
 		if (strcmp(dir->domains[i], domain) != 0)
 			continue;
 		uint32_t r;
-		if (!mm_strmap_get(&dir->by_mail, mail, &r))
+		if (!mm_strmap_get(&dir->by_mail, mail, &r)) {
+			if (at - mail == 10 && memcmp(mail, "postmaster", 10) == 0)
+				return MM_CAT_POSTMASTER;
 			return MM_CAT_UNKNOWN;
+		}
 		*who = &dir->recipients[r];
 		return MM_CAT_HOME;
 	}
 	return MM_CAT_EXTERNAL;
+}
+
+const char *mm_directory_postmaster_domain(const struct mm_directory *dir, const char *fqdn)
+{
+	const char *best = NULL;
+	size_t fl = fqdn ? strlen(fqdn) : 0;
+	for (size_t i = 0; i < dir->ndomains; i++) {
+		const char *d = dir->domains[i];
+		size_t dl = strlen(d);
+		bool under = fl == dl ? strcasecmp(fqdn, d) == 0
+		                      : fl > dl && fqdn[fl - dl - 1] == '.' &&
+		                            strcasecmp(fqdn + fl - dl, d) == 0;
+		if (under && (best == NULL || dl > strlen(best)))
+			best = d;
+	}
+	if (best == NULL && dir->ndomains > 0)
+		best = dir->domains[0];
+	return best;
 }
 
 void mm_directory_free(struct mm_directory *dir)

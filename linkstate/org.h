@@ -16,6 +16,7 @@ struct mm_recipient {
 	char *mail;     /* lower case: the recipient's one canonical address */
 	char *home;     /* server name */
 	char *password; /* userPassword, or NULL */
+	uint32_t entry; /* the directory entry: its addresses share the number */
 };
 
 struct mm_vserver_conf {
@@ -46,6 +47,10 @@ enum mm_category {
 	MM_CAT_UNKNOWN,  /* authoritative domain, no such recipient: 550 5.1.1 */
 	MM_CAT_EXTERNAL, /* not an authoritative domain: route by address space */
 	MM_CAT_BAD,      /* not local@domain: 501 5.1.3 */
+	/* postmaster@ an authoritative domain that no recipient holds: RFC
+	 * 5321 §4.5.1 makes it accepted all the same; it is delivered on the
+	 * server that receives it (the mailbox postmaster@DOMAIN) */
+	MM_CAT_POSTMASTER,
 };
 
 /* DESIGN §4.1. Directory recipients match case-insensitively (their local
@@ -53,5 +58,11 @@ enum mm_category {
  * the lower-cased domain (256 bytes). */
 enum mm_category mm_directory_categorize(const struct mm_directory *dir, const char *rcpt,
                                          const struct mm_recipient **who, char domain[256]);
+
+/* The domain of a bare "postmaster" (RCPT TO:<Postmaster>, RFC 5321
+ * §4.5.1) at a virtual server named fqdn: the longest authoritative
+ * domain that is fqdn or one of its parents, else the directory's first
+ * authoritative domain; NULL when it has none. */
+const char *mm_directory_postmaster_domain(const struct mm_directory *dir, const char *fqdn);
 
 #endif

@@ -6,11 +6,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
+#include "buf.h"
 #include "strmap.h"
 
 static int sync_dir(const char *path)
@@ -62,6 +62,23 @@ static int ensure(const char *store, const char *box)
 	return 0;
 }
 
+/* CRLF line ends as LF; every other byte as it is. */
+static void lf_text(struct mm_buf *out, const char *p, size_t n)
+{
+	size_t from = 0;
+	while (from < n) {
+		const char *cr = memchr(p + from, '\r', n - from);
+		size_t i = cr ? (size_t)(cr - p) : n;
+		if (i + 1 < n && p[i + 1] == '\n') {
+			mm_buf_add(out, p + from, i - from);
+			from = i + 1; /* the LF goes with the next span */
+		} else {
+			mm_buf_add(out, p + from, (i < n ? i + 1 : n) - from);
+			from = i < n ? i + 1 : n;
+		}
+	}
+}
+
 int mm_maildir_deliver(const char *store, const char *addr, const char *host, const char *prefix,
                        size_t plen, const char *msg, size_t len)
 {
@@ -85,27 +102,24 @@ int mm_maildir_deliver(const char *store, const char *addr, const char *host, co
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return errno;
-	struct iovec iov[2] = {{(void *)prefix, plen}, {(void *)msg, len}};
-	size_t total = plen + len, done = 0;
-	int at = 0;
-	while (done < total) {
-		ssize_t w = writev(fd, iov + at, 2 - at);
+	/* Maildir is LF-only (qmail's maildir(5)); MUAs and IMAP servers
+	 * read it so. The spool keeps CRLF, as SMTP carries it. */
+	struct mm_buf text = {0};
+	lf_text(&text, prefix, plen);
+	lf_text(&text, msg, len);
+	size_t done = 0;
+	while (done < text.len) {
+		ssize_t w = write(fd, text.p + done, text.len - done);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
 			e = errno;
+			mm_buf_free(&text);
 			goto fail;
 		}
 		done += (size_t)w;
-		while (at < 2 && (size_t)w >= iov[at].iov_len) {
-			w -= (ssize_t)iov[at].iov_len;
-			at++;
-		}
-		if (at < 2) {
-			iov[at].iov_base = (char *)iov[at].iov_base + w;
-			iov[at].iov_len -= (size_t)w;
-		}
 	}
+	mm_buf_free(&text);
 	if (fsync(fd) != 0) {
 		e = errno;
 		goto fail;

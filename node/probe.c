@@ -195,12 +195,17 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		end(p, true, NULL);
 		return;
 	}
-	char why[300];
+	char why[400], err[120];
 	if (!p->connected)
 		snprintf(why, sizeof(why), "4.4.1 connect to %s failed: %s", p->addr,
 		         what & BEV_EVENT_TIMEOUT
 		             ? "timed out"
 		             : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	else if (p->tls_pending && p->tls == MM_SMTPC_TLS_REQUIRED &&
+	         mm_tls_verify_failed(p->ssl, err, sizeof(err)))
+		snprintf(why, sizeof(why),
+		         "4.7.5 TLS is required, and the certificate of %s failed verification: %s",
+		         p->addr, err);
 	else
 		snprintf(why, sizeof(why), "4.4.2 %s with %s before EHLO was done",
 		         what & BEV_EVENT_TIMEOUT ? "timeout" : "lost connection", p->addr);

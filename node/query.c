@@ -67,6 +67,7 @@ static int answer_route(struct node *n, FILE *out, bool text, const char *rcpt)
 		             "route: no recipient %s in authoritative domain %s (550 5.1.1)", rcpt,
 		             domain);
 	case MM_CAT_HOME: mm_route_to_server(&n->router, who->home, rcpt, &rt); break;
+	case MM_CAT_POSTMASTER: mm_route_to_server(&n->router, n->self, rcpt, &rt); break;
 	case MM_CAT_EXTERNAL: mm_route_to_domain(&n->router, domain, rcpt, &rt); break;
 	}
 	mm_route_render(out, &n->router, rcpt, n->self, domain, &rt, !text);

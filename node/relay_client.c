@@ -184,12 +184,19 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
 		conn_end(c, false, NULL);
 		return;
 	}
-	char why[300];
+	char why[400], err[120];
 	if (!c->connected)
 		snprintf(why, sizeof(why), "4.4.1 connect to %s failed: %s", c->addr,
 		         what & BEV_EVENT_TIMEOUT
 		             ? "timed out"
 		             : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	else if (c->tls_pending && c->tls == MM_SMTPC_TLS_REQUIRED &&
+	         mm_tls_verify_failed(c->ssl, err, sizeof(err)))
+		/* a verifying context ends the handshake on a bad certificate:
+		 * that is a TLS failure (RFC 3463 4.7.5), not a lost connection */
+		snprintf(why, sizeof(why),
+		         "4.7.5 TLS is required, and the certificate of %s failed verification: %s",
+		         c->addr, err);
 	else
 		snprintf(why, sizeof(why), "4.4.2 %s with %s",
 		         what & BEV_EVENT_TIMEOUT ? "timeout" : "lost connection", c->addr);

@@ -14,6 +14,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include "date.h"
 #include "logfmt.h"
 #include "node.h"
+#include "password.h"
 #include "tls.h"
 
 struct session {
@@ -39,6 +41,8 @@ struct session {
 	const char *refusal; /* the message could not be queued: the reply, sent
 	                      * once the machine has returned from submit */
 	char peer_cn[256];
+	/* who AUTH PLAIN/LOGIN authenticated (lower case), or "" */
+	char login[MM_SMTP_CMD_MAX];
 	char reply[600];
 	/* deadlines (slowloris): a whole command line, a whole transfer */
 	struct event *deadline;
@@ -313,7 +317,9 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
 		s->client.org_cert = ssl && org_server_cert(s, ssl);
 		s->tls_switching = false;
-		mm_smtpd_tls_started(&s->smtpd);
+		s->login[0] = '\0';
+		X509 *peer = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+		mm_smtpd_tls_started(&s->smtpd, peer != NULL);
 		arm_deadline(s);
 		return;
 	}
@@ -336,8 +342,21 @@ static const char *rcpt_cb(void *ctx, const struct mm_envelope *env, struct mm_r
 	struct node *n = s->n;
 	const struct mm_recipient *who = NULL;
 	char domain[256];
+	if (strcasecmp(r->addr, "postmaster") == 0) {
+		/* RFC 5321 §4.5.1: <Postmaster> with no domain is accepted */
+		const char *d = mm_directory_postmaster_domain(&n->dir, s->vs->conf.fqdn);
+		if (d == NULL)
+			return "550 5.1.1 <postmaster>: no authoritative domain here";
+		if (strlen(d) + 11 >= sizeof(r->addr))
+			return "550 5.1.1 <postmaster>: the domain is too long for a path";
+		snprintf(r->addr, sizeof(r->addr), "postmaster@%.245s", d);
+	}
 	switch (mm_directory_categorize(&n->dir, r->addr, &who, domain)) {
 	case MM_CAT_HOME: snprintf(r->addr, sizeof(r->addr), "%s", who->mail); return NULL;
+	case MM_CAT_POSTMASTER:
+		/* as it came, lower case: the domain fit in the path already */
+		snprintf(r->addr, sizeof(r->addr), "postmaster@%.245s", domain);
+		return NULL;
 	case MM_CAT_UNKNOWN:
 		snprintf(s->reply, sizeof(s->reply),
 		         "550 5.1.1 <%s>: Recipient address rejected: User unknown", r->addr);
@@ -381,12 +400,45 @@ static bool auth_cb(void *ctx, const char *mech, const char *user, const char *p
 		uint32_t r;
 		if (mm_strmap_get(&s->n->dir.by_mail, mail, &r))
 			ok = mm_password_ok(s->n->dir.recipients[r].password, pass);
+		if (ok)
+			snprintf(s->login, sizeof(s->login), "%s", mail);
 	}
 	char who[300];
 	node_log("AUTH %s %s from %s: %s", mech,
 	         mm_logfmt_quote(who, sizeof(who), mech[0] == 'E' ? s->peer_cn : user), s->ip,
 	         ok ? "ok" : "refused");
 	return ok;
+}
+
+/* MAIL after AUTH PLAIN/LOGIN: the sender must be an address of the
+ * user's own recipient entry (as Postfix's reject_sender_login_mismatch),
+ * or any user could send as the chief executive. Servers that showed an
+ * organization certificate relay others' mail and are exempt; so is the
+ * null sender (a user's program may send a bounce). */
+static const char *mail_cb(void *ctx, const struct mm_mail_args *m)
+{
+	struct session *s = ctx;
+	struct node *n = s->n;
+	if (!n->set.sender_login_mismatch || !s->smtpd.authenticated || s->login[0] == '\0' ||
+	    s->client.org_cert || m->addr[0] == '\0')
+		return NULL;
+	char sender[MM_SMTP_PATH_MAX + 1];
+	size_t i = 0;
+	for (; m->addr[i] && i + 1 < sizeof(sender); i++)
+		sender[i] = (char)tolower((unsigned char)m->addr[i]);
+	sender[i] = '\0';
+	uint32_t user, owner;
+	if (mm_strmap_get(&n->dir.by_mail, s->login, &user) &&
+	    mm_strmap_get(&n->dir.by_mail, sender, &owner) &&
+	    n->dir.recipients[user].entry == n->dir.recipients[owner].entry)
+		return NULL;
+	char who[300];
+	node_log("MAIL FROM %s from %s refused: authenticated as %s",
+	         mm_logfmt_quote(who, sizeof(who), m->addr), s->ip, s->login);
+	snprintf(s->reply, sizeof(s->reply),
+	         "553 5.7.1 <%s>: Sender address rejected: not owned by user %.256s", m->addr,
+	         s->login);
+	return s->reply;
 }
 
 /* RFC 3848: ESMTP, ESMTPS (TLS), ESMTPA (AUTH), ESMTPSA (both) */
@@ -470,7 +522,8 @@ uint32_t node_receiving(const struct node *n)
 	return k;
 }
 
-static const struct mm_smtpd_ops ops = {.rcpt = rcpt_cb, .submit = submit_cb, .auth = auth_cb};
+static const struct mm_smtpd_ops ops = {
+    .rcpt = rcpt_cb, .submit = submit_cb, .auth = auth_cb, .mail = mail_cb};
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                       int socklen, void *arg)

@@ -67,6 +67,9 @@ static const struct {
     R(insecure, 0, 0, 1, "1: routing traffic (691) in plain TCP without --tls (tests only)"),
     R(test_hooks, 0, 0, 1,
       "1: the control socket takes test-report (the convergence bench injects reports)"),
+    R(sender_login_mismatch, 1, 0, 1,
+      "1: a client authenticated by AUTH PLAIN/LOGIN may send only as its own addresses "
+      "(553 5.7.1)"),
     R(compact_after_s, 300, 0, 100ull * 365 * 86400,
       "queued messages of an older spool segment move to the current one"),
 #undef S

@@ -39,11 +39,12 @@ struct mm_settings {
 	uint64_t max_rcpts;           /* per transaction */
 	uint64_t max_sessions_per_ip;
 	uint64_t max_sessions;
-	uint64_t max_errors;       /* per session before 421 */
-	uint64_t dest_concurrency; /* connections per next hop */
-	uint64_t insecure;         /* routing traffic without TLS (tests) */
-	uint64_t test_hooks;       /* the control socket's test-report (benches) */
-	uint64_t compact_after_s;  /* queued messages of older spool segments move forward */
+	uint64_t max_errors;            /* per session before 421 */
+	uint64_t dest_concurrency;      /* connections per next hop */
+	uint64_t insecure;              /* routing traffic without TLS (tests) */
+	uint64_t test_hooks;            /* the control socket's test-report (benches) */
+	uint64_t compact_after_s;       /* queued messages of older spool segments move forward */
+	uint64_t sender_login_mismatch; /* AUTH PLAIN/LOGIN users send as themselves only */
 };
 
 void mm_settings_default(struct mm_settings *s);

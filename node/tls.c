@@ -454,42 +454,11 @@ out:
 	return ok;
 }
 
-static bool digest_ok(const char *md, const char *stored_b64, const char *given)
+bool mm_tls_verify_failed(SSL *ssl, char *why, size_t whylen)
 {
-	unsigned char raw[256];
-	int n = EVP_DecodeBlock(raw, (const unsigned char *)stored_b64, (int)strlen(stored_b64));
-	if (n < 20)
+	long r = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+	if (r == X509_V_OK)
 		return false;
-	/* EVP_DecodeBlock counts base64 padding as bytes */
-	size_t len = strlen(stored_b64);
-	while (len > 0 && stored_b64[len - 1] == '=') {
-		n--;
-		len--;
-	}
-	const EVP_MD *m = EVP_get_digestbyname(md);
-	unsigned int dl = (unsigned int)EVP_MD_get_size(m);
-	if ((size_t)n < dl)
-		return false;
-	unsigned char out[EVP_MAX_MD_SIZE];
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	EVP_DigestInit_ex(ctx, m, NULL);
-	EVP_DigestUpdate(ctx, given, strlen(given));
-	EVP_DigestUpdate(ctx, raw + dl, (size_t)n - dl); /* the salt, for SSHA */
-	EVP_DigestFinal_ex(ctx, out, &dl);
-	EVP_MD_CTX_free(ctx);
-	return CRYPTO_memcmp(out, raw, dl) == 0;
-}
-
-bool mm_password_ok(const char *stored, const char *given)
-{
-	if (stored == NULL || given == NULL)
-		return false;
-	if (strncmp(stored, "{SSHA}", 6) == 0 || strncmp(stored, "{SHA}", 5) == 0)
-		return digest_ok("SHA1", stored + (stored[2] == 'S' ? 6 : 5), given);
-	if (strncmp(stored, "{SSHA256}", 9) == 0)
-		return digest_ok("SHA256", stored + 9, given);
-	if (stored[0] == '{')
-		return false; /* a scheme we do not know: never a match */
-	size_t a = strlen(stored), b = strlen(given);
-	return a == b && CRYPTO_memcmp(stored, given, a) == 0;
+	snprintf(why, whylen, "%s", X509_verify_cert_error_string(r));
+	return true;
 }

@@ -92,6 +92,11 @@ bool mm_tls_peer_identity(SSL *ssl, char *name, size_t n, enum mm_cert_kind *kin
 bool mm_tls_expect_peer(SSL *ssl, enum mm_cert_kind kind, const char *name, char *err,
                         size_t errlen);
 
+/* After a TLS handshake that failed: true when it failed because the
+ * peer's certificate did not verify (a verifying context refuses it
+ * inside the handshake), with OpenSSL's reason in why. */
+bool mm_tls_verify_failed(SSL *ssl, char *why, size_t whylen);
+
 /* The start check of a daemon (DESIGN §7a), before anything else it does
  * with --tls DIR: the CA's private key stays where `pki init` put it,
  * never in a daemon's directory. False (exit 78) with the file named in
@@ -101,8 +106,5 @@ bool mm_tls_expect_peer(SSL *ssl, enum mm_cert_kind kind, const char *name, char
  * cannot be read, as it cannot then be ruled out. Encrypted keys cannot be
  * compared without their pass phrase, and are not. */
 bool mm_tls_check_dir(const char *dir, char *err, size_t errlen);
-
-/* userPassword as LDAP stores it: {SSHA}, {SHA} or clear text. */
-bool mm_password_ok(const char *stored, const char *given);
 
 #endif

@@ -1,6 +1,7 @@
 #include "dsn.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,6 +27,33 @@ static size_t header_len(const char *p, size_t n)
 {
 	const char *end = memmem(p, n, "\r\n\r\n", 4);
 	return end ? (size_t)(end - p) + 4 : n;
+}
+
+/* RFC 3464 §2.3.5: Remote-MTA is an mta-name-type and a name. The next
+ * hop is known here by its address ("ip:port", "[ip]:port"): a host's
+ * name, if that is what it holds, goes as "dns"; an address as "ip"
+ * (RFC 3464 §2.1.2 leaves the type open), without the port, which is
+ * part of neither. */
+static void remote_mta(struct mm_buf *out, const char *remote)
+{
+	char host[256];
+	const char *p = remote, *end;
+	if (*p == '[') {
+		p++;
+		end = strchr(p, ']');
+	} else {
+		end = strrchr(p, ':');
+		/* an IPv6 address without brackets has several colons: no port */
+		if (end && strchr(p, ':') != end)
+			end = NULL;
+	}
+	size_t n = end ? (size_t)(end - p) : strlen(p);
+	if (n == 0 || n >= sizeof(host))
+		return;
+	memcpy(host, p, n);
+	host[n] = '\0';
+	bool address = strchr(host, ':') != NULL || strspn(host, "0123456789.") == n;
+	mm_buf_printf(out, "Remote-MTA: %s; %s\r\n", address ? "ip" : "dns", host);
 }
 
 void mm_dsn_build(struct mm_buf *out, const char *fqdn, const char *date, const char *msgid,
@@ -75,7 +103,7 @@ void mm_dsn_build(struct mm_buf *out, const char *fqdn, const char *date, const 
 			mm_buf_printf(out, "Original-Recipient: %s\r\n", q->orcpt);
 		mm_buf_printf(out, "Action: failed\r\nStatus: %s\r\n", r[i].status);
 		if (r[i].remote)
-			mm_buf_printf(out, "Remote-MTA: dns; %s\r\n", r[i].remote);
+			remote_mta(out, r[i].remote);
 		if (r[i].diag)
 			mm_buf_printf(out, "Diagnostic-Code: %s\r\n", r[i].diag);
 		mm_buf_printf(out, "Last-Attempt-Date: %s\r\n", date);

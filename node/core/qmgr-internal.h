@@ -87,6 +87,9 @@ void qm_local_run(struct mm_qm *qm);
 /* qmgr_dsn.c */
 /* A job that could not go now: held for the queue's retry, or expired. */
 void qm_defer(struct mm_qm *qm, struct mm_queue *q, struct mm_job *j, const char *why);
+/* The same, each[i] the reason of the job's recipient i (NULL: why). */
+void qm_defer_each(struct mm_qm *qm, struct mm_queue *q, struct mm_job *j, const char *why,
+                   const char *const *each);
 /* Recipients failed for good: one DSN for them (RFC 3464) where one is
  * owed, then they are finished. False when the DSN could not be written:
  * then nothing is finished and the caller keeps the recipients. */

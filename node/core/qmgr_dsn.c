@@ -77,24 +77,35 @@ bool qm_bounce(struct mm_qm *qm, struct mm_qmsg *m, const struct mm_dsn_rcpt *r,
 
 void qm_defer(struct mm_qm *qm, struct mm_queue *q, struct mm_job *j, const char *why)
 {
+	qm_defer_each(qm, q, j, why, NULL);
+}
+
+void qm_defer_each(struct mm_qm *qm, struct mm_queue *q, struct mm_job *j, const char *why,
+                   const char *const *each)
+{
 	struct mm_qmsg *m = j->msg;
 	for (uint32_t i = 0; i < j->n; i++) {
 		struct mm_qrcpt *r = &m->rcpt[j->idx[i]];
+		const char *w = each && each[i] && each[i][0] ? each[i] : why;
 		free(r->last_error);
-		r->last_error = mm_xstrdup(why);
+		r->last_error = mm_xstrdup(w);
 		char to[600];
 		qm_track(qm, "DEFERRED", m, "to", qm_addr(to, r->addr), "queue", q->name, "reason",
-		         why, NULL);
+		         w, NULL);
 	}
 	if (qm_expired(qm, m)) {
 		struct mm_dsn_rcpt *r = mm_xcalloc(j->n, sizeof(*r));
-		char diag[600];
-		snprintf(diag, sizeof(diag), "X-mailmesh; delivery time expired; last error: %s",
-		         why);
-		for (uint32_t i = 0; i < j->n; i++)
-			r[i] = (struct mm_dsn_rcpt){j->idx[i], "5.4.7", diag, NULL};
+		char(*diag)[600] = mm_xcalloc(j->n, sizeof(*diag));
+		for (uint32_t i = 0; i < j->n; i++) {
+			/* each recipient's own last error */
+			snprintf(diag[i], sizeof(diag[i]),
+			         "X-mailmesh; delivery time expired; last error: %s",
+			         m->rcpt[j->idx[i]].last_error);
+			r[i] = (struct mm_dsn_rcpt){j->idx[i], "5.4.7", diag[i], NULL};
+		}
 		m->holds++;
 		bool ok = qm_bounce(qm, m, r, j->n);
+		free(diag);
 		free(r);
 		m->holds--;
 		if (ok) {

@@ -332,6 +332,9 @@ static void job_results(struct mm_qm *qm, struct mm_qm_session *s)
 	struct mm_dsn_rcpt *fail = mm_xcalloc(j->n, sizeof(*fail));
 	char(*status)[16] = mm_xcalloc(j->n, sizeof(*status));
 	char **diag = mm_xcalloc(j->n, sizeof(*diag));
+	/* each deferred recipient keeps its own reply (a 452 to one and a 451
+	 * to another are two stories, in the log and in a 5.4.7 DSN) */
+	const char **each = mm_xcalloc(j->n, sizeof(*each));
 	uint32_t nf = 0;
 	bool any_ok = false;
 	s->job = NULL;
@@ -355,6 +358,7 @@ static void job_results(struct mm_qm *qm, struct mm_qm_session *s)
 		} else {
 			if (again == NULL)
 				again = mm_job_new(m, j->generation);
+			each[again->n] = r->text;
 			mm_job_add(again, idx);
 			why = r->text;
 		}
@@ -375,7 +379,8 @@ static void job_results(struct mm_qm *qm, struct mm_qm_session *s)
 	if (any_ok)
 		hop_ok(qm, q);
 	if (again)
-		qm_defer(qm, q, again, why && why[0] ? why : "4.4.2 no reply");
+		qm_defer_each(qm, q, again, why && why[0] ? why : "4.4.2 no reply", each);
+	free(each);
 	mm_job_free(j);
 	m->holds--;
 	qm_msg_release(qm, m);

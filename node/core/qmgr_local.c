@@ -24,8 +24,15 @@ static void deliver_job(struct mm_qm *qm, struct mm_job *j)
 		const struct mm_recipient *who = NULL;
 		char domain[256];
 		const char *box = r->addr;
-		if (mm_directory_categorize(qm->dir, r->addr, &who, domain) == MM_CAT_HOME)
-			box = who->mail;
+		char postmaster[300];
+		switch (mm_directory_categorize(qm->dir, r->addr, &who, domain)) {
+		case MM_CAT_HOME: box = who->mail; break;
+		case MM_CAT_POSTMASTER:
+			snprintf(postmaster, sizeof(postmaster), "postmaster@%s", domain);
+			box = postmaster;
+			break;
+		default: break;
+		}
 		int e = read_err;
 		if (e == 0) {
 			struct mm_buf pre = {0};

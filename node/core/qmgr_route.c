@@ -78,6 +78,7 @@ static void resolve(struct mm_qm *qm, const struct mm_qmsg *m, uint32_t idx, str
 	case MM_CAT_BAD:
 		bounce_dest(d, "5.1.3", "X-mailmesh; bad recipient address syntax");
 		return;
+	case MM_CAT_POSTMASTER: rt.kind = MM_ROUTE_LOCAL; break;
 	case MM_CAT_HOME:
 		if (strcmp(who->home, qm->self) == 0)
 			rt.kind = MM_ROUTE_LOCAL;

@@ -198,6 +198,10 @@ static const char *path(const char *arg, const char *keyword, char *addr, bool a
 	if (n == 0) {
 		if (!allow_null)
 			return NULL;
+	} else if (!allow_null && a == arg + 1 && n == 10 &&
+	           strncasecmp(a, "postmaster", 10) == 0) {
+		/* RFC 5321 §4.1.1.3: RCPT TO:<Postmaster> has no domain and is
+		 * accepted all the same; the caller gives it one */
 	} else if (!mm_smtp_mailbox_valid(a, n)) {
 		return NULL;
 	}

@@ -51,6 +51,7 @@ static void reset_transaction(struct mm_smtpd *s)
 	s->env.nrcpt = 0;
 	s->rcpt_tried = 0;
 	s->bdat_seen = s->bdat_failed = s->too_big = s->long_line = s->pending_cr = false;
+	s->nul = false;
 	s->line_len = 0;
 	mm_buf_reset(&s->body);
 	if (s->state != MM_SMTPD_GREET && s->state != MM_SMTPD_CLOSED)
@@ -113,8 +114,11 @@ static void ehlo(struct mm_smtpd *s, const char *arg, bool extended)
 		mm_buf_adds(&s->out, "250-SIZE\r\n");
 	if (s->conf->starttls && !s->tls_active)
 		mm_buf_adds(&s->out, "250-STARTTLS\r\n");
+	/* EXTERNAL is offered only to a client that showed a certificate
+	 * (RFC 4422 appendix A: without one there is nothing to name it) */
 	if (s->tls_active && s->ops->auth)
-		mm_buf_adds(&s->out, "250-AUTH PLAIN LOGIN EXTERNAL\r\n");
+		mm_buf_adds(&s->out, s->client_cert ? "250-AUTH PLAIN LOGIN EXTERNAL\r\n"
+		                                    : "250-AUTH PLAIN LOGIN\r\n");
 	mm_buf_adds(&s->out, "250-8BITMIME\r\n250-CHUNKING\r\n250-DSN\r\n"
 	                     "250 ENHANCEDSTATUSCODES\r\n");
 }
@@ -145,6 +149,10 @@ static void mail(struct mm_smtpd *s, const char *arg)
 	}
 	if (m.has_size && s->conf->max_size && m.size > s->conf->max_size) {
 		reply(s, "552 5.2.3 Message length exceeds the administrative limit");
+		return;
+	}
+	if (s->ops->mail != NULL && (err = s->ops->mail(s->ctx, &m)) != NULL) {
+		fail(s, err);
 		return;
 	}
 	s->env.mail = m;
@@ -236,6 +244,13 @@ static void finish_message(struct mm_smtpd *s)
 		reset_transaction(s);
 		return;
 	}
+	/* RFC 5321 §2.3.8 and RFC 6152: NUL is in neither 7-bit nor 8-bit
+	 * text; Maildir readers and next hops take it for an end of string */
+	if (s->nul) {
+		reply(s, "554 5.6.0 Message contains NUL octets");
+		reset_transaction(s);
+		return;
+	}
 	if (mm_count_received(s->body.p ? s->body.p : "", s->body.len) > s->conf->max_hops) {
 		reply(s, "554 5.4.6 Too many hops: the message loops");
 		reset_transaction(s);
@@ -259,6 +274,8 @@ static void body_add(struct mm_smtpd *s, const char *p, size_t n)
 {
 	if (s->too_big)
 		return;
+	if (!s->nul && memchr(p, '\0', n) != NULL)
+		s->nul = true;
 	if (s->conf->max_size && s->body.len + n > s->conf->max_size) {
 		s->too_big = true;
 		mm_buf_free(&s->body);
@@ -682,10 +699,11 @@ void mm_smtpd_feed(struct mm_smtpd *s, const char *data, size_t n)
 	mm_buf_consume(&s->in, pos);
 }
 
-void mm_smtpd_tls_started(struct mm_smtpd *s)
+void mm_smtpd_tls_started(struct mm_smtpd *s, bool client_cert)
 {
 	mm_buf_reset(&s->in);
 	s->tls_active = true;
+	s->client_cert = client_cert;
 	s->esmtp = false;
 	s->authenticated = false; /* RFC 3207 §4.2: forget what came before */
 	s->state = MM_SMTPD_GREET;

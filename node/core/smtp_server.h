@@ -49,6 +49,10 @@ struct mm_smtpd_ops {
 	 * "EXTERNAL" (then pass is NULL and the TLS client certificate
 	 * decides). True when the credentials hold. */
 	bool (*auth)(void *ctx, const char *mech, const char *user, const char *pass);
+	/* Optional: MAIL's sender, once its syntax and size passed. NULL
+	 * accepts it; otherwise the reply line to send (e.g. 553 5.7.1 for a
+	 * sender an authenticated user does not own). */
+	const char *(*mail)(void *ctx, const struct mm_mail_args *mail);
 };
 
 enum mm_smtpd_state {
@@ -71,6 +75,7 @@ struct mm_smtpd {
 	struct mm_buf in, out, body;
 	struct mm_envelope env;
 	bool esmtp, tls_active, authenticated;
+	bool client_cert; /* the TLS client presented a certificate */
 	/* AUTH exchange */
 	char auth_mech[16];
 	char auth_user[MM_SMTP_CMD_MAX];
@@ -80,6 +85,7 @@ struct mm_smtpd {
 	/* DATA */
 	bool line_start, prev_crlf, long_line, too_big, discarding;
 	bool pending_cr; /* the last text byte was a CR: its LF may come next */
+	bool nul;        /* the text holds a NUL octet: 554 5.6.0 at its end */
 	size_t line_len; /* of the stored line so far, without its CRLF */
 	/* BDAT */
 	uint64_t chunk_left;
@@ -96,8 +102,10 @@ void mm_smtpd_start(struct mm_smtpd *s);
 void mm_smtpd_feed(struct mm_smtpd *s, const char *data, size_t n);
 /* The outcome of the last submit: reply is a full reply line without CRLF. */
 void mm_smtpd_done(struct mm_smtpd *s, const char *reply);
-/* The TLS handshake after STARTTLS succeeded: the session starts over. */
-void mm_smtpd_tls_started(struct mm_smtpd *s);
+/* The TLS handshake after STARTTLS succeeded: the session starts over.
+ * client_cert: the client presented a certificate (AUTH EXTERNAL is
+ * offered only then). */
+void mm_smtpd_tls_started(struct mm_smtpd *s, bool client_cert);
 /* Idle timeout or shutdown: a 421 and the session closes. */
 void mm_smtpd_abort(struct mm_smtpd *s, const char *reply);
 

@@ -192,7 +192,7 @@ static void serve(struct mm_smtpd *s, struct ctx *x, const char *p, size_t n)
 		off += m;
 		for (int guard = 0; guard < 1000; guard++) {
 			if (s->state == MM_SMTPD_TLS) {
-				mm_smtpd_tls_started(s);
+				mm_smtpd_tls_started(s, true);
 			} else if (s->state == MM_SMTPD_WAIT) {
 				mm_smtpd_done(s,
 				              x->in->flags & 4 ? "451 4.3.0 a\rb" : "250 2.0.0 Ok");
@@ -220,7 +220,7 @@ static void server_session(const struct input *in)
 	mm_smtpd_init(&s, &conf, &ops, &x);
 	mm_smtpd_start(&s);
 	if (in->flags & 1)
-		mm_smtpd_tls_started(&s);
+		mm_smtpd_tls_started(&s, true);
 	serve(&s, &x, in->p, in->n);
 	mm_smtpd_abort(&s, "421 4.3.2 bye");
 	check_replies(&s.out);
@@ -294,7 +294,7 @@ static void client_sends(const char *body, size_t n, bool chunking, struct mm_bu
 }
 
 /* The server's view of what the client sent: exactly one message, the
- * body made canonical, or 500 5.5.6 for a long line. */
+ * body made canonical, or none for a long line or a NUL. */
 static void receive(const struct input *in, const char *start, const struct mm_buf *wire,
                     const struct mm_buf *want, const char *how)
 {
@@ -310,9 +310,11 @@ static void receive(const struct input *in, const char *start, const struct mm_b
 	serve(&s, &x, start, strlen(start));
 	serve(&s, &x, wire->p ? wire->p : "", wire->len);
 	serve(&s, &x, "QUIT\r\n", 6);
-	bool refused = long_line(want->p ? want->p : "", want->len);
+	/* a long line is 500 5.5.6, a NUL octet 554 5.6.0 */
+	bool refused = long_line(want->p ? want->p : "", want->len) ||
+	               (want->len > 0 && memchr(want->p, '\0', want->len) != NULL);
 	if (refused && x.submitted != 0) {
-		fprintf(stderr, "%s: a long line accepted\n", how);
+		fprintf(stderr, "%s: a long line or a NUL accepted\n", how);
 		abort();
 	}
 	if (!refused && x.submitted != 1) {

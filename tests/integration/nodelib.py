@@ -173,3 +173,112 @@ class Raw:
 
     def close(self):
         self.s.close()
+
+
+class PySMTP:
+    """A next hop in Python, for what smtp-sink cannot do: a reply of its
+    own per recipient (rcpt(addr) -> reply line, default 250), STARTTLS
+    with any certificate (tls: an ssl.SSLContext, replaceable while it
+    runs). Every message it accepts is kept in .messages as
+    (sender, [recipients], bytes)."""
+
+    def __init__(self, addr, rcpt=None, tls=None):
+        import threading
+        self.rcpt, self.tls, self.messages = rcpt or (lambda a: "250 2.1.5 ok"), tls, []
+        self.sessions = 0
+        host, port = addr.rsplit(":", 1)
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind((host.strip("[]"), int(port)))
+        self.ls.listen(64)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+        while True:
+            try:
+                s, _ = self.ls.accept()
+            except OSError:
+                return
+            self.sessions += 1
+            threading.Thread(target=self._session, args=(s,), daemon=True).start()
+
+    def _session(self, s):
+        f = s.makefile("rb")
+        sender, rcpts = None, []
+        try:
+            s.sendall(b"220 pysmtp.test ESMTP\r\n")
+            while True:
+                line = f.readline()
+                if not line:
+                    return
+                cmd = line.decode("latin-1").rstrip("\r\n")
+                verb = cmd.split(" ", 1)[0].upper()
+                if verb in ("EHLO", "HELO"):
+                    ext = ["PIPELINING"] + (["STARTTLS"] if self.tls and
+                                            not isinstance(s, ssl_mod().SSLSocket) else [])
+                    r = "250-pysmtp.test\r\n" + "".join("250-%s\r\n" % e for e in ext[:-1])
+                    s.sendall((r + "250 %s\r\n" % ext[-1]).encode())
+                elif verb == "STARTTLS":
+                    s.sendall(b"220 2.0.0 go\r\n")
+                    s = self.tls.wrap_socket(s, server_side=True)
+                    f = s.makefile("rb")
+                elif verb == "MAIL":
+                    sender, rcpts = cmd[10:].strip("<>"), []
+                    s.sendall(b"250 2.1.0 ok\r\n")
+                elif verb == "RCPT":
+                    addr = cmd[8:].split(">")[0].strip("<")
+                    r = self.rcpt(addr)
+                    if r.startswith("2"):
+                        rcpts.append(addr)
+                    s.sendall((r + "\r\n").encode())
+                elif verb == "DATA":
+                    if not rcpts:
+                        s.sendall(b"554 5.5.1 no valid recipients\r\n")
+                        continue
+                    s.sendall(b"354 go\r\n")
+                    body = b""
+                    while True:
+                        l = f.readline()
+                        if not l or l == b".\r\n":
+                            break
+                        body += l
+                    self.messages.append((sender, rcpts, body))
+                    s.sendall(b"250 2.0.0 queued\r\n")
+                elif verb == "QUIT":
+                    s.sendall(b"221 2.0.0 bye\r\n")
+                    return
+                else:
+                    s.sendall(b"250 2.0.0 ok\r\n")
+        except OSError:
+            return
+        finally:
+            s.close()
+
+
+def ssl_mod():
+    import ssl
+    return ssl
+
+
+def make_pki(tls_dir, ca_dir, objects, stranger=True):
+    """An organization CA made with the openssl tool in tls_dir (ca.pem;
+    its key apart in ca_dir) and a key and certificate per (name, kind,
+    file) of objects, naming the object and its kind as meshctl pki does
+    (URI:mailmesh:<kind>:<name>); with stranger, a self-signed
+    stranger.pem/.key with CN N2 that no one trusts."""
+    def sh(*args):
+        subprocess.run(args, check=True, cwd=tls_dir, capture_output=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    sh("openssl", "req", "-x509", *ec, "-keyout", ca_dir + "/ca.key", "-out", "ca.pem",
+       "-days", "30", "-subj", "/CN=Lab CA")
+    for name, kind, f in objects:
+        sh("openssl", "req", *ec, "-keyout", f + ".key", "-out", f + ".csr",
+           "-subj", "/OU=%s/CN=%s" % (kind, name),
+           "-addext", "subjectAltName=URI:mailmesh:%s:%s" % (kind, name))
+        sh("openssl", "x509", "-req", "-in", f + ".csr", "-CA", "ca.pem", "-CAkey",
+           ca_dir + "/ca.key", "-CAserial", ca_dir + "/ca.srl", "-CAcreateserial",
+           "-out", f + ".pem", "-days", "30", "-copy_extensions", "copy")
+    if stranger:
+        sh("openssl", "req", "-x509", *ec, "-keyout", "stranger.key", "-out", "stranger.pem",
+           "-days", "30", "-subj", "/CN=N2")

@@ -168,7 +168,7 @@ static void test_server_starttls_discards(void **state)
 	serve(&s, "EHLO c\r\n");
 	/* CVE-2011-0411: the RSET sent with STARTTLS must not be answered */
 	assert_string_equal(serve(&s, "STARTTLS\r\nRSET\r\n"), "220 2.0.0 Ready to start TLS|");
-	mm_smtpd_tls_started(&s);
+	mm_smtpd_tls_started(&s, true);
 	assert_string_equal(serve(&s, ""), "");
 	assert_string_equal(serve(&s, "MAIL FROM:<a@b.test>\r\n"),
 	                    "503 5.5.1 Send HELO/EHLO first|");

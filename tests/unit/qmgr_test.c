@@ -74,8 +74,8 @@ static void add_master(mm_entry *e)
 static void add_recipient(struct mm_directory *d, const char *mail, const char *home)
 {
 	d->recipients = mm_xrealloc(d->recipients, d->nrecipients + 1, sizeof(*d->recipients));
-	d->recipients[d->nrecipients++] =
-	    (struct mm_recipient){mm_xstrdup(mail), mm_xstrdup(home), NULL};
+	d->recipients[d->nrecipients++] = (struct mm_recipient){mm_xstrdup(mail), mm_xstrdup(home),
+	                                                        NULL, (uint32_t)d->nrecipients};
 }
 
 static void org_init(struct org *o, const char *internet_smart_host)

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "password.h"
 #include "smtp_client.h"
 #include "smtp_parse.h"
 #include "smtp_server.h"
@@ -123,7 +124,7 @@ static void session(struct fake *f, bool tls, const char *in, size_t n, size_t p
 	struct mm_smtpd s;
 	mm_smtpd_init(&s, &conf, &ops, f);
 	if (tls)
-		mm_smtpd_tls_started(&s);
+		mm_smtpd_tls_started(&s, true);
 	if (piece == SIZE_MAX) {
 		feed(&s, f, in, cut);
 		feed(&s, f, in + cut, n - cut);
@@ -656,6 +657,92 @@ static void test_auth_user_control_characters(void **state)
 	}
 }
 
+/* --- stored passwords ---------------------------------------------------- */
+
+/* Mutation seen failing: digest_ok without its length check (the 2,000-
+ * character rows overflow raw[] -- a stack-buffer-overflow under ASan; the
+ * node crashed on the first AUTH PLAIN for such an entry). */
+static void test_password(void **state)
+{
+	(void)state;
+	char long_ssha[2100] = "{SSHA}", long_sha[2100] = "{SHA}";
+	for (size_t i = 0; i < 500; i++) {
+		strcat(long_ssha, "QUFB");
+		strcat(long_sha, "QUFB");
+	}
+	const struct {
+		const char *stored, *given;
+		bool want;
+	} rows[] = {
+	    {"pw", "pw", true},
+	    {"pw", "pW", false},
+	    {"pw", "pw2", false},
+	    {"{SSHA}vFSAXA44/mvza7sDF+k4l4Poy21zYWx0c2FsdA==", "pw", true},
+	    {"{SSHA}vFSAXA44/mvza7sDF+k4l4Poy21zYWx0c2FsdA==", "px", false},
+	    {"{SHA}GpHWL3ymc5liWkNopqtdSjuqYHM=", "pw", true},
+	    {"{SHA}GpHWL3ymc5liWkNopqtdSjuqYHM=", "", false},
+	    {"{SSHA256}YFg1hWgNU68fO3bZ74FWvMk5Oj5//GpUgnOSGIay9KlzYWx0c2FsdA==", "pw", true},
+	    {"{SSHA256}YFg1hWgNU68fO3bZ74FWvMk5Oj5//GpUgnOSGIay9KlzYWx0c2FsdA==", "p", false},
+	    {long_ssha, "pw", false},
+	    {long_sha, "pw", false},
+	    {"{SSHA}", "", false},
+	    {"{SSHA}====", "", false},
+	    {"{SSHA}QUFB", "", false}, /* shorter than a digest */
+	    {"{CRYPT}pw", "{CRYPT}pw", false},
+	    {"{crypt}x", "{crypt}x", false},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		if (mm_password_ok(rows[i].stored, rows[i].given) != rows[i].want)
+			fail_msg("stored %.40s given %s: got %d, want %d", rows[i].stored,
+			         rows[i].given, !rows[i].want, rows[i].want);
+}
+
+/* --- what the server offers and refuses ------------------------------------ */
+
+/* Mutations seen failing: ehlo() offering EXTERNAL whatever client_cert
+ * says (row 2); finish_message without the s->nul refusal (rows 3, 4);
+ * path() without the <Postmaster> case (row 5). */
+static void test_server_rules(void **state)
+{
+	(void)state;
+#define IN(x) x, sizeof(x) - 1 /* the inputs may hold NUL */
+	static const struct {
+		bool cert;
+		const char *in;
+		size_t n;
+		const char *want;  /* in the replies */
+		const char * not ; /* nowhere in the replies, or NULL */
+	} rows[] = {
+	    {true, IN("EHLO c\r\n"), "250-AUTH PLAIN LOGIN EXTERNAL|", NULL},
+	    {false, IN("EHLO c\r\n"), "250-AUTH PLAIN LOGIN|", "EXTERNAL"},
+	    {true,
+	     IN("EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<r@x.test>\r\nDATA\r\na\0b\r\n.\r\n"),
+	     "|554 5.6.0", "queued"},
+	    {true,
+	     IN("EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<r@x.test>\r\nBDAT 3 LAST\r\n\0\r\n"),
+	     "|554 5.6.0", "queued"},
+	    {true, IN("EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<PostMaster>\r\n"), "|250 2.1.5",
+	     NULL},
+	    {true, IN("EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<postmaster2>\r\n"), "|501 5.1.3",
+	     NULL},
+	};
+#undef IN
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct fake f = {0};
+		struct mm_smtpd s;
+		mm_smtpd_init(&s, &conf, &ops, &f);
+		mm_smtpd_tls_started(&s, rows[i].cert);
+		feed(&s, &f, rows[i].in, rows[i].n);
+		mm_buf_add(&f.replies, "", 0);
+		if (strstr(f.replies.p, rows[i].want) == NULL ||
+		    (rows[i].not &&strstr(f.replies.p, rows[i].not )))
+			fail_msg("row %zu: got %s, want %s%s%s", i, f.replies.p, rows[i].want,
+			         rows[i].not ? " and no " : "", rows[i].not ? rows[i].not : "");
+		mm_smtpd_free(&s);
+		fake_free(&f);
+	}
+}
+
 /* --- the client: what goes to the next hop ------------------------------- */
 
 /* Mutation seen failing: the BDAT chunk written with mm_buf_add() of the
@@ -747,6 +834,8 @@ int main(void)
 	    cmocka_unit_test(test_rcpt_duplicates),
 	    cmocka_unit_test(test_reply_text_no_control_characters),
 	    cmocka_unit_test(test_auth_user_control_characters),
+	    cmocka_unit_test(test_password),
+	    cmocka_unit_test(test_server_rules),
 	    cmocka_unit_test(test_client_canonical_body),
 	    cmocka_unit_test(test_client_reply_text),
 	};
