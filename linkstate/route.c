@@ -428,6 +428,35 @@ void mm_route_to_domain(struct mm_router *r, const char *domain, const char *key
 	answer(r, cached(r, buf, true), key, out);
 }
 
+/* --- split horizon ------------------------------------------------------ */
+
+bool mm_router_avoiding(struct mm_avoid_router *out, const struct mm_router *r,
+                        const char *const *avoid, size_t navoid)
+{
+	const struct mm_topo *t = &r->topo;
+	mm_table_init(&out->table);
+	out->router = (struct mm_router){0};
+	if (r->self_group == MM_NONE)
+		return false;
+	for (uint32_t g = 0; g < t->ngroups; g++)
+		mm_table_merge(&out->table, mm_entry_clone(t->groups[g].entry));
+	for (size_t i = 0; i < navoid; i++) {
+		uint32_t s = mm_topo_server(t, avoid[i]);
+		if (s == MM_NONE || s == r->self)
+			continue;
+		mm_entry *e = mm_table_find(&out->table, t->groups[t->servers[s].group].name);
+		if (e != NULL)
+			mm_entry_set_server(e, avoid[i], true);
+	}
+	return mm_router_init(&out->router, &out->table, r->self_name);
+}
+
+void mm_avoid_router_free(struct mm_avoid_router *a)
+{
+	mm_router_free(&a->router);
+	mm_table_free(&a->table);
+}
+
 void mm_smart_host_address(const char *smart, char *out, size_t size)
 {
 	const char *host = smart, *port = NULL;

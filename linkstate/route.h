@@ -78,6 +78,19 @@ void mm_route_to_server(struct mm_router *r, const char *home, const char *key,
 void mm_route_to_domain(struct mm_router *r, const char *domain, const char *key,
                         struct mm_route *out);
 
+/* Split horizon: the same table as r with the servers named in avoid
+ * marked down (r's own server never), so that a decision made with it
+ * passes through none of them -- "another route" for a message that has
+ * been there already (see docs/routing.md). It owns a copy of the table;
+ * false when r routes nowhere. */
+struct mm_avoid_router {
+	struct mm_table table;
+	struct mm_router router;
+};
+bool mm_router_avoiding(struct mm_avoid_router *out, const struct mm_router *r,
+                        const char *const *avoid, size_t navoid);
+void mm_avoid_router_free(struct mm_avoid_router *a);
+
 /* A smart host as the directory writes it ("[host]:port", "host:port" or
  * "host") as "host:port", port 25 when none; IPv6 keeps its brackets. */
 void mm_smart_host_address(const char *smart, char *out, size_t size);

@@ -14,6 +14,7 @@
 
 #include "alloc.h"
 #include "qmgr-internal.h"
+#include "trace.h"
 
 static void push(struct mm_qm *qm, struct mm_commit *c)
 {
@@ -46,6 +47,9 @@ int mm_qm_submit(struct mm_qm *qm, const struct mm_spool_msg *sm, const struct i
 		return e;
 	struct mm_qmsg *m = mm_qmsg_from_spool(sm);
 	m->body = loc;
+	char **via;
+	m->nvia = (uint32_t)mm_trace_read(body, nbody, &via);
+	m->via = via;
 	struct mm_commit *c = mm_xcalloc(1, sizeof(*c));
 	*c = (struct mm_commit){.lsn = lsn, .owner = owner, .msg = m};
 	push(qm, c);

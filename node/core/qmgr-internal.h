@@ -86,6 +86,8 @@ void qm_local_run(struct mm_qm *qm);
 
 /* qmgr_dsn.c */
 /* A job that could not go now: held for the queue's retry, or expired. */
+/* Frees split horizon's routers (qmgr_route.c). */
+void qm_avoid_free(struct mm_qm *qm);
 void qm_defer(struct mm_qm *qm, struct mm_queue *q, struct mm_job *j, const char *why);
 /* The same, each[i] the reason of the job's recipient i (NULL: why). */
 void qm_defer_each(struct mm_qm *qm, struct mm_queue *q, struct mm_job *j, const char *why,

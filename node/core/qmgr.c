@@ -92,6 +92,7 @@ void mm_qm_free(struct mm_qm *qm)
 		free(s);
 	}
 	mm_u64map_free(&qm->sessions);
+	qm_avoid_free(qm);
 	mm_queues_free(&qm->queues);
 	for (size_t i = 0; i < qm->msgs.cap; i++)
 		mm_qmsg_free(qm->msgs.slots[i].value);

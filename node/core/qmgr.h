@@ -126,6 +126,9 @@ struct mm_qm_resolved {
 struct mm_commit;
 struct mm_qm_session;
 
+#define MM_QM_AVOID_MAX 8    /* split horizon routers kept */
+#define MM_QM_AVOID_KEY 1024 /* the longest set of servers avoided, named */
+
 struct mm_qm {
 	struct mm_qm_conf conf;
 	struct mm_qm_env env;
@@ -150,6 +153,14 @@ struct mm_qm {
 	uint32_t compact_seg;
 	/* the mark of one counting pass over queues (mm_qm_queue_messages) */
 	uint64_t count_pass;
+	/* split horizon's routers (qmgr_route.c), for this generation only */
+	struct mm_qm_avoid {
+		char *key; /* the servers avoided, "A/B/" */
+		bool ok;
+		struct mm_avoid_router ar;
+	} avoid[MM_QM_AVOID_MAX];
+	size_t navoid, avoid_next;
+	uint64_t avoid_gen;
 	bool started, stopping;
 };
 

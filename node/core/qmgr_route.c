@@ -9,6 +9,7 @@
 
 #include "alloc.h"
 #include "qmgr-internal.h"
+#include "trace.h"
 
 enum dest_kind { DEST_LOCAL, DEST_UNREACHABLE, DEST_LINK, DEST_BOUNCE };
 
@@ -64,8 +65,10 @@ static void bounce_dest(struct dest *d, const char *status, const char *diag)
 	snprintf(d->key, sizeof(d->key), "bounce");
 }
 
-/* The decision for recipient idx of m under the current table. */
-static void resolve(struct mm_qm *qm, const struct mm_qmsg *m, uint32_t idx, struct dest *d)
+/* The decision for recipient idx of m with router (the current table, or
+ * split horizon's copy of it). */
+static void resolve_with(struct mm_qm *qm, struct mm_router *router, const struct mm_qmsg *m,
+                         uint32_t idx, struct dest *d)
 {
 	*d = (struct dest){0};
 	const struct mm_recipient *who = NULL;
@@ -83,12 +86,12 @@ static void resolve(struct mm_qm *qm, const struct mm_qmsg *m, uint32_t idx, str
 		if (strcmp(who->home, qm->self) == 0)
 			rt.kind = MM_ROUTE_LOCAL;
 		else
-			mm_route_to_server(qm->router, who->home, m->idhex, &rt);
+			mm_route_to_server(router, who->home, m->idhex, &rt);
 		break;
-	case MM_CAT_EXTERNAL: mm_route_to_domain(qm->router, domain, m->idhex, &rt); break;
+	case MM_CAT_EXTERNAL: mm_route_to_domain(router, domain, m->idhex, &rt); break;
 	}
 	d->route = rt.kind;
-	const struct mm_topo *t = &qm->router->topo;
+	const struct mm_topo *t = &router->topo;
 	switch (rt.kind) {
 	case MM_ROUTE_LOCAL:
 		d->kind = DEST_LOCAL;
@@ -115,7 +118,7 @@ static void resolve(struct mm_qm *qm, const struct mm_qmsg *m, uint32_t idx, str
 		snprintf(d->target, sizeof(d->target), "%s", vs->address);
 		/* a next hop in another group is a remote bridgehead: this
 		 * server delivers over the path's first connector */
-		if (rt.nconns > 0 && sv->group != qm->router->self_group)
+		if (rt.nconns > 0 && sv->group != router->self_group)
 			d->connector = t->conns[rt.conns[0]].c->name;
 		d->tls = org_tls(qm);
 		d->org = true;
@@ -146,6 +149,11 @@ static void resolve(struct mm_qm *qm, const struct mm_qmsg *m, uint32_t idx, str
 	         d->hop == MM_LINK_SERVER ? "/" : "", d->hop == MM_LINK_SERVER ? d->vserver : "",
 	         d->target, d->hop == MM_LINK_SERVER && d->connector ? " via " : "",
 	         d->hop == MM_LINK_SERVER && d->connector ? d->connector : "");
+}
+
+static void resolve(struct mm_qm *qm, const struct mm_qmsg *m, uint32_t idx, struct dest *d)
+{
+	resolve_with(qm, qm->router, m, idx, d);
 }
 
 static struct mm_queue *queue_of(struct mm_qm *qm, const struct dest *d)
@@ -218,39 +226,164 @@ static uint32_t server_on(const struct mm_topo *t, const char *ip)
 
 /* m came from server: its client address is one of that server's virtual
  * servers' and no other server's (a node sends from its first virtual
- * server's address; an IPv4 client on an IPv6 socket is ::ffff:a.b.c.d). */
-static bool came_from(const struct mm_qm *qm, const struct mm_qmsg *m, const char *server)
+ * server's address; an IPv4 client on an IPv6 socket is ::ffff:a.b.c.d).
+ * Its own DSNs carry no Received: line of the server that wrote them. */
+static const char *sent_by(const struct mm_qm *qm, const struct mm_qmsg *m)
 {
 	const struct mm_topo *t = &qm->router->topo;
 	if (m->client == NULL)
-		return false;
+		return NULL;
 	const char *ip = m->client;
 	if (strncasecmp(ip, "::ffff:", 7) == 0 && strchr(ip + 7, '.') != NULL)
 		ip += 7;
 	uint32_t s = server_on(t, ip);
-	return s != MM_NONE && strcmp(t->servers[s].name, server) == 0;
+	return s == MM_NONE ? NULL : t->servers[s].name;
 }
 
-/* Transient disagreement between tables: the server that sent us m routes
- * it here, ours routes it straight back. Under a table that has not
- * changed since m arrived, the sender probably knows something we have
- * not heard yet (its own connector went down, the master is pushing it):
- * m waits in "Messages pending reroute" for our table to change, or for
- * back_hold_ms, instead of bouncing between the two until the hop count
- * runs out (5.4.6). After a change it goes back at once. */
-static bool must_wait(const struct mm_qm *qm, const struct mm_qmsg *m, const struct dest *d)
+/* The server whose virtual server is called fqdn in the directory. */
+static const char *server_named(const struct mm_qm *qm, const char *fqdn)
 {
-	return d->kind == DEST_LINK && d->hop == MM_LINK_SERVER && qm->conf.back_hold_ms > 0 &&
-	       m->arrived_gen == qm->generation && came_from(qm, m, d->server);
+	for (size_t i = 0; i < qm->dir->nvservers; i++) {
+		const struct mm_vserver_conf *v = &qm->dir->vservers[i];
+		if (v->fqdn && strcasecmp(v->fqdn, fqdn) == 0)
+			return v->server;
+	}
+	return NULL;
 }
 
-static void back_hold(struct mm_qm *qm, struct mm_job *j)
+/* The organization servers m has passed through (its trace, and the
+ * server that sent it), each once, this server left out; and how often
+ * it passed through this one. */
+struct visits {
+	const char *server[MM_TRACE_MAX + 1];
+	size_t n;
+	uint32_t self; /* times through this server */
+};
+
+static void visited(const struct mm_qm *qm, const struct mm_qmsg *m, struct visits *v)
 {
-	bool first = qm->reroute->held == NULL;
-	j->back_until = qm_now(qm) + qm->conf.back_hold_ms;
+	v->n = 0;
+	v->self = 0;
+	for (size_t i = 0; i <= m->nvia; i++) {
+		const char *s = i < m->nvia ? server_named(qm, m->via[i]) : sent_by(qm, m);
+		if (s == NULL)
+			continue;
+		if (strcmp(s, qm->self) == 0) {
+			v->self += i < m->nvia;
+			continue;
+		}
+		bool seen = false;
+		for (size_t k = 0; k < v->n && !seen; k++)
+			seen = strcmp(v->server[k], s) == 0;
+		if (!seen)
+			v->server[v->n++] = s;
+	}
+}
+
+static bool visits_has(const struct visits *v, const char *server)
+{
+	for (size_t k = 0; k < v->n; k++)
+		if (strcmp(v->server[k], server) == 0)
+			return true;
+	return false;
+}
+
+/* Split horizon's router for a set of servers, made once per table
+ * generation and kept for the next message that passed the same ones (a
+ * burst of mail caught between two disagreeing tables all did). */
+static struct mm_router *avoiding(struct mm_qm *qm, const struct visits *v)
+{
+	if (qm->avoid_gen != qm->generation) {
+		qm_avoid_free(qm);
+		qm->avoid_gen = qm->generation;
+	}
+	char key[MM_QM_AVOID_KEY];
+	size_t kl = 0;
+	for (size_t k = 0; k < v->n; k++)
+		kl += (size_t)snprintf(key + kl, kl < sizeof(key) ? sizeof(key) - kl : 0, "%s/",
+		                       v->server[k]);
+	if (kl >= sizeof(key))
+		return NULL; /* a trace too long to name: no other route */
+	for (size_t i = 0; i < qm->navoid; i++)
+		if (strcmp(qm->avoid[i].key, key) == 0)
+			return qm->avoid[i].ok ? &qm->avoid[i].ar.router : NULL;
+	size_t i = qm->navoid < MM_QM_AVOID_MAX ? qm->navoid++ : qm->avoid_next++ % MM_QM_AVOID_MAX;
+	struct mm_qm_avoid *a = &qm->avoid[i];
+	if (a->key) {
+		free(a->key);
+		mm_avoid_router_free(&a->ar);
+	}
+	a->key = mm_xstrdup(key);
+	a->ok = mm_router_avoiding(&a->ar, qm->router, v->server, v->n);
+	return a->ok ? &a->ar.router : NULL;
+}
+
+void qm_avoid_free(struct mm_qm *qm)
+{
+	for (size_t i = 0; i < qm->navoid; i++) {
+		free(qm->avoid[i].key);
+		mm_avoid_router_free(&qm->avoid[i].ar);
+		qm->avoid[i] = (struct mm_qm_avoid){0};
+	}
+	qm->navoid = qm->avoid_next = 0;
+}
+
+/* Split horizon. Under the table m arrived with, a recipient is not sent
+ * to an organization server m has passed through while another route
+ * exists: the two tables disagree (a connector failed at one of us and no
+ * master has told the other yet), and without this rule the message
+ * would go to and fro until the hop count ends it with 5.4.6 -- between
+ * two servers, or around three. The other route is the decision of the
+ * same table with those servers down. When there is none, the recipient
+ * waits (false): the sender may know something we have not heard yet.
+ * After a change of the table every rule is off: it goes wherever the
+ * new table says. */
+static bool split_horizon(struct mm_qm *qm, const struct mm_qmsg *m, uint32_t idx, struct dest *d,
+                          const struct visits *v)
+{
+	if (d->kind != DEST_LINK || d->hop != MM_LINK_SERVER || !visits_has(v, d->server))
+		return true;
+	struct mm_router *r = avoiding(qm, v);
+	if (r == NULL)
+		return false;
+	struct dest alt;
+	resolve_with(qm, r, m, idx, &alt);
+	if (alt.kind != DEST_LINK && alt.kind != DEST_LOCAL)
+		return false;
+	*d = alt;
+	/* alt points into the avoiding router; the queue copies what it keeps */
+	return true;
+}
+
+/* No other route: m is offered back after a hold that doubles with every
+ * pass through this server (reroute_hold_ms, then twice that, up to
+ * retry_max_ms), so two servers that disagree for good hand it to and
+ * fro ever more slowly, and any change of the table places it again at
+ * once. */
+static int64_t back_hold_for(const struct mm_qm *qm, uint32_t passes)
+{
+	int64_t hold = qm->conf.back_hold_ms;
+	for (uint32_t k = 1; k < passes && hold < qm->conf.retry_max_ms; k++)
+		hold *= 2;
+	return hold < qm->conf.retry_max_ms ? hold : qm->conf.retry_max_ms;
+}
+
+/* The soonest end of a hold in "Messages pending reroute". */
+static void arm_back(struct mm_qm *qm)
+{
+	int64_t at = 0;
+	for (const struct mm_job *j = qm->reroute->held; j; j = j->next)
+		if (j->back_until && (at == 0 || j->back_until < at))
+			at = j->back_until;
+	if (at)
+		qm->env.timer_arm(qm->env.ctx, MM_QM_TIMER_BACK, at);
+}
+
+static void back_hold(struct mm_qm *qm, struct mm_job *j, uint32_t passes)
+{
+	j->back_until = qm_now(qm) + back_hold_for(qm, passes);
 	mm_queue_hold(qm->reroute, j);
-	if (first)
-		qm->env.timer_arm(qm->env.ctx, MM_QM_TIMER_BACK, j->back_until);
+	arm_back(qm);
 }
 
 void qm_place(struct mm_qm *qm, struct mm_qmsg *m, const uint32_t *idx, uint32_t n,
@@ -260,6 +393,10 @@ void qm_place(struct mm_qm *qm, struct mm_qmsg *m, const uint32_t *idx, uint32_t
 	struct mm_dsn_rcpt *fail = mm_xcalloc(n, sizeof(*fail));
 	struct mm_job *back = NULL;
 	uint32_t np = 0, nf = 0;
+	struct visits v = {0};
+	bool horizon = !back_ok && qm->conf.back_hold_ms > 0 && m->arrived_gen == qm->generation;
+	if (horizon)
+		visited(qm, m, &v);
 	m->holds++; /* while its recipients are placed */
 	for (uint32_t k = 0; k < n; k++) {
 		uint32_t i = idx[k];
@@ -273,7 +410,7 @@ void qm_place(struct mm_qm *qm, struct mm_qmsg *m, const uint32_t *idx, uint32_t
 		}
 		char to[600];
 		qm_addr(to, m->rcpt[i].addr);
-		if (!back_ok && must_wait(qm, m, &d)) {
+		if (horizon && !split_horizon(qm, m, i, &d, &v)) {
 			if (back == NULL)
 				back = mm_job_new(m, qm->generation);
 			mm_job_add(back, i);
@@ -313,7 +450,7 @@ void qm_place(struct mm_qm *qm, struct mm_qmsg *m, const uint32_t *idx, uint32_t
 		else
 			mm_queue_push(picks[k].q, picks[k].j);
 	if (back)
-		back_hold(qm, back);
+		back_hold(qm, back, v.self);
 	for (uint32_t k = 0; k < np; k++)
 		qm_kick(qm, picks[k].q);
 	free(fail);
@@ -364,7 +501,6 @@ void qm_back_timer(struct mm_qm *qm)
 		j->back_ok = true;
 		mm_queue_push(qm->reroute, j);
 	}
-	if (qm->reroute->held)
-		qm->env.timer_arm(qm->env.ctx, MM_QM_TIMER_BACK, qm->reroute->held->back_until);
+	arm_back(qm);
 	qm_reroute_drain(qm);
 }

@@ -314,6 +314,9 @@ void mm_qmsg_free(struct mm_qmsg *m)
 		free(m->rcpt[i].orcpt);
 		free(m->rcpt[i].last_error);
 	}
+	for (uint32_t i = 0; i < m->nvia; i++)
+		free(m->via[i]);
+	free(m->via);
 	free(m->rcpt);
 	free(m->sender);
 	free(m->envid);

@@ -58,6 +58,10 @@ struct mm_qmsg {
 	uint32_t holds;       /* jobs and pending work that still point here */
 	uint64_t counted;     /* bookkeeping of queue views (a mark per pass) */
 	uint64_t arrived_gen; /* the routing generation it arrived under */
+	/* the servers it passed through, by the by-names of mailmesh's
+	 * Received: lines (core/trace.h), newest first; none when recovered */
+	char **via;
+	uint32_t nvia;
 };
 
 struct mm_job {

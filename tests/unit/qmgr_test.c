@@ -100,6 +100,15 @@ static void org_init(struct org *o, const char *internet_smart_host)
 	mm_strmap_init(&d->by_mail);
 	for (size_t i = 0; i < d->nrecipients; i++)
 		mm_strmap_put(&d->by_mail, d->recipients[i].mail, (uint32_t)i);
+	/* the virtual servers' names, as Received: lines give them */
+	static const char *const vs[][2] = {
+	    {"S0-0", "s0-0.t.test"}, {"S0-1", "s0-1.t.test"}, {"S1-0", "s1-0.t.test"}};
+	d->vservers = mm_xcalloc(3, sizeof(*d->vservers));
+	for (size_t i = 0; i < 3; i++)
+		d->vservers[d->nvservers++] =
+		    (struct mm_vserver_conf){.server = mm_xstrdup(vs[i][0]),
+		                             .name = mm_xstrdup("SMTP"),
+		                             .fqdn = mm_xstrdup(vs[i][1])};
 	assert_true(mm_router_init(&o->router, &d->table, "S0-0"));
 }
 
@@ -433,6 +442,24 @@ static int send_msg_from(struct fake *f, const char *client, const char *sender,
 	return e;
 }
 
+/* As send_msg_from, with a message text of our choosing. */
+static void send_text(struct fake *f, const char *client, const char *rcpt, const char *text)
+{
+	struct mm_spool_rcpt r = {rcpt, "", 0};
+	struct mm_spool_ops ops = mm_spool_ram_ops();
+	struct mm_spool_msg sm = {.id = ops.new_id(&f->spool, f_wall(f)),
+	                          .arrival = f_wall(f) / 1000,
+	                          .sender = "s@example.org",
+	                          .envid = "",
+	                          .client = client,
+	                          .nrcpt = 1,
+	                          .rcpt = &r};
+	struct iovec iov = {(void *)text, strlen(text)};
+	assert_int_equal(mm_qm_submit(&f->qm, &sm, &iov, 1, NULL), 0);
+	mm_qm_durable(&f->qm, mm_spool_ram_flush(&f->spool));
+	pump(f);
+}
+
 /* As send_msg, but the driver does nothing else meanwhile (no pump). */
 static void send_msg_nopump(struct fake *f, const char *sender, const char *const *rcpts)
 {
@@ -487,6 +514,21 @@ static void fail_session(struct fake *f, struct fsession *s, bool connected, con
 	s->job = NULL;
 	mm_qm_session_end(&f->qm, s->sid, true, connected, why);
 	pump(f);
+}
+
+/* Whether q holds a job for rcpt (waiting, held or out in a session). */
+static bool queue_holds(struct fake *f, const struct mm_queue *q, const char *rcpt)
+{
+	(void)f;
+	if (q == NULL)
+		return false;
+	const struct mm_job *lists[3] = {q->head, q->held, q->busy};
+	for (int l = 0; l < 3; l++)
+		for (const struct mm_job *j = lists[l]; j; j = j->next)
+			for (uint32_t k = 0; k < j->n; k++)
+				if (strcmp(j->msg->rcpt[j->idx[k]].addr, rcpt) == 0)
+					return true;
+	return false;
 }
 
 static bool tracked(struct fake *f, const char *needle)
@@ -920,7 +962,7 @@ static void test_back_to_sender(void **state)
 	assert_int_equal(f->qm.reroute->nrcpt, 0);
 	assert_int_equal(queue(f, "S0-1")->nrcpt, 3);
 	/* the same client as an IPv6 socket shows it, twice a second apart:
-	 * both held, each released at its own time (mutations: came_from
+	 * both held, each released at its own time (mutations: sent_by
 	 * without the ::ffff: unwrap; qm_back_timer not arming again for the
 	 * second job -- it stayed held) */
 	send_msg_from(f, "::ffff:127.0.0.2", "s@t.test", bob, 0);
@@ -932,6 +974,88 @@ static void test_back_to_sender(void **state)
 	run_until(f, f->now + 1000);
 	assert_int_equal(f->qm.reroute->nrcpt, 0);
 	assert_int_equal(queue(f, "S0-1")->nrcpt, 5);
+	fake_free(f);
+}
+
+/* Split horizon: under the table it arrived with, a message is not sent
+ * to a server its trace (the Received: lines mailmesh wrote) names while
+ * another route exists; with none it waits, longer with every pass
+ * through this server. Mutations caught: split_horizon answering false at
+ * once (row "far, been at S0-1" held, not by FarBackup); trace.c not
+ * stopping at another MTA's Received: (the list row held); by_clause
+ * taking a "by" anywhere in the field (the HELO row held); back_hold_for
+ * not doubling (released at 5 s, not 10 s); no cap at retry_max_ms (held
+ * past 30 s). */
+static void test_split_horizon(void **state)
+{
+	(void)state;
+	struct mm_qm_conf c = base_conf;
+	c.back_hold_ms = 5000;
+	c.retry_max_ms = 30000;
+	struct fake *f = fake_new(&c, NULL);
+	/* *.far: Far by S0-1 (cost 1), FarBackup by this server (cost 50) */
+	mm_entry *e = mm_table_find(&f->org.dir.table, "G000000");
+	Mailmesh__Connector *far = smtp_connector(e, "Far", "*.far", 1, "[127.0.0.6]:2526");
+	mailmesh__bridgehead__free_unpacked(far->local_bridgeheads[0], NULL);
+	far->local_bridgeheads[0] = synth_bridgehead(0, 1);
+	smtp_connector(e, "FarBackup", "*.far", 50, "[127.0.0.7]:2526");
+	mm_entry_canonicalize(e);
+	e->version->major++;
+	mm_router_update(&f->org.router, &f->org.dir.table);
+	mm_qm_table_changed(&f->qm, &f->org.dir, &f->org.router);
+#define RCVD(by) \
+	"Received: from c ([192.0.2.9])\r\n\tby " by " (mailmesh) with ESMTP id 1;\r\n\tdate\r\n"
+#define BODY "Subject: x\r\n\r\nbody\r\n"
+	static const struct {
+		const char *rcpt, *text, *queue;
+	} rows[] = {
+	    {"x@a.far", BODY, "S0-1"}, /* no trace */
+	    {"y@a.far", RCVD("s0-0.t.test") RCVD("S0-1.T.TEST") BODY,
+	     "FarBackup"}, /* been at S0-1 */
+	    /* been at S0-1 on an earlier journey: a list sent it back */
+	    {"z@a.far",
+	     RCVD("s0-0.t.test") "Received: from s0-0.t.test ([192.0.2.3])\r\n\tby list.example "
+	                         "(Postfix) with ESMTP id 2;\r\n\tdate\r\n" RCVD("s0-1.t.test")
+	                             BODY,
+	     "S0-1"},
+	    /* a HELO name cannot make a server visited */
+	    {"w@a.far",
+	     "Received: from x by s0-1.t.test (mailmesh) ([192.0.2.9])\r\n\tby s0-0.t.test "
+	     "(mailmesh) with ESMTP id 3;\r\n\tdate\r\n" BODY,
+	     "S0-1"},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		send_text(f, "192.0.2.1", rows[i].rcpt, rows[i].text);
+		struct mm_queue *q = queue(f, rows[i].queue);
+		if (q == NULL || !queue_holds(f, q, rows[i].rcpt))
+			fail_msg("%s: not in %s (reroute holds %u)", rows[i].rcpt, rows[i].queue,
+			         f->qm.reroute->nrcpt);
+	}
+	assert_int_equal(f->qm.reroute->nrcpt, 0);
+	/* bob lives on S0-1: no other route. Twice through here already:
+	 * held 2 x 5 s, then offered back */
+	send_text(f, "192.0.2.1", "bob@t.test",
+	          RCVD("s0-0.t.test") RCVD("s0-1.t.test") RCVD("s0-0.t.test") BODY);
+	assert_int_equal(f->qm.reroute->nrcpt, 1);
+	assert_true(tracked(f, "held=\"back to sender\""));
+	run_until(f, f->now + 9900);
+	assert_int_equal(f->qm.reroute->nrcpt, 1);
+	run_until(f, f->now + 200);
+	assert_int_equal(f->qm.reroute->nrcpt, 0);
+	assert_true(queue_holds(f, queue(f, "S0-1"), "bob@t.test"));
+	/* twelve passes: held retry_max_ms (30 s), not 5 s x 2^11 */
+	send_text(f, "192.0.2.1", "bob@t.test",
+	          RCVD("s0-0.t.test") RCVD("s0-1.t.test") RCVD("s0-0.t.test") RCVD("s0-0.t.test")
+	              RCVD("s0-0.t.test") RCVD("s0-0.t.test") RCVD("s0-0.t.test")
+	                  RCVD("s0-0.t.test") RCVD("s0-0.t.test") RCVD("s0-0.t.test")
+	                      RCVD("s0-0.t.test") RCVD("s0-0.t.test") RCVD("s0-0.t.test") BODY);
+	assert_int_equal(f->qm.reroute->nrcpt, 1);
+	run_until(f, f->now + 29900);
+	assert_int_equal(f->qm.reroute->nrcpt, 1);
+	run_until(f, f->now + 200);
+	assert_int_equal(f->qm.reroute->nrcpt, 0);
+#undef RCVD
+#undef BODY
 	fake_free(f);
 }
 
@@ -1431,6 +1555,7 @@ int main(void)
 	    cmocka_unit_test(test_freeze_thaw),
 	    cmocka_unit_test(test_reroute),
 	    cmocka_unit_test(test_back_to_sender),
+	    cmocka_unit_test(test_split_horizon),
 	    cmocka_unit_test(test_smart_host_change),
 	    cmocka_unit_test(test_commit),
 	    cmocka_unit_test(test_compaction),
