@@ -354,8 +354,10 @@ static const Mailmesh__Bridgehead *view_bh(const struct routing *r, const char *
 static void drain(struct routing *r)
 {
 	const struct mm_bh_report *c;
+	const char *const *ups;
 	size_t k = mm_connstate_changes(&r->cs, &c);
-	if (k == 0)
+	size_t nups = mm_connstate_ups(&r->cs, &ups);
+	if (k == 0 && nups == 0)
 		return;
 	const char *master = mm_member_master(&r->m);
 	for (size_t i = 0; i < k; i++) {
@@ -368,10 +370,20 @@ static void drain(struct routing *r)
 		         c[i].down ? "down" : "up", master ? "to master " : "no master connected",
 		         master ? master : "; this node's own routing only");
 	}
-	unsigned res = mm_member_report(&r->m, c, k);
+	unsigned res = k ? mm_member_report(&r->m, c, k) : 0;
+	/* up means up: the queues to a target that answered are ready now,
+	 * not at their retry time (copied: the clear frees them) */
+	char **up = mm_xcalloc(nups ? nups : 1, sizeof(*up));
+	for (size_t i = 0; i < nups; i++)
+		up[i] = mm_xstrdup(ups[i]);
 	mm_connstate_clear(&r->cs);
 	if (res & MM_MEMBER_TABLE_CHANGED)
 		table_changed(r);
+	for (size_t i = 0; i < nups; i++) {
+		mm_qm_target_up(&r->n->qm, up[i]);
+		free(up[i]);
+	}
+	free(up);
 }
 
 /* After every event whose result has MM_MEMBER_TABLE_CHANGED, before

@@ -94,6 +94,9 @@ void mm_connstate_clear(struct mm_connstate *cs)
 		free(cs->changes[i].vserver);
 	}
 	cs->nchanges = 0;
+	for (size_t i = 0; i < cs->nups; i++)
+		free(cs->ups[i]);
+	cs->nups = 0;
 }
 
 void mm_connstate_free(struct mm_connstate *cs)
@@ -103,6 +106,7 @@ void mm_connstate_free(struct mm_connstate *cs)
 	free(cs->conns);
 	mm_connstate_clear(cs);
 	free(cs->changes);
+	free(cs->ups);
 	free(cs->self);
 	*cs = (struct mm_connstate){0};
 }
@@ -111,6 +115,12 @@ size_t mm_connstate_changes(const struct mm_connstate *cs, const struct mm_bh_re
 {
 	*out = cs->changes;
 	return cs->nchanges;
+}
+
+size_t mm_connstate_ups(const struct mm_connstate *cs, const char *const **out)
+{
+	*out = (const char *const *)cs->ups;
+	return cs->nups;
 }
 
 /* --- changes ------------------------------------------------------------- */
@@ -207,6 +217,15 @@ static void eval(struct mm_connstate *cs, struct mm_cs_conn *c, int64_t now)
 static void target_up(struct mm_connstate *cs, struct mm_cs_conn *c, struct mm_cs_target *t,
                       int64_t now)
 {
+	if (t->st != T_UP) {
+		bool listed = false;
+		for (size_t i = 0; i < cs->nups && !listed; i++)
+			listed = strcmp(cs->ups[i], t->address) == 0;
+		if (!listed) {
+			mm_grow(&cs->ups, &cs->capups, cs->nups + 1, sizeof(*cs->ups));
+			cs->ups[cs->nups++] = mm_xstrdup(t->address);
+		}
+	}
 	t->st = T_UP;
 	t->failures = 0;
 	t->retry_at = 0;

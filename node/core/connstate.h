@@ -100,6 +100,8 @@ struct mm_connstate {
 	struct mm_cs_conn **conns; /* by name */
 	struct mm_bh_report *changes;
 	size_t nchanges, capchanges;
+	char **ups; /* targets ("ip:port") that answered after failing */
+	size_t nups, capups;
 	uint32_t next_id, next_probe;
 };
 
@@ -127,6 +129,11 @@ void mm_connstate_timer(struct mm_connstate *cs, uint64_t key);
 
 /* The changes decided since the last clear, oldest first. */
 size_t mm_connstate_changes(const struct mm_connstate *cs, const struct mm_bh_report **out);
+/* The targets that answered (a probe or a delivery) after failing, since
+ * the last clear: up means up, so the driver makes the link queues that go
+ * there ready at once (mm_qm_target_up) instead of leaving them to their
+ * retry timers, which after a long outage are an hour away. */
+size_t mm_connstate_ups(const struct mm_connstate *cs, const char *const **out);
 void mm_connstate_clear(struct mm_connstate *cs);
 
 /* The reported state of this server's bridgeheads on connector (false when

@@ -86,6 +86,9 @@ void qm_local_run(struct mm_qm *qm);
 
 /* qmgr_dsn.c */
 /* A job that could not go now: held for the queue's retry, or expired. */
+/* The hop of q is up: held jobs may go now; the caller kicks q
+ * (qmgr_link.c). */
+void qm_hop_up(struct mm_qm *qm, struct mm_queue *q, const char *why);
 /* Frees split horizon's routers (qmgr_route.c). */
 void qm_avoid_free(struct mm_qm *qm);
 void qm_defer(struct mm_qm *qm, struct mm_queue *q, struct mm_job *j, const char *why);

@@ -181,6 +181,10 @@ void mm_qm_free(struct mm_qm *qm);
  * hop changed moves, through "Messages pending reroute". */
 void mm_qm_table_changed(struct mm_qm *qm, const struct mm_directory *dir,
                          struct mm_router *router);
+/* A target ("ip:port") answered after failing (a probe of the
+ * connector-state detector, a delivery): every link queue that goes
+ * there is ready at once, whatever its retry timer said. */
+void mm_qm_target_up(struct mm_qm *qm, const char *address);
 /* A message read back from the spool at start: waits in "Messages waiting
  * to be routed" until mm_qm_start. */
 void mm_qm_recovered(struct mm_qm *qm, const struct mm_spool_msg *sm);

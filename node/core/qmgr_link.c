@@ -60,6 +60,37 @@ static void hop_ok(struct mm_qm *qm, struct mm_queue *q)
 	}
 }
 
+/* Up means up: the hop was found up (a probe, a delivery elsewhere, the
+ * table), so what waits for its retry timer goes now. The timer may be an
+ * hour away after a long outage; every other server, told the path is
+ * up, is already sending more. */
+void qm_hop_up(struct mm_qm *qm, struct mm_queue *q, const char *why)
+{
+	if (!q->st.down && q->st.retry_at == 0 && q->held == NULL)
+		return;
+	char name[300];
+	qm_log(qm, "next hop %s (%s, %s): %s: ready now", mm_logfmt_quote(name, sizeof(name), q->name),
+	       q->id, q->target, why);
+	struct mm_hop_actions a;
+	mm_hop_ok(&q->st, &a);
+	q->held_at = 0;
+	qm->env.timer_cancel(qm->env.ctx, q->num);
+	mm_queue_release_held(q);
+	if (q->hop == MM_LINK_MX)
+		q->mx.failed = 0;
+}
+
+void mm_qm_target_up(struct mm_qm *qm, const char *address)
+{
+	for (size_t i = 0; i < qm->queues.n; i++) {
+		struct mm_queue *q = qm->queues.q[i];
+		if (q->kind == MM_Q_LINK && q->target && strcmp(q->target, address) == 0) {
+			qm_hop_up(qm, q, "its target answered");
+			qm_kick(qm, q);
+		}
+	}
+}
+
 /* The exchanger a new session goes to: the first from mx.next on that has
  * not failed this round. MM_MX_MAX when every one has. */
 static uint32_t mx_pick(const struct mm_queue *q)

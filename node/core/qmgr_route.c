@@ -156,6 +156,36 @@ static void resolve(struct mm_qm *qm, const struct mm_qmsg *m, uint32_t idx, str
 	resolve_with(qm, qm->router, m, idx, d);
 }
 
+/* Whether the table holds q's hop down: for a hop of this server's own
+ * connector, its bridgeheads on it; for another server, that server, and
+ * when it is a remote bridgehead, the bridgehead on the connector. */
+static bool hop_down_in_table(const struct mm_qm *qm, const struct mm_queue *q)
+{
+	const struct mm_topo *t = &qm->router->topo;
+	uint32_t ci = q->connector ? mm_topo_connector(t, q->connector) : MM_NONE;
+	const struct mm_topo_conn *c = ci == MM_NONE ? NULL : &t->conns[ci];
+	if (q->hop != MM_LINK_SERVER) {
+		if (c == NULL)
+			return false;
+		for (uint32_t i = c->local_first; i < c->local_first + c->nlocal; i++)
+			if (t->bhs[i].vs != MM_NONE && t->vs[t->bhs[i].vs].server == qm->router->self &&
+			    t->bhs[i].up)
+				return false;
+		return true;
+	}
+	uint32_t s = mm_topo_server(t, q->server);
+	if (s == MM_NONE || !t->servers[s].up)
+		return true;
+	if (c == NULL)
+		return false;
+	for (uint32_t i = c->remote_first; i < c->remote_first + c->nremote; i++) {
+		uint32_t vs = t->bhs[i].vs;
+		if (vs != MM_NONE && t->vs[vs].server == s && strcmp(t->vs[vs].name, q->vserver) == 0)
+			return !t->bhs[i].up;
+	}
+	return false;
+}
+
 static struct mm_queue *queue_of(struct mm_qm *qm, const struct dest *d)
 {
 	if (d->kind == DEST_LOCAL)
@@ -173,11 +203,18 @@ static struct mm_queue *queue_of(struct mm_qm *qm, const struct dest *d)
 	q->target = mm_xstrdup(d->target);
 	q->tls = d->tls;
 	q->org = d->org;
+	q->table_down = hop_down_in_table(qm, q);
 	return q;
 }
 
 void qm_refresh_link(struct mm_qm *qm, struct mm_queue *q)
 {
+	/* a hop the table had down and now has up: up means up */
+	bool down = hop_down_in_table(qm, q);
+	bool was = q->table_down;
+	q->table_down = down;
+	if (was && !down)
+		qm_hop_up(qm, q, "up in the table");
 	if (q->hop == MM_LINK_SERVER) {
 		q->tls = org_tls(qm);
 		return;

@@ -125,6 +125,7 @@ struct mm_queue {
 	uint32_t idle;     /* of those, greeted and waiting for a job */
 	struct mm_qm_session *idle_sessions;
 	struct mm_hopstate st;
+	bool table_down; /* its hop down in the table, at the last change */
 	int64_t held_at; /* ms: when held jobs may go again; 0: none held */
 	char *last_error;
 	int64_t idle_since; /* ms: empty and without sessions since */

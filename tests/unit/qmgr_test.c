@@ -666,6 +666,62 @@ static void test_retry_backoff(void **state)
 	fake_free(f);
 }
 
+/* Up means up: a hop down with its retry far away is ready the moment it
+ * is found up -- its target answering (a probe of the detector, a
+ * delivery), or the table holding it up again after down -- not at its
+ * retry timer. Mutations caught: mm_qm_target_up doing nothing (no
+ * session until the timer); qm_refresh_link without the down-to-up
+ * transition (the same, by the table); qm_hop_up not releasing held jobs
+ * (a session opens, nothing to give it). */
+static void test_up_means_up(void **state)
+{
+	(void)state;
+	for (int via_table = 0; via_table < 2; via_table++) {
+		struct fake *f = fake_new(NULL, NULL);
+		/* no Backup: down, Internet's mail waits for Internet */
+		assert_true(mm_table_mark(&f->org.dir.table, "Backup", true));
+		mm_router_update(&f->org.router, &f->org.dir.table);
+		mm_qm_table_changed(&f->qm, &f->org.dir, &f->org.router);
+		const char *r[] = {"x@example.com", NULL};
+		send_msg(f, "alice@t.test", r, 0);
+		struct mm_queue *q = queue(f, "Internet");
+		/* four failures: down, the next try 60 s away */
+		for (int i = 0; i < 4; i++) {
+			fail_session(f, last_session(f), false, "4.4.1 connect refused");
+			if (i < 3)
+				run_until(f, timer_at(f, q->num));
+		}
+		assert_true(q->st.down);
+		assert_int_equal(timer_at(f, q->num) - f->now, 60000);
+		uint32_t sessions = f->ns;
+		if (via_table) {
+			/* the detector reported this server's bridgehead down, then up */
+			mm_entry *e = mm_table_find(&f->org.dir.table, "G000000");
+			assert_true(mm_entry_set_bridgehead(e, "Internet", "S0-0", "SMTP", true));
+			mm_router_update(&f->org.router, &f->org.dir.table);
+			mm_qm_table_changed(&f->qm, &f->org.dir, &f->org.router);
+			pump(f);
+			assert_int_equal(f->ns, sessions); /* down: nothing tried */
+			assert_true(mm_entry_set_bridgehead(e, "Internet", "S0-0", "SMTP", false));
+			mm_router_update(&f->org.router, &f->org.dir.table);
+			mm_qm_table_changed(&f->qm, &f->org.dir, &f->org.router);
+		} else {
+			mm_qm_target_up(&f->qm, "127.0.0.7:2526");
+		}
+		pump(f);
+		if (f->ns != sessions + 1)
+			fail_msg("%s: %u sessions opened at once, want 1", via_table ? "table" : "target",
+			         f->ns - sessions);
+		struct fsession *s = last_session(f);
+		ready(f, s);
+		answer(f, s, 250, "250 ok");
+		if (!tracked(f, "DELIVERED"))
+			fail_msg("%s: not delivered", via_table ? "table" : "target");
+		assert_false(q->st.down);
+		fake_free(f);
+	}
+}
+
 /* Expiry: 4.4.7 becomes 5.4.7 with the last error, in a DSN to the
  * sender. Mutation caught: expiry measured on the monotonic clock. */
 static void test_expiry(void **state)
@@ -1556,6 +1612,7 @@ int main(void)
 	    cmocka_unit_test(test_reroute),
 	    cmocka_unit_test(test_back_to_sender),
 	    cmocka_unit_test(test_split_horizon),
+	    cmocka_unit_test(test_up_means_up),
 	    cmocka_unit_test(test_smart_host_change),
 	    cmocka_unit_test(test_commit),
 	    cmocka_unit_test(test_compaction),
