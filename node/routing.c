@@ -53,6 +53,7 @@
 
 #include "alloc.h"
 #include "connstate.h"
+#include "damping_file.h"
 #include "frame.h"
 #include "logfmt.h"
 #include "member.h"
@@ -110,6 +111,10 @@ struct routing {
 	size_t save_len;
 	struct event *save_ev;
 	char *path, *tmp, *corrupt;
+	/* SPOOL/damping, written on the same turn as the table */
+	char *damp_buf;
+	size_t damp_len;
+	char *damp_path, *damp_tmp;
 	char *listen; /* the routing address listened on */
 };
 
@@ -229,22 +234,23 @@ static bool write_all(int fd, const uint8_t *p, size_t len)
 }
 
 /* write, fsync, rename, fsync of the directory: a crash leaves the old
- * table or the new one */
-static void write_table(struct routing *r, const uint8_t *bytes, size_t len)
+ * file or the new one */
+static void write_file(struct routing *r, const char *path, const char *tmp, const uint8_t *bytes,
+                       size_t len)
 {
-	int fd = open(r->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || !write_all(fd, bytes, len) || fsync(fd) != 0) {
-		node_log("routing: cannot write %s: %s; the table on disk is the one before",
-		         r->tmp, strerror(errno));
+		node_log("routing: cannot write %s: %s; the file on disk is the one before", tmp,
+		         strerror(errno));
 		if (fd >= 0)
 			close(fd);
-		unlink(r->tmp);
+		unlink(tmp);
 		return;
 	}
 	close(fd);
-	if (rename(r->tmp, r->path) != 0) {
-		node_log("routing: cannot rename %s: %s", r->tmp, strerror(errno));
-		unlink(r->tmp);
+	if (rename(tmp, path) != 0) {
+		node_log("routing: cannot rename %s: %s", tmp, strerror(errno));
+		unlink(tmp);
 		return;
 	}
 	int dfd = open(r->n->spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -257,11 +263,62 @@ static void write_table(struct routing *r, const uint8_t *bytes, size_t len)
 
 static void save_pending(struct routing *r)
 {
-	if (r->save_buf == NULL)
+	if (r->save_buf != NULL) {
+		write_file(r, r->path, r->tmp, r->save_buf, r->save_len);
+		free(r->save_buf);
+		r->save_buf = NULL;
+	}
+	if (r->damp_buf != NULL) {
+		write_file(r, r->damp_path, r->damp_tmp, (const uint8_t *)r->damp_buf, r->damp_len);
+		free(r->damp_buf);
+		r->damp_buf = NULL;
+	}
+}
+
+/* Flap damping moved: the figures as of now, for the next turn. */
+static void save_damping(struct routing *r)
+{
+	struct mm_damp_saved *s;
+	size_t n = mm_connstate_damp_save(&r->cs, &s);
+	free(r->damp_buf);
+	r->damp_buf = mm_damping_format(s, n, node_wall_ms(), &r->damp_len);
+	mm_damp_saved_free(s, n);
+	r->cs.damp_changed = false;
+	event_active(r->save_ev, 0, 0);
+}
+
+/* What the last run left of flap damping, decayed by the time passed
+ * since (a corrupt file is logged and ignored: damping starts afresh). */
+static void load_damping(struct routing *r)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = fopen(r->damp_path, "re");
+	if (f == NULL) {
+		if (errno != ENOENT)
+			node_log("routing: cannot read %s: %s", r->damp_path, strerror(errno));
 		return;
-	write_table(r, r->save_buf, r->save_len);
-	free(r->save_buf);
-	r->save_buf = NULL;
+	}
+	text = mm_xmalloc(MM_DAMPING_FILE_MAX);
+	len = fread(text, 1, MM_DAMPING_FILE_MAX, f);
+	bool whole = feof(f) && !ferror(f);
+	fclose(f);
+	struct mm_damp_saved *s = NULL;
+	size_t n = 0;
+	int64_t at = 0;
+	char err[200];
+	if (!whole || !mm_damping_parse(text, len, &s, &n, &at, err, sizeof(err))) {
+		node_log("routing: %s: %s; flap damping starts afresh", r->damp_path,
+		         whole ? err : "too big or unreadable");
+		free(text);
+		return;
+	}
+	free(text);
+	int64_t elapsed = node_wall_ms() - at;
+	mm_connstate_damp_restore(&r->cs, s, n, elapsed);
+	node_log("routing: flap damping of %zu connectors from %s, saved %lld s ago", n,
+	         r->damp_path, (long long)(elapsed / 1000));
+	mm_damp_saved_free(s, n);
 }
 
 static void save_cb(evutil_socket_t fd, short what, void *arg)
@@ -357,6 +414,8 @@ static void drain(struct routing *r)
 	const char *const *ups;
 	size_t k = mm_connstate_changes(&r->cs, &c);
 	size_t nups = mm_connstate_ups(&r->cs, &ups);
+	if (r->cs.damp_changed)
+		save_damping(r);
 	if (k == 0 && nups == 0)
 		return;
 	const char *master = mm_member_master(&r->m);
@@ -844,6 +903,8 @@ int routing_start(struct node *n, const char *tls_dir)
 	r->path = spool_path(n, "table");
 	r->tmp = spool_path(n, "table.new");
 	r->corrupt = spool_path(n, "table.corrupt");
+	r->damp_path = spool_path(n, "damping");
+	r->damp_tmp = spool_path(n, "damping.new");
 	bool insecure = tls_dir == NULL;
 
 	/* the table: the last one saved with the directory's laid under it */
@@ -918,6 +979,7 @@ int routing_start(struct node *n, const char *tls_dir)
 	                       .probe = cs_probe,
 	                       .log = log_line};
 	mm_connstate_init(&r->cs, &cc, &ce, n->self);
+	load_damping(r);
 	r->cs_ready = true;
 	r->probes = probes_new(n, probe_done, r);
 	/* the table this node starts from is on disk from now on */
@@ -1011,6 +1073,8 @@ void routing_free(struct node *n)
 		return;
 	if (r->member_ready)
 		mm_member_free(&r->m);
+	if (r->cs_ready && r->started)
+		save_damping(r); /* the figures as they stand at the exit */
 	if (r->cs_ready)
 		mm_connstate_free(&r->cs);
 	probes_free(r->probes);
@@ -1038,6 +1102,8 @@ void routing_free(struct node *n)
 	free(r->path);
 	free(r->tmp);
 	free(r->corrupt);
+	free(r->damp_path);
+	free(r->damp_tmp);
 	free(r->listen);
 	free(r);
 	n->rt = NULL;

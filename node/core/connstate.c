@@ -107,6 +107,7 @@ void mm_connstate_free(struct mm_connstate *cs)
 	mm_connstate_clear(cs);
 	free(cs->changes);
 	free(cs->ups);
+	mm_damp_saved_free(cs->restore, cs->nrestore);
 	free(cs->self);
 	*cs = (struct mm_connstate){0};
 }
@@ -190,6 +191,7 @@ static void eval(struct mm_connstate *cs, struct mm_cs_conn *c, int64_t now)
 	const struct mm_damp_conf *dc = &cs->conf.damp;
 	if (down) {
 		bool began = mm_damp_penalize(&c->damp, dc, now);
+		cs->damp_changed = true;
 		cs_log(cs, "connector %s: down from %s (every target down), figure %u", c->name,
 		       cs->self, mm_damp_figure(&c->damp, dc, now));
 		if (!c->reported_down)
@@ -209,6 +211,8 @@ static void eval(struct mm_connstate *cs, struct mm_cs_conn *c, int64_t now)
 		return;
 	}
 	cs->env.timer_cancel(cs->env.ctx, KEY_RELEASE | c->id);
+	if (!c->damp.suppressed)
+		cs->damp_changed = true; /* a release, or an up: the figure as of now */
 	cs_log(cs, "connector %s: up from %s", c->name, cs->self);
 	if (c->reported_down)
 		report(cs, c, false);
@@ -376,6 +380,7 @@ void mm_connstate_timer(struct mm_connstate *cs, uint64_t key)
 			}
 			cs_log(cs, "connector %s: released (figure %u)", c->name,
 			       mm_damp_figure(&c->damp, &cs->conf.damp, now));
+			cs->damp_changed = true;
 			if (!c->actual_down && c->reported_down)
 				report(cs, c, false);
 			for (size_t k = 0; k < c->nt; k++)
@@ -476,6 +481,36 @@ static void set_targets(struct mm_connstate *cs, struct mm_cs_conn *c, char **ad
 	c->nt = n;
 }
 
+/* A connector first seen takes what the last run saved of its damping;
+ * one that was held stays held, reported down, its targets probed. */
+static void restore_damping(struct mm_connstate *cs, struct mm_cs_conn *c, int64_t now)
+{
+	for (size_t i = 0; i < cs->nrestore; i++) {
+		const struct mm_damp_saved *s = &cs->restore[i];
+		if (strcmp(s->connector, c->name) != 0)
+			continue;
+		/* the figure as of `at`, which was elapsed ms ago: decay does
+		 * the rest */
+		int64_t saved_at = now - cs->restore_elapsed;
+		c->damp = (struct mm_damp){
+		    .figure = s->figure,
+		    .at = saved_at,
+		    .last_penalty_at = s->last_down_age < 0 ? 0 : saved_at - s->last_down_age,
+		    .suppressed = s->suppressed};
+		/* a hold that ended while the node was down ends now */
+		if (c->damp.suppressed && now >= mm_damp_release_at(&c->damp, &cs->conf.damp))
+			mm_damp_release(&c->damp, &cs->conf.damp, now);
+		cs_log(cs, "connector %s: flap damping from the last run: figure %u%s", c->name,
+		       mm_damp_figure(&c->damp, &cs->conf.damp, now),
+		       c->damp.suppressed ? ", held down" : "");
+		if (c->damp.suppressed) {
+			c->reported_down = true;
+			arm_release(cs, c);
+		}
+		return;
+	}
+}
+
 void mm_connstate_sync(struct mm_connstate *cs, const struct mm_table *t)
 {
 	int64_t now = cs_now(cs);
@@ -522,6 +557,8 @@ void mm_connstate_sync(struct mm_connstate *cs, const struct mm_table *t)
 		set_targets(cs, c, addr, n, start_down, now);
 		if (start_down)
 			c->actual_down = c->reported_down = true;
+		if (fresh[nnext] && c->tracked)
+			restore_damping(cs, c, now);
 		if (!c->tracked && c->damp.suppressed) {
 			/* delivered by MX now: not the detector's to hold */
 			c->damp.suppressed = false;
@@ -564,6 +601,50 @@ void mm_connstate_sync(struct mm_connstate *cs, const struct mm_table *t)
 			schedule(cs, c, &c->t[k]);
 	}
 	free(fresh);
+	/* what the last run saved is for the connectors of the first table */
+	mm_damp_saved_free(cs->restore, cs->nrestore);
+	cs->restore = NULL;
+	cs->nrestore = 0;
+}
+
+size_t mm_connstate_damp_save(const struct mm_connstate *cs, struct mm_damp_saved **out)
+{
+	int64_t now = cs->env.now_ms(cs->env.ctx);
+	*out = mm_xcalloc(cs->n ? cs->n : 1, sizeof(**out));
+	size_t n = 0;
+	for (size_t i = 0; i < cs->n; i++) {
+		const struct mm_cs_conn *c = cs->conns[i];
+		uint64_t f =
+		    mm_damp_decay(c->damp.figure, now - c->damp.at, cs->conf.damp.half_life_ms);
+		if (!c->tracked || (f == 0 && !c->damp.suppressed))
+			continue;
+		(*out)[n++] = (struct mm_damp_saved){
+		    .connector = mm_xstrdup(c->name),
+		    .figure = f,
+		    .suppressed = c->damp.suppressed,
+		    .last_down_age = c->damp.last_penalty_at ? now - c->damp.last_penalty_at : -1};
+	}
+	return n;
+}
+
+void mm_damp_saved_free(struct mm_damp_saved *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(s[i].connector);
+	free(s);
+}
+
+void mm_connstate_damp_restore(struct mm_connstate *cs, const struct mm_damp_saved *s, size_t n,
+                               int64_t elapsed_ms)
+{
+	mm_damp_saved_free(cs->restore, cs->nrestore);
+	cs->restore = mm_xcalloc(n ? n : 1, sizeof(*cs->restore));
+	for (size_t i = 0; i < n; i++) {
+		cs->restore[i] = s[i];
+		cs->restore[i].connector = mm_xstrdup(s[i].connector);
+	}
+	cs->nrestore = n;
+	cs->restore_elapsed = elapsed_ms > 0 ? elapsed_ms : 0;
 }
 
 /* --- queries ------------------------------------------------------------- */

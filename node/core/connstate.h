@@ -83,6 +83,17 @@ struct mm_cs_env {
 	void (*log)(void *ctx, const char *line);
 };
 
+/* A connector's flap damping as one run leaves it to the next (the
+ * driver keeps it in SPOOL/damping): a node restarted while a connector
+ * was held would otherwise start it unheld, and a flapping smart host
+ * would get traffic again at once. */
+struct mm_damp_saved {
+	char *connector;
+	uint64_t figure;       /* scaled (damping.h), as of the save */
+	bool suppressed;       /* held down */
+	int64_t last_down_age; /* ms before the save; -1: never down */
+};
+
 /* A bridgehead of this server: reported state. */
 struct mm_bh_report {
 	char *connector, *vserver;
@@ -102,6 +113,10 @@ struct mm_connstate {
 	size_t nchanges, capchanges;
 	char **ups; /* targets ("ip:port") that answered after failing */
 	size_t nups, capups;
+	bool damp_changed;             /* a figure moved: the driver saves them */
+	struct mm_damp_saved *restore; /* from the last run, for the first sync */
+	size_t nrestore;
+	int64_t restore_elapsed; /* ms since that run saved it */
 	uint32_t next_id, next_probe;
 };
 
@@ -135,6 +150,18 @@ size_t mm_connstate_changes(const struct mm_connstate *cs, const struct mm_bh_re
  * retry timers, which after a long outage are an hour away. */
 size_t mm_connstate_ups(const struct mm_connstate *cs, const char *const **out);
 void mm_connstate_clear(struct mm_connstate *cs);
+
+/* Every tracked connector's damping now, for the driver to keep; *out is
+ * allocated (mm_damp_saved_free). Figures that decayed to nothing and are
+ * not held are left out. */
+size_t mm_connstate_damp_save(const struct mm_connstate *cs, struct mm_damp_saved **out);
+void mm_damp_saved_free(struct mm_damp_saved *s, size_t n);
+/* Before the first mm_connstate_sync: what the last run saved, elapsed_ms
+ * ago by the wall clock (negative: taken as 0). Each connector takes its
+ * figure, decayed by the time passed, when the sync first sees it; one
+ * still held starts reported down and held. The list is copied. */
+void mm_connstate_damp_restore(struct mm_connstate *cs, const struct mm_damp_saved *s, size_t n,
+                               int64_t elapsed_ms);
 
 /* The reported state of this server's bridgeheads on connector (false when
  * not tracked), and whether it is held down by damping. */

@@ -69,8 +69,8 @@ void qm_hop_up(struct mm_qm *qm, struct mm_queue *q, const char *why)
 	if (!q->st.down && q->st.retry_at == 0 && q->held == NULL)
 		return;
 	char name[300];
-	qm_log(qm, "next hop %s (%s, %s): %s: ready now", mm_logfmt_quote(name, sizeof(name), q->name),
-	       q->id, q->target, why);
+	qm_log(qm, "next hop %s (%s, %s): %s: ready now",
+	       mm_logfmt_quote(name, sizeof(name), q->name), q->id, q->target, why);
 	struct mm_hop_actions a;
 	mm_hop_ok(&q->st, &a);
 	q->held_at = 0;

@@ -168,8 +168,8 @@ static bool hop_down_in_table(const struct mm_qm *qm, const struct mm_queue *q)
 		if (c == NULL)
 			return false;
 		for (uint32_t i = c->local_first; i < c->local_first + c->nlocal; i++)
-			if (t->bhs[i].vs != MM_NONE && t->vs[t->bhs[i].vs].server == qm->router->self &&
-			    t->bhs[i].up)
+			if (t->bhs[i].vs != MM_NONE &&
+			    t->vs[t->bhs[i].vs].server == qm->router->self && t->bhs[i].up)
 				return false;
 		return true;
 	}
@@ -180,7 +180,8 @@ static bool hop_down_in_table(const struct mm_qm *qm, const struct mm_queue *q)
 		return false;
 	for (uint32_t i = c->remote_first; i < c->remote_first + c->nremote; i++) {
 		uint32_t vs = t->bhs[i].vs;
-		if (vs != MM_NONE && t->vs[vs].server == s && strcmp(t->vs[vs].name, q->vserver) == 0)
+		if (vs != MM_NONE && t->vs[vs].server == s &&
+		    strcmp(t->vs[vs].name, q->vserver) == 0)
 			return !t->bhs[i].up;
 	}
 	return false;

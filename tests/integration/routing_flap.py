@@ -48,12 +48,13 @@ def stop(p):
 
 sink(BACKUP, W + "/backup")
 p_sink = sink(PRIMARY, W + "/primary")
-node(meshnode, ldif, "N1", W + "/n1", "--set", "insecure=1",
-     "--set", "glitch_retry_count=1", "--set", "glitch_retry_interval_ms=20",
-     "--set", "down_probe_interval_ms=20", "--set", "retry_min_ms=50",
-     "--set", "retry_jitter_pct=0", "--set", "connection_cache_ms=0",
-     "--set", "connect_timeout_ms=500",
-     "--set", "damp_half_life_ms=1000", "--set", "damp_max_hold_ms=3000")
+ARGS = ("--set", "insecure=1",
+        "--set", "glitch_retry_count=1", "--set", "glitch_retry_interval_ms=20",
+        "--set", "down_probe_interval_ms=20", "--set", "retry_min_ms=50",
+        "--set", "retry_jitter_pct=0", "--set", "connection_cache_ms=0",
+        "--set", "connect_timeout_ms=500",
+        "--set", "damp_half_life_ms=1000", "--set", "damp_max_hold_ms=3000")
+n1 = node(meshnode, ldif, "N1", W + "/n1", *ARGS)
 
 # mail all along, one message every 30 ms, so that a down Primary is seen
 stop_mail = threading.Event()
@@ -120,4 +121,43 @@ check(wait_for(lambda: len(files(W + "/primary")) > before + 3, 10),
 stop_mail.set()
 t.join(15)
 check(port_open(*N1), "N1 went on taking mail through it all (%d messages)" % sent[0])
+
+# --- held across a restart ----------------------------------------------------------
+# Flapping again until held, then N1 restarts while the smart host stays up:
+# the figure kept in SPOOL/damping, decayed by the time passed, holds
+# Primary down after the restart too, and mail takes Backup until the
+# release. (mutation: routing.c routing_start without load_damping -- the
+# restarted node took Primary at once)
+stop_mail.clear()
+t = threading.Thread(target=mailer, daemon=True)
+t.start()
+mark = len(logtext())
+while "connector Primary: flapping, held down" not in logtext()[mark:]:
+    stop(p_sink)
+    time.sleep(0.2)
+    p_sink = sink(PRIMARY, W + "/primary")
+    time.sleep(0.2)
+stop_mail.set()
+t.join(15)
+n1.terminate()
+n1.wait(20)
+nodelib.procs.remove(n1)
+check(os.path.exists(W + "/n1/damping"), "N1 keeps its connectors' damping in SPOOL/damping")
+mark = len(logtext())
+primary_before = len(files(W + "/primary"))
+backup_before = len(files(W + "/backup"))
+n1 = node(meshnode, ldif, "N1", W + "/n1", *ARGS)
+check(re.search(r"flap damping of \d+ connectors from \S+/damping", logtext()[mark:]) and
+      re.search(r"connector Primary: flap damping from the last run: figure \d+, held down",
+                logtext()[mark:]),
+      "the restarted N1 takes Primary's figure from SPOOL/damping: held down")
+c = smtplib.SMTP(*N1, timeout=10)
+c.sendmail("s@example.org", ["far@example.net"], "Subject: after restart\r\n\r\nx\r\n")
+c.quit()
+check(wait_for(lambda: len(files(W + "/backup")) > backup_before, 10) and
+      len(files(W + "/primary")) == primary_before,
+      "mail after the restart takes Backup: Primary is still held, though its smart host "
+      "answers")
+check(wait_for(lambda: re.search(r"connector Primary: released", logtext()[mark:]), 20),
+      "the figure decays and Primary is released after the restart")
 done()
