@@ -267,8 +267,17 @@ size_t mm_table_delta(const struct mm_table *t, const Mailmesh__EntrySummary *co
 		const mm_entry *e = t->entries[i];
 		while (j < npeer && strcmp(sorted[j]->group, e->name) < 0)
 			j++;
+		if (e->version == NULL || e->version->incarnation == 0)
+			continue; /* a directory's baseline never travels */
 		bool have = j < npeer && strcmp(sorted[j]->group, e->name) == 0;
-		if (!have || mm_version_cmp(e->version, sorted[j]->version) > 0)
+		int c = have ? mm_version_cmp(e->version, sorted[j]->version) : 1;
+		bool other = false;
+		if (c == 0 && sorted[j]->content_digest.len == MM_DIGEST_LEN) {
+			uint8_t d[MM_DIGEST_LEN];
+			mm_entry_digest(e, d);
+			other = memcmp(d, sorted[j]->content_digest.data, MM_DIGEST_LEN) != 0;
+		}
+		if (c > 0 || other)
 			(*out)[n++] = e;
 	}
 	free(sorted);
@@ -422,4 +431,28 @@ bool mm_table_mark(struct mm_table *t, const char *name, bool down)
 		mm_entry_set_connector(e, name, down);
 	}
 	return found;
+}
+
+void mm_table_summary(const struct mm_table *t, struct mm_summary *out)
+{
+	out->n = t->n;
+	out->s = mm_xcalloc(t->n + 1, sizeof(*out->s));
+	out->p = mm_xcalloc(t->n + 1, sizeof(*out->p));
+	out->d = mm_xcalloc(t->n + 1, sizeof(*out->d));
+	for (size_t i = 0; i < t->n; i++) {
+		mailmesh__entry_summary__init(&out->s[i]);
+		out->s[i].group = t->entries[i]->name;
+		out->s[i].version = t->entries[i]->version;
+		mm_entry_digest(t->entries[i], out->d[i]);
+		out->s[i].content_digest = (ProtobufCBinaryData){MM_DIGEST_LEN, out->d[i]};
+		out->p[i] = &out->s[i];
+	}
+}
+
+void mm_summary_free(struct mm_summary *s)
+{
+	free(s->s);
+	free(s->p);
+	free(s->d);
+	*s = (struct mm_summary){0};
 }

@@ -50,11 +50,23 @@ void mm_entry_digest(const mm_entry *e, uint8_t out[MM_DIGEST_LEN]);
  * so every node keeps the same one; the caller logs it. */
 enum mm_merge mm_table_merge(struct mm_table *t, mm_entry *e);
 
-/* Entries of t that a peer holding the given summaries lacks or has older
- * versions of, in table order; pointers into t, valid until t changes.
- * Returns the count; *out is allocated (free()). */
+/* Entries of t that travel (a master issued them: incarnation above 0) and
+ * that a peer holding the given summaries lacks, holds at an older
+ * version, or holds at the same version with another content digest (when
+ * its summary gives one), in table order; pointers into t, valid until t
+ * changes. Returns the count; *out is allocated (free()). */
 size_t mm_table_delta(const struct mm_table *t, const Mailmesh__EntrySummary *const *peer,
                       size_t npeer, const mm_entry ***out);
+
+/* What a peer holds: group, version and content digest of every entry,
+ * for the answer to a DigestProbe (DESIGN §5.1). Points into t. */
+struct mm_summary {
+	size_t n;
+	Mailmesh__EntrySummary *s, **p;
+	uint8_t (*d)[MM_DIGEST_LEN];
+};
+void mm_table_summary(const struct mm_table *t, struct mm_summary *out);
+void mm_summary_free(struct mm_summary *s);
 
 /* SHA-256 over the canonical encoding of the whole table. */
 void mm_table_digest(const struct mm_table *t, uint8_t out[MM_DIGEST_LEN]);

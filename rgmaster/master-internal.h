@@ -25,6 +25,10 @@ struct mm_master_conn {
 	size_t cand;   /* CONN_MASTER and outgoing: index in m->cand */
 	size_t server; /* CONN_NODE: index in m->servers */
 	bool reported; /* CONN_NODE: a report came on this session */
+	/* CONN_NODE: its next report makes a version no sooner than this (ms);
+	 * a change held until then is pending */
+	int64_t issue_after;
+	bool issue_pending;
 	int64_t last_rx, last_tx;
 	uint64_t seq;
 };
@@ -84,11 +88,14 @@ void mm_m_cand_hello(struct mm_master *m, struct mm_master_conn *c, const Mailme
 void mm_m_cand_gone(struct mm_master *m, struct mm_master_conn *c);
 void mm_m_cand_learned(struct mm_master *m, struct mm_master_conn *c);
 void mm_m_evaluate(struct mm_master *m);
+/* master_members.c: the issue timer (MM_MASTER_TIMER_ISSUE). */
+void mm_m_issue_timer(struct mm_master *m);
 /* A version of our group seen elsewhere: count it, and go above it when we
  * are active and it is above ours (a version above own, or an incarnation
- * seen above ours). */
+ * seen above ours). member: a member's claim, which makes at most one new
+ * incarnation per dead interval. */
 void mm_m_evidence(struct mm_master *m, const Mailmesh__Version *v, uint64_t incarnation_seen,
-                   const char *who);
+                   const char *who, bool member);
 void mm_m_announce(struct mm_master *m);
 void mm_m_elect_timer(struct mm_master *m);
 

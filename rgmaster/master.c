@@ -802,6 +802,7 @@ void mm_master_timer(struct mm_master *m, uint64_t key)
 	case MM_MASTER_TIMER_ELECT >> 32: mm_m_elect_timer(m); return;
 	case MM_MASTER_TIMER_GRACE >> 32: mm_m_publish(m, true); return;
 	case MM_MASTER_TIMER_PROBE >> 32: mm_m_probe(m); return;
+	case MM_MASTER_TIMER_ISSUE >> 32: mm_m_issue_timer(m); return;
 	case MM_MASTER_TIMER_DIAL >> 32: {
 		size_t i = (size_t)(key & 0xffffffffu);
 		if (i < m->ncand && m->cand[i].out == 0)

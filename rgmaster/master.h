@@ -169,6 +169,11 @@ enum mm_master_role {
 	MM_MASTER_ACTIVE,
 };
 
+/* Incarnations are congruent to a candidate's rank modulo this. */
+#define MM_MASTER_RANKS 64
+/* A member causes at most one version in this long (DESIGN §5.1). */
+#define MM_MASTER_ISSUE_MS 100
+
 /* Connections the machine dials carry this bit; the driver's never do. */
 #define MM_MASTER_CONN_OUT 0x80000000u
 
@@ -177,6 +182,7 @@ enum mm_master_role {
 #define MM_MASTER_TIMER_GRACE (2ull << 32) /* publication of a new active master */
 #define MM_MASTER_TIMER_PROBE (3ull << 32) /* the periodic DigestProbe */
 #define MM_MASTER_TIMER_DIAL  (4ull << 32) /* | candidate index: redial it */
+#define MM_MASTER_TIMER_ISSUE (5ull << 32) /* a version held by the rate per member */
 
 struct mm_master_conn;
 
@@ -229,6 +235,13 @@ struct mm_master {
 	uint64_t persisted, incarnation, highest_seen;
 	int64_t started_at, heard_at, retry_at;
 	bool reincarnate; /* evidence of a higher version waits for a persist */
+	/* a member's evidence moves us up again only after this (ms) */
+	int64_t member_reinc_after;
+	bool member_reinc_quiet; /* the refusal logged once per interval */
+	/* the grace passed without a member heard: publish at the first report */
+	bool grace_over;
+	/* changes applied to own whose version waits for the issue timer */
+	bool pending_minor, pending_user;
 };
 
 void mm_master_init(struct mm_master *m, const struct mm_master_conf *conf,

@@ -177,7 +177,16 @@ static uint64_t next_incarnation(struct mm_master *m)
 	int64_t wall = m->env.wall_ms(m->env.ctx) / 1000;
 	if (wall > 0 && (uint64_t)wall > inc)
 		inc = (uint64_t)wall;
-	return inc;
+	/* DESIGN §5.1: rounded up to the next number congruent to our rank
+	 * (0-based, by priority then name) modulo 64, so that two candidates
+	 * made active in the same second, each unaware of the other (a cut),
+	 * never take the same incarnation and issue one version with two
+	 * contents */
+	uint64_t rank = 0;
+	for (size_t i = 0; i < m->ncand; i++)
+		rank += m->cand[i].better;
+	rank %= MM_MASTER_RANKS;
+	return inc + (rank + MM_MASTER_RANKS - inc % MM_MASTER_RANKS) % MM_MASTER_RANKS;
 }
 
 /* Persist a new incarnation; false (logged, retry armed) when it failed. */
@@ -346,7 +355,7 @@ void mm_m_elect_timer(struct mm_master *m)
 }
 
 void mm_m_evidence(struct mm_master *m, const Mailmesh__Version *v, uint64_t incarnation_seen,
-                   const char *who)
+                   const char *who, bool member)
 {
 	uint64_t seen = incarnation_seen;
 	if (v && v->incarnation > seen)
@@ -369,11 +378,28 @@ void mm_m_evidence(struct mm_master *m, const Mailmesh__Version *v, uint64_t inc
 	const Mailmesh__Version *own = m->own->version;
 	if (incarnation_seen <= own->incarnation && mm_version_cmp(v, own) <= 0)
 		return;
+	/* a member's claim costs a persist and a push to every member: one
+	 * member that keeps claiming incarnation + 1 may cause that once per
+	 * dead interval, not once per frame */
+	int64_t now = mm_m_now(m);
+	if (member && now < m->member_reinc_after) {
+		if (!m->member_reinc_quiet)
+			mm_m_log(m,
+			         "%s claims a version of group %s above ours: already went above a "
+			         "member's claim in the last %" PRId64 " ms, not again before then",
+			         mm_m_q(q, who), m->group, mm_m_dead_ms(m));
+		m->member_reinc_quiet = true;
+		return;
+	}
 	mm_m_log(m,
 	         "%s holds a version of group %s above ours (%" PRIu64 ", %" PRIu64 ", %" PRIu64
 	         ", %" PRIu64 "), incarnation seen %" PRIu64,
 	         mm_m_q(q, who), m->group, own->incarnation, own->major, own->minor, own->user,
 	         seen);
+	if (member) {
+		m->member_reinc_after = now + mm_m_dead_ms(m);
+		m->member_reinc_quiet = false;
+	}
 	reincarnate(m);
 }
 
@@ -415,7 +441,7 @@ void mm_m_cand_hello(struct mm_master *m, struct mm_master_conn *c, const Mailme
 	/* a worse candidate that was active on another side: go above it */
 	mm_m_evidence(m, h->version,
 	              k->state == MAILMESH__MASTER_STATE__MASTER_ACTIVE ? h->incarnation_seen : 0,
-	              k->name);
+	              k->name, false);
 	if (m->role == MM_MASTER_ACTIVE && first && k->nlive == 1)
 		mm_m_own_set_master(m, k->name, false);
 	if (m->role == MM_MASTER_ACTIVE && m->published && first)

@@ -197,13 +197,21 @@ static void send_push(struct mm_master *m, struct mm_master_conn *only, bool ful
 /* Entries in frames under the frame limit: a push too big for one frame
  * goes as several, an entry too big for any is left out (logged). */
 void mm_m_push_entries(struct mm_master *m, struct mm_master_conn *only, bool full,
-                       const mm_entry *const *entries, size_t n)
+                       const mm_entry *const *all, size_t nall)
 {
 	const size_t overhead = 96; /* seq, tags, lengths, full, the digest */
 	size_t budget = m->conf.frame_limit - overhead;
 	size_t i = 0;
+	/* DESIGN §3: a directory's baseline entries (incarnation 0) never
+	 * travel; every process builds its own from its own directory */
+	const mm_entry **entries = mm_xcalloc(nall + 1, sizeof(*entries));
+	size_t n = 0;
+	for (size_t k = 0; k < nall; k++)
+		if (all[k]->version && all[k]->version->incarnation > 0)
+			entries[n++] = all[k];
 	if (n == 0) {
 		send_push(m, only, full, entries, 0);
+		free(entries);
 		return;
 	}
 	while (i < n) {
@@ -227,6 +235,7 @@ void mm_m_push_entries(struct mm_master *m, struct mm_master_conn *only, bool fu
 		if (i > first)
 			send_push(m, only, full, entries + first, i - first);
 	}
+	free(entries);
 }
 
 void mm_m_push_full(struct mm_master *m, struct mm_master_conn *c)
@@ -264,6 +273,8 @@ void mm_m_own_changed(struct mm_master *m)
 {
 	if (m->role != MM_MASTER_ACTIVE || m->own == NULL || !m->published)
 		return;
+	/* whatever changes were held go out with this version */
+	m->pending_minor = m->pending_user = false;
 	table_take_own(m);
 	const mm_entry *e = mm_m_table_own(m);
 	mm_m_push_entries(m, NULL, false, &e, 1);
@@ -285,14 +296,34 @@ void mm_m_own_begin(struct mm_master *m)
 	mm_entry_free(m->own);
 	m->own = e;
 	m->published = false;
+	m->grace_over = false;
+	m->pending_minor = m->pending_user = false;
 	for (size_t i = 0; i < m->nservers; i++)
 		m->servers[i].reported = false;
+}
+
+static bool any_reported(const struct mm_master *m)
+{
+	for (size_t i = 0; i < m->nservers; i++)
+		if (m->servers[i].reported)
+			return true;
+	return m->nservers == 0;
 }
 
 void mm_m_publish(struct mm_master *m, bool grace_over)
 {
 	if (m->role != MM_MASTER_ACTIVE || m->own == NULL || m->published)
 		return;
+	if (grace_over && !any_reported(m)) {
+		/* DESIGN §5.1: a master that has heard from no member at all
+		 * publishes nothing -- cut off from its group it would announce
+		 * every server down, above every version the members hold */
+		if (!m->grace_over)
+			mm_m_log(m, "no member has reported: publishing nothing until one does");
+		m->grace_over = true;
+		m->env.timer_cancel(m->env.ctx, MM_MASTER_TIMER_GRACE);
+		return;
+	}
 	/* absent servers and candidates that are not live go down: one change */
 	uint64_t user = m->own->version->user;
 	size_t absent = 0;
@@ -329,6 +360,10 @@ void mm_m_maybe_publish(struct mm_master *m)
 {
 	if (m->role != MM_MASTER_ACTIVE || m->published)
 		return;
+	if (m->grace_over && any_reported(m)) {
+		mm_m_publish(m, true);
+		return;
+	}
 	for (size_t i = 0; i < m->nservers; i++)
 		if (!m->servers[i].reported)
 			return;
@@ -340,7 +375,7 @@ void mm_m_maybe_publish(struct mm_master *m)
 void mm_m_member_hello(struct mm_master *m, struct mm_master_conn *c, const Mailmesh__Hello *h)
 {
 	char q[QUOTE_LEN];
-	mm_m_evidence(m, h->version, h->incarnation_seen, c->name);
+	mm_m_evidence(m, h->version, h->incarnation_seen, c->name, true);
 	if (m->role != MM_MASTER_ACTIVE) {
 		const char *active = mm_m_active_name(m);
 		mm_m_send_hello(m, c);
@@ -392,6 +427,9 @@ static bool named_bh(const Mailmesh__StateReport *r, const char *conn, const cha
 	}
 	return false;
 }
+
+static void issue(struct mm_master *m, struct mm_master_conn *c);
+static void arm_issue(struct mm_master *m);
 
 void mm_m_report(struct mm_master *m, struct mm_master_conn *c, const Mailmesh__StateReport *r)
 {
@@ -469,14 +507,79 @@ void mm_m_report(struct mm_master *m, struct mm_master_conn *c, const Mailmesh__
 	/* one report, one change: at most one bump of each number */
 	bool minor, user;
 	state_diff(before, m->own, &minor, &user);
-	m->own->version->minor = before->version->minor + minor;
-	m->own->version->user = before->version->user + user;
+	m->own->version->minor = before->version->minor;
+	m->own->version->user = before->version->user;
 	mm_entry_free(before);
 	c->reported = true;
 	m->servers[c->server].reported = true;
-	if (minor || user)
-		mm_m_own_changed(m);
+	m->pending_minor |= minor;
+	m->pending_user |= user;
+	if ((minor || user) && m->published && mm_m_now(m) < c->issue_after) {
+		/* DESIGN §5.1: at most one version per reporting member per
+		 * MM_MASTER_ISSUE_MS -- a member flapping a bridgehead a
+		 * thousand times a second would otherwise make a version and a
+		 * push to every member each time. The state is in own; the
+		 * version that carries it waits for the window's end (or goes
+		 * with any version made before). */
+		c->issue_pending = true;
+		arm_issue(m);
+	} else if (minor || user) {
+		issue(m, c);
+	}
 	mm_m_maybe_publish(m);
+}
+
+/* The next version: every change held so far, one bump of each number
+ * they touch; c (may be NULL) starts a new window. */
+static void issue(struct mm_master *m, struct mm_master_conn *c)
+{
+	/* published: what differs from the entry members hold (a change held
+	 * and undone within its window makes no version) */
+	const mm_entry *pub = mm_m_table_own(m);
+	if (m->published && pub)
+		state_diff(pub, m->own, &m->pending_minor, &m->pending_user);
+	if (m->pending_minor || m->pending_user) {
+		m->own->version->minor += m->pending_minor;
+		m->own->version->user += m->pending_user;
+		m->pending_minor = m->pending_user = false;
+		if (c) {
+			c->issue_after = mm_m_now(m) + MM_MASTER_ISSUE_MS;
+			c->issue_pending = false;
+		}
+		mm_m_own_changed(m);
+	}
+}
+
+/* The issue timer at the soonest end of a window with a change held. */
+static void arm_issue(struct mm_master *m)
+{
+	int64_t at = 0;
+	size_t nc;
+	struct mm_master_conn **v = mm_m_conns(m, &nc);
+	for (size_t i = 0; i < nc; i++)
+		if (v[i]->issue_pending && (at == 0 || v[i]->issue_after < at))
+			at = v[i]->issue_after;
+	free(v);
+	if (at)
+		m->env.timer_arm(m->env.ctx, MM_MASTER_TIMER_ISSUE, at);
+}
+
+void mm_m_issue_timer(struct mm_master *m)
+{
+	int64_t now = mm_m_now(m);
+	size_t nc;
+	struct mm_master_conn **v = mm_m_conns(m, &nc);
+	bool due = false;
+	for (size_t i = 0; i < nc; i++)
+		if (v[i]->issue_pending && v[i]->issue_after <= now) {
+			v[i]->issue_pending = false;
+			v[i]->issue_after = now + MM_MASTER_ISSUE_MS;
+			due = true;
+		}
+	free(v);
+	if (due && m->role == MM_MASTER_ACTIVE && m->own && m->published)
+		issue(m, NULL);
+	arm_issue(m);
 }
 
 /* --- digests and other groups' entries ------------------------------------ */
@@ -485,19 +588,12 @@ void mm_m_probe(struct mm_master *m)
 {
 	if (m->role != MM_MASTER_ACTIVE || !m->published)
 		return;
-	Mailmesh__EntrySummary *sum = mm_xcalloc(m->table.n + 1, sizeof(*sum));
-	Mailmesh__EntrySummary **ps = mm_xcalloc(m->table.n + 1, sizeof(*ps));
-	for (size_t i = 0; i < m->table.n; i++) {
-		mailmesh__entry_summary__init(&sum[i]);
-		sum[i].group = m->table.entries[i]->name;
-		sum[i].version = m->table.entries[i]->version;
-		ps[i] = &sum[i];
-	}
+	/* DESIGN §5.1: the digest alone -- a quiet organization of a thousand
+	 * groups costs a digest per member per probe; a member that differs
+	 * answers with its summary */
 	Mailmesh__DigestProbe p = MAILMESH__DIGEST_PROBE__INIT;
 	p.digest.data = m->digest;
 	p.digest.len = MM_DIGEST_LEN;
-	p.n_entries = m->table.n;
-	p.entries = ps;
 	Mailmesh__Frame f = MAILMESH__FRAME__INIT;
 	f.body_case = MAILMESH__FRAME__BODY_DIGEST_PROBE;
 	f.digest_probe = &p;
@@ -507,8 +603,6 @@ void mm_m_probe(struct mm_master *m)
 		if (push_target(v[i]))
 			mm_m_send(m, v[i], &f);
 	free(v);
-	free(ps);
-	free(sum);
 	m->env.timer_arm(m->env.ctx, MM_MASTER_TIMER_PROBE,
 	                 mm_m_now(m) + m->conf.probe_interval_ms);
 }
@@ -523,11 +617,14 @@ void mm_m_digest_probe(struct mm_master *m, struct mm_master_conn *c,
 {
 	for (size_t i = 0; i < p->n_entries; i++)
 		if (strcmp(p->entries[i]->group, m->group) == 0)
-			mm_m_evidence(m, p->entries[i]->version, 0, c->name);
+			mm_m_evidence(m, p->entries[i]->version, 0, c->name,
+			              c->kind != CONN_MASTER);
 	if (!m->started)
 		return;
 	if (m->role == MM_MASTER_ACTIVE) {
-		/* an answer: push what it lacks or holds older */
+		/* an answer: push what it lacks, holds older, or holds at the
+		 * same version with other content (repaired by the conflict
+		 * rule at its end) */
 		if (!m->published || digest_equal(m, p->digest))
 			return;
 		const mm_entry **delta;
@@ -539,28 +636,22 @@ void mm_m_digest_probe(struct mm_master *m, struct mm_master_conn *c,
 		free(delta);
 		return;
 	}
-	/* a standby probed by the active master answers when it differs */
-	if (c->kind != CONN_MASTER || digest_equal(m, p->digest))
+	/* a standby probed by the active master answers when it differs; an
+	 * answer (it has entries) is not answered */
+	if (c->kind != CONN_MASTER || p->n_entries > 0 || digest_equal(m, p->digest))
 		return;
-	Mailmesh__EntrySummary *sum = mm_xcalloc(m->table.n + 1, sizeof(*sum));
-	Mailmesh__EntrySummary **ps = mm_xcalloc(m->table.n + 1, sizeof(*ps));
-	for (size_t i = 0; i < m->table.n; i++) {
-		mailmesh__entry_summary__init(&sum[i]);
-		sum[i].group = m->table.entries[i]->name;
-		sum[i].version = m->table.entries[i]->version;
-		ps[i] = &sum[i];
-	}
+	struct mm_summary sum;
+	mm_table_summary(&m->table, &sum);
 	Mailmesh__DigestProbe a = MAILMESH__DIGEST_PROBE__INIT;
 	a.digest.data = m->digest;
 	a.digest.len = MM_DIGEST_LEN;
-	a.n_entries = m->table.n;
-	a.entries = ps;
+	a.n_entries = sum.n;
+	a.entries = sum.p;
 	Mailmesh__Frame f = MAILMESH__FRAME__INIT;
 	f.body_case = MAILMESH__FRAME__BODY_DIGEST_PROBE;
 	f.digest_probe = &a;
 	mm_m_send(m, c, &f);
-	free(ps);
-	free(sum);
+	mm_summary_free(&sum);
 }
 
 void mm_m_table_push(struct mm_master *m, struct mm_master_conn *c, const Mailmesh__TablePush *p)
@@ -575,11 +666,13 @@ void mm_m_table_push(struct mm_master *m, struct mm_master_conn *c, const Mailme
 			continue;
 		bool ours = strcmp(e->name, m->group) == 0;
 		if (ours)
-			mm_m_evidence(m, e->version, 0, c->name);
+			mm_m_evidence(m, e->version, 0, c->name, c->kind != CONN_MASTER);
 		if (ours && !take_own)
 			continue; /* our entry is ours to make */
 		if (ours && e->version && e->version->incarnation > MM_MASTER_INCARNATION_MAX)
 			continue; /* we could never go above it (logged as evidence) */
+		if (e->version == NULL || e->version->incarnation == 0)
+			continue; /* a directory's baseline never travels */
 		enum mm_merge r = mm_table_merge(&m->table, mm_entry_clone(e));
 		if (r == MM_MERGE_CONFLICT_WON || r == MM_MERGE_CONFLICT_LOST)
 			mm_m_log(m,

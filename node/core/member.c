@@ -494,28 +494,24 @@ static void send_snapshot(struct mm_member *m)
 	free(down);
 }
 
-static void send_probe(struct mm_member *m)
+/* The answer to a probe whose digest is not ours: our summary, with the
+ * content digest of every entry, so that the master finds what we lack,
+ * hold older, or hold at its version with other content. */
+static void send_summary(struct mm_member *m)
 {
 	uint8_t d[MM_DIGEST_LEN];
 	base_digest(m, d);
-	Mailmesh__EntrySummary *s = mm_xcalloc(m->base.n ? m->base.n : 1, sizeof(*s));
-	Mailmesh__EntrySummary **ptr = mm_xcalloc(m->base.n ? m->base.n : 1, sizeof(*ptr));
-	for (size_t i = 0; i < m->base.n; i++) {
-		mailmesh__entry_summary__init(&s[i]);
-		s[i].group = m->base.entries[i]->name;
-		s[i].version = m->base.entries[i]->version;
-		ptr[i] = &s[i];
-	}
+	struct mm_summary sum;
+	mm_table_summary(&m->base, &sum);
 	Mailmesh__DigestProbe p = MAILMESH__DIGEST_PROBE__INIT;
 	p.digest = (ProtobufCBinaryData){MM_DIGEST_LEN, d};
-	p.n_entries = m->base.n;
-	p.entries = ptr;
+	p.n_entries = sum.n;
+	p.entries = sum.p;
 	Mailmesh__Frame f = MAILMESH__FRAME__INIT;
 	f.body_case = MAILMESH__FRAME__BODY_DIGEST_PROBE;
 	f.digest_probe = &p;
 	send_frame(m, &f);
-	free(ptr);
-	free(s);
+	mm_summary_free(&sum);
 }
 
 /* --- rounds over the candidates ------------------------------------------ */
@@ -804,6 +800,12 @@ static unsigned on_push(struct mm_member *m, Mailmesh__TablePush *p)
 	for (size_t i = 0; i < p->n_entries; i++) {
 		mm_entry *e = p->entries[i];
 		p->entries[i] = NULL; /* the table takes it over */
+		if (incarnation_of(e) == 0) {
+			/* DESIGN §3: a directory's baseline never travels; ours
+			 * comes from our own directory */
+			mm_entry_free(e);
+			continue;
+		}
 		char name[256], q[300];
 		snprintf(name, sizeof(name), "%s", e->name);
 		Mailmesh__Version v = MAILMESH__VERSION__INIT;
@@ -840,7 +842,7 @@ static void on_probe(struct mm_member *m, const Mailmesh__DigestProbe *p)
 	base_digest(m, d);
 	if (p->digest.len == MM_DIGEST_LEN && memcmp(p->digest.data, d, MM_DIGEST_LEN) == 0)
 		return;
-	send_probe(m);
+	send_summary(m);
 }
 
 /* One frame; returns the result bits, and *gone when the connection is. */

@@ -105,8 +105,12 @@ static void test_merge(void **state)
 	mm_table_merge(&t, b);
 	assert_string_equal(mm_table_find(&t, "G")->master, winner);
 	assert_string_equal(mm_table_find(&t2, "G")->master, winner);
-	/* delta: only what the peer lacks or holds older */
-	mm_table_merge(&t, entry("H", 0, 1, 0, 0));
+	/* delta: only what travels (incarnation above 0) and the peer lacks,
+	 * holds older, or holds at the same version with other content
+	 * (mutations caught: baselines in the delta -- I is sent; content
+	 * digests ignored -- G not sent in the last case) */
+	mm_table_merge(&t, entry("H", 2, 1, 0, 0));
+	mm_table_merge(&t, entry("I", 0, 1, 0, 0));
 	Mailmesh__Version v = MAILMESH__VERSION__INIT;
 	v.incarnation = 1;
 	Mailmesh__EntrySummary s = MAILMESH__ENTRY_SUMMARY__INIT;
@@ -117,6 +121,19 @@ static void test_merge(void **state)
 	size_t n = mm_table_delta(&t, peer, 1, &out);
 	assert_int_equal(n, 1);
 	assert_string_equal(out[0]->name, "H");
+	free(out);
+	/* the peer holds G at our version: nothing, unless its content differs */
+	s.version = mm_table_find(&t, "G")->version;
+	uint8_t d[MM_DIGEST_LEN];
+	mm_entry_digest(mm_table_find(&t, "G"), d);
+	s.content_digest = (ProtobufCBinaryData){MM_DIGEST_LEN, d};
+	n = mm_table_delta(&t, peer, 1, &out);
+	assert_int_equal(n, 1); /* H alone */
+	free(out);
+	d[0] ^= 1;
+	n = mm_table_delta(&t, peer, 1, &out);
+	assert_int_equal(n, 2);
+	assert_string_equal(out[0]->name, "G");
 	free(out);
 	/* encode/decode round trip keeps the digest */
 	size_t len;

@@ -88,8 +88,8 @@ static void org_build(struct mm_directory *d, int ncand, uint32_t internet_cost,
 #define MAXEV    4096
 #define MAXLINK  32
 #define MAXMEM   32
-#define WALL0    1790000000000LL /* 2026, in ms */
-#define INC_BASE 1790000000ULL   /* its seconds: versions print as w+N */
+#define WALL0    1790000060000LL /* 2026, in ms; w + 4 is a multiple of 64 */
+#define INC_BASE 1790000060ULL   /* its seconds: versions print as w+N */
 
 struct sent {
 	uint32_t conn;
@@ -837,10 +837,12 @@ static void probe_frame(struct world *w, int node, uint32_t conn, bool equal)
 		}
 		p.digest.data = m->digest;
 	} else {
-		/* holds our entry as it is, lacks G000001 */
+		/* holds our entry at its version with other content, lacks
+		 * G000001 */
 		mailmesh__entry_summary__init(&s[0]);
 		s[0].group = "G000000";
 		s[0].version = mm_master_entry(m)->version;
+		s[0].content_digest = (ProtobufCBinaryData){MM_DIGEST_LEN, zero};
 		ps[0] = &s[0];
 		p.n_entries = 1;
 		p.digest.data = zero;
@@ -993,7 +995,8 @@ static struct world *single_active(void)
 	return w;
 }
 
-#define FULL0(v) "Push(full G000000@" v " G000001@0.1.0.0)"
+/* G000001 is the directory's baseline (incarnation 0): it never travels */
+#define FULL0(v) "Push(full G000000@" v ")"
 
 /* Hello checks: a certificate naming another server, a node certificate
  * speaking as a master, a master certificate speaking as a node, an
@@ -1140,7 +1143,9 @@ static void test_queries(void **state)
  * that changes nothing (no bump, no push), one server reporting for
  * another (refused), a report of a connector as a whole (skipped), one
  * report with a minor and a user change (one bump of each), a snapshot
- * bringing back up what it does not name.
+ * bringing back up what it does not name. Each report after the
+ * publication comes 100 ms after the last: one version per member per
+ * 100 ms (test_version_rate).
  * Mutations seen caught: publishing at the first report (step 5); the
  * delta carrying the whole table (step 17); a bump for a report that
  * changes nothing (the version published, step 12); the reporter check
@@ -1162,33 +1167,42 @@ static const struct step report_steps[] = {
     {12, SENT, 1, FULL0("w+4.1.0.0")},
     {13, SENT, 2, "Hello(ACTIVE) " FULL0("w+4.1.0.0")},
     {14, SENT, 3, "Hello(ACTIVE) " FULL0("w+4.1.0.0")},
-    {15, LOG, 0, "published group G000000 at version (1790000004, 1, 0, 0): every server"},
+    {15, LOG, 0, "published group G000000 at version (1790000064, 1, 0, 0): every server"},
+    {16, ADVANCE, 0, NULL, NULL, 100}, /* the reporter's next window */
     {16, REPORT, 2, "S0-1", "bh:C0-0/S0-1/SMTP:down", 0},
     {17, SENT, 1, "Push(delta G000000@w+4.1.1.0)"},
     {18, SENT, 2, "Push(delta G000000@w+4.1.1.0)"},
     {19, SENT, 3, "Push(delta G000000@w+4.1.1.0)"},
     {20, BH, 0, "C0-0", "S0-1", 1},
+    {21, ADVANCE, 0, NULL, NULL, 100}, /* the reporter's next window */
     {21, REPORT, 2, "S0-1", "bh:C0-0/S0-1/SMTP:down", 0},
     {22, SENT, 1, ""},
     {23, SENT, 2, ""},
     {24, VERSION, 0, "w+4.1.1.0"},
+    {25, ADVANCE, 0, NULL, NULL, 100}, /* the reporter's next window */
     {25, REPORT, 2, "S0-1", "bh:Internet/S0-2/SMTP:down", 0},
     {26, LOG, 0, "report from server \"S0-1\" names server \"S0-2\": refused"},
+    {27, ADVANCE, 0, NULL, NULL, 100}, /* the reporter's next window */
     {27, REPORT, 2, "S0-2", "S0-2:down", 0},
     {28, LOG, 0, "report from server \"S0-1\" for \"S0-2\" refused"},
     {29, SENT, 1, ""},
     {30, VERSION, 0, "w+4.1.1.0"},
     {31, SERVER, 0, "S0-2", NULL, 0},
+    {32, ADVANCE, 0, NULL, NULL, 100}, /* the reporter's next window */
     {32, REPORT, 2, "S0-1", "conn:C0-0:down", 0},
     {33, LOG, 0, "report of connector \"C0-0\" as a whole: not a member's to report"},
+    {34, ADVANCE, 0, NULL, NULL, 100}, /* the reporter's next window */
     {34, REPORT, 2, "S0-1", "bh:C0-0/S0-1/SMTP:up S0-1:down S0-1:up S0-1:down", 0},
     {35, SENT, 3, "Push(delta G000000@w+4.1.2.1)"},
     {36, SERVER, 0, "S0-1", NULL, 1},
+    {37, ADVANCE, 0, NULL, NULL, 100}, /* the reporter's next window */
     {37, REPORT, 1, "S0-0", "bh:Internet/S0-0/SMTP:down", 0},
     {38, BH, 0, "Internet", "S0-0", 1},
+    {39, ADVANCE, 0, NULL, NULL, 100}, /* the reporter's next window */
     {39, REPORT, 1, "S0-0", NULL, 1},
     {40, BH, 0, "Internet", "S0-0", 0},
     {41, VERSION, 0, "w+4.1.4.1"},
+    {42, ADVANCE, 0, NULL, NULL, 100}, /* the reporter's next window */
     {42, REPORT, 2, "S0-1", NULL, 1},
     {43, SERVER, 0, "S0-1", NULL, 0},
     {44, VERSION, 0, "w+4.1.4.2"},
@@ -1308,12 +1322,14 @@ static void test_directory(void **state)
 	world_free(w);
 }
 
-/* Anti-entropy: every probe_interval_ms a DigestProbe to every member; an
- * answer with our digest gets nothing, one that lacks an entry gets
- * exactly that entry.
+/* Anti-entropy: every probe_interval_ms a DigestProbe with the digest
+ * alone to every member; an answer with our digest gets nothing, one that
+ * holds our entry at its version with other content gets that entry (and
+ * not G000001, which it lacks: a baseline never travels).
  * Mutations seen caught: the probe timer not re-armed (step 9); the delta
- * ignoring the member's summaries (step 13). Dropping the equal-digest
- * check is not caught: it only saves computing an empty delta. */
+ * ignoring content digests (step 13); the probe carrying the summary
+ * (steps 7, 9: Probe(2)). Dropping the equal-digest check is not caught:
+ * it only saves computing an empty delta. */
 static const struct step probe_steps[] = {
     {1, OPEN, 1, "s:S0-0"},
     {2, HELLO, 1, "node S0-0 G000000 1"},
@@ -1321,13 +1337,13 @@ static const struct step probe_steps[] = {
     {4, ADVANCE, 0, NULL, NULL, 3000},
     {5, SENT, 1, "Hello(ACTIVE) " FULL0("w+4.1.0.1")},
     {6, ADVANCE, 0, NULL, NULL, 5000},
-    {7, SENT, 1, "Probe(2)"},
+    {7, SENT, 1, "Probe(0)"},
     {8, ADVANCE, 0, NULL, NULL, 5000},
-    {9, SENT, 1, "Probe(2)"},
+    {9, SENT, 1, "Probe(0)"},
     {10, PROBE, 1, "equal"},
     {11, SENT, 1, ""},
     {12, PROBE, 1, "stale"},
-    {13, SENT, 1, "Push(delta G000001@0.1.0.0)"},
+    {13, SENT, 1, "Push(delta G000000@w+4.1.0.1)"},
 };
 
 static void test_probe(void **state)
@@ -1418,8 +1434,8 @@ static void test_single_election(void **state)
 		uint64_t persisted, seen, want;
 	} rows[] = {
 	    {5, 77, INC_BASE + 4},
-	    {5000000000ULL, 0, 5000000001ULL},
-	    {5, 1790100000ULL, 1790100001ULL}, /* a day ahead of the clock: taken */
+	    {5000000000ULL, 0, 5000000064ULL}, /* rounded up to rank 0 mod 64 */
+	    {5, 1790100000ULL, 1790100032ULL}, /* a day ahead of the clock: taken */
 	};
 	for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
 		struct world *w = world_new(1, 0);
@@ -1464,7 +1480,7 @@ static void test_persist_failure(void **state)
 	node_boot(w, 0, 0);
 	advance(w, 3000);
 	assert_int_equal(mm_master_role(&w->n[0].m), MM_MASTER_STANDBY);
-	assert_true(logged(w, 0, "becoming active: cannot persist incarnation 1790000004"));
+	assert_true(logged(w, 0, "becoming active: cannot persist incarnation 1790000064"));
 	member_open(w, 0, 1, 's', "S0-0");
 	member_hello(w, 0, 1, "S0-0");
 	EXPECT_TAKE(w, 0, 1, "Hello(STANDBY:)");
@@ -1474,7 +1490,8 @@ static void test_persist_failure(void **state)
 	w->n[0].persist_err = 0;
 	advance(w, 1000);
 	assert_int_equal(mm_master_role(&w->n[0].m), MM_MASTER_ACTIVE);
-	assert_int_equal(w->n[0].persist_log[0], INC_BASE + 6);
+	/* w + 6, rounded up to rank 0 modulo 64 */
+	assert_int_equal(w->n[0].persist_log[0], INC_BASE + 68);
 	member_open(w, 0, 2, 's', "S0-0");
 	member_hello(w, 0, 2, "S0-0");
 	EXPECT_TAKE(w, 0, 2, "Hello(ACTIVE)");
@@ -1516,15 +1533,16 @@ static void test_two_candidates(void **state)
 	const mm_entry *b = mm_master_entry(&w->n[1].m);
 	assert_int_equal(mm_version_cmp(b->version, mm_master_entry(&w->n[0].m)->version), 0);
 	assert_string_equal(b->master, "M-A");
-	/* anti-entropy between candidates: B's copy of G000001 goes stale, the
-	 * active's next probe finds it, B answers, A pushes it again */
+	/* anti-entropy between candidates: B's copy of our entry goes stale
+	 * (a push lost), the active's next probe finds it, B answers with its
+	 * summary, A pushes it again */
 	struct mm_master *mb = &w->n[1].m;
-	mm_entry *g1 = mm_table_find(&mb->table, "G000001");
-	g1->version->major = 0;
+	mm_entry *g0 = mm_table_find(&mb->table, "G000000");
+	g0->version->major = 0;
 	mm_digest_cache_free(&mb->dcache);
 	mm_table_digest_cached(&mb->table, &mb->dcache, mb->digest);
 	advance(w, 5000);
-	assert_int_equal(mm_table_find(&mb->table, "G000001")->version->major, 1);
+	assert_int_equal(mm_table_find(&mb->table, "G000000")->version->major, 1);
 	world_free(w);
 }
 
@@ -1714,6 +1732,8 @@ static void test_stuck_better(void **state)
 	assert_int_equal(nactive(w), 0);
 	advance(w, 200);
 	assert_int_equal(mm_master_role(&w->n[1].m), MM_MASTER_ACTIVE);
+	/* a member: without one B publishes nothing, and A learns nothing */
+	member_join(w, 1, 1, "S0-0");
 	w->n[0].persist_err = 0;
 	advance(w, 6000);
 	assert_int_equal(mm_master_role(&w->n[0].m), MM_MASTER_ACTIVE);
@@ -1846,8 +1866,13 @@ static void test_split(void **state)
 	mm_master_conf_default(&w->conf);
 	w->conf.frame_limit = 1024;
 	org_build(&w->dir, 1, 5, 3);
-	for (unsigned g = 2; g < 12; g++) /* groups of 4 servers: about 400 bytes each */
-		mm_table_merge(&w->dir.table, synth_group(g, 4));
+	/* groups of 4 servers, about 400 bytes each, as their masters issued
+	 * them (incarnation 5: entries that travel) */
+	for (unsigned g = 2; g < 12; g++) {
+		mm_entry *e = synth_group(g, 4);
+		e->version->incarnation = 5;
+		mm_table_merge(&w->dir.table, e);
+	}
 	w->nn = 1;
 	w->n[0] = (struct fnode){.w = w, .idx = 0, .name = "M-A", .rnd = 7, .next_in = 100};
 	node_boot(w, 0, 0);
@@ -1864,22 +1889,155 @@ static void test_split(void **state)
 		entries += s->f->table_push->n_entries;
 	}
 	assert_true(frames > 1);
-	assert_int_equal(entries, 12);
+	assert_int_equal(entries, 11); /* G000001 is a baseline: it never travels */
+	world_free(w);
+}
+
+/* DESIGN §5.1: incarnations distinct per candidate. Two candidates cut
+ * from each other from the start both become active in the same second;
+ * each rounds its incarnation up to its rank modulo 64, so they differ
+ * and neither issues a version the other issues with other content.
+ * Mutation caught: next_incarnation without the rounding (both w+4). */
+static void test_rank_incarnations(void **state)
+{
+	(void)state;
+	struct world *w = world_new(2, 0);
+	w->cut[0][1] = w->cut[1][0] = true;
+	node_boot(w, 0, 0);
+	node_boot(w, 1, 0);
+	advance(w, 4000);
+	assert_int_equal(nactive(w), 2);
+	uint64_t a = mm_master_incarnation(&w->n[0].m), b = mm_master_incarnation(&w->n[1].m);
+	if (a == b || a % 64 != 0 || b % 64 != 1 || a < INC_BASE || b < INC_BASE)
+		fail_msg("incarnations %llu and %llu: want distinct, 0 and 1 modulo 64",
+		         (unsigned long long)a, (unsigned long long)b);
+	world_free(w);
+}
+
+/* DESIGN §5.1: a master that has heard from no member at all publishes
+ * nothing, even after the grace -- cut off from its group it would mark
+ * every server down above every version the members hold. The first
+ * member's report publishes at once (the grace is over).
+ * Mutation caught: mm_m_publish without the any_reported check (published
+ * after the grace with every server down). */
+static void test_no_members_no_publish(void **state)
+{
+	(void)state;
+	struct world *w = single_active();
+	advance(w, 10000);
+	assert_false(logged(w, 0, "published group"));
+	assert_true(logged(w, 0, "no member has reported: publishing nothing"));
+	member_join(w, 0, 1, "S0-0");
+	assert_true(logged(w, 0, "published group G000000"));
+	assert_false(server_down(w, 0, "S0-0"));
+	assert_true(server_down(w, 0, "S0-1"));
+	world_free(w);
+}
+
+/* DESIGN §5.1: at most one version per reporting member per 100 ms. A
+ * member flips a bridgehead 1,000 times a second for a second: at most
+ * ten versions (and one more at the end of the last window; fewer when a
+ * window ends on the state the members hold), and the last state is the
+ * one the entry holds and was pushed. Mutation caught: mm_m_report issuing
+ * at once (a thousand versions and pushes). */
+static void test_version_rate(void **state)
+{
+	(void)state;
+	struct world *w = single_active();
+	member_join(w, 0, 1, "S0-0");
+	member_join(w, 0, 2, "S0-1");
+	member_join(w, 0, 3, "S0-2");
+	advance(w, 100);
+	size_t before = 0;
+	for (size_t i = 0; i < w->n[0].nsent; i++)
+		before += w->n[0].sent[i].conn == 2 &&
+		          w->n[0].sent[i].f->body_case == MAILMESH__FRAME__BODY_TABLE_PUSH;
+	uint64_t minor0 = own(w, 0)->version->minor;
+	for (int k = 0; k < 1000; k++) {
+		member_report(
+		    w, 0, 1, "S0-0",
+		    k % 2 == 0 ? "bh:Internet/S0-0/SMTP:down" : "bh:Internet/S0-0/SMTP:up", false);
+		advance(w, 1);
+	}
+	member_report(w, 0, 1, "S0-0", "bh:Internet/S0-0/SMTP:down", false);
+	advance(w, 200);
+	size_t pushes = 0;
+	for (size_t i = 0; i < w->n[0].nsent; i++)
+		pushes += w->n[0].sent[i].conn == 2 &&
+		          w->n[0].sent[i].f->body_case == MAILMESH__FRAME__BODY_TABLE_PUSH;
+	pushes -= before;
+	uint64_t versions = own(w, 0)->version->minor - minor0;
+	/* a window whose end finds the state the members hold makes none */
+	if (versions > 11 || pushes != versions || versions < 1)
+		fail_msg(
+		    "%llu versions, %zu pushes in a second of flapping: want 1..11, one push each",
+		    (unsigned long long)versions, pushes);
+	assert_true(bh_down(w, 0, "Internet", "S0-0"));
+	const Mailmesh__Version *pv = pushed_version(w, 0, 2);
+	assert_int_equal(mm_version_cmp(pv, own(w, 0)->version), 0);
+	world_free(w);
+}
+
+/* A member that claims a version of our group above ours costs a new
+ * incarnation (a persist and a push to every member) at most once per dead
+ * interval, however often it claims: here a summary every 10 ms for 5 s
+ * (dead interval 3 s: at most two). Mutation caught: mm_m_evidence without
+ * the member_reinc_after check (a persist per summary). */
+static void test_member_evidence_rate(void **state)
+{
+	(void)state;
+	struct world *w = single_active();
+	member_join(w, 0, 1, "S0-0");
+	advance(w, 100);
+	size_t persists = w->n[0].npersist;
+	for (int k = 0; k < 500; k++) {
+		Mailmesh__Version v = *own(w, 0)->version;
+		v.incarnation++;
+		Mailmesh__EntrySummary s = MAILMESH__ENTRY_SUMMARY__INIT, *ps = &s;
+		s.group = "G000000";
+		s.version = &v;
+		uint8_t zero[MM_DIGEST_LEN] = {0};
+		Mailmesh__DigestProbe p = MAILMESH__DIGEST_PROBE__INIT;
+		p.digest = (ProtobufCBinaryData){MM_DIGEST_LEN, zero};
+		p.n_entries = 1;
+		p.entries = &ps;
+		Mailmesh__Frame f = MAILMESH__FRAME__INIT;
+		f.body_case = MAILMESH__FRAME__BODY_DIGEST_PROBE;
+		f.digest_probe = &p;
+		member_frame(w, 0, 1, &f);
+		advance(w, 10);
+	}
+	size_t n = w->n[0].npersist - persists;
+	if (n < 1 || n > 2)
+		fail_msg("%zu new incarnations for 500 claims in 5 s: want 1 or 2", n);
 	world_free(w);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_hello_checks),     cmocka_unit_test(test_queries),
-	    cmocka_unit_test(test_reports),          cmocka_unit_test(test_liveness),
-	    cmocka_unit_test(test_directory),        cmocka_unit_test(test_probe),
-	    cmocka_unit_test(test_single_election),  cmocka_unit_test(test_persist_failure),
-	    cmocka_unit_test(test_two_candidates),   cmocka_unit_test(test_failover),
-	    cmocka_unit_test(test_return),           cmocka_unit_test(test_state_deleted),
-	    cmocka_unit_test(test_partition),        cmocka_unit_test(test_stuck_better),
-	    cmocka_unit_test(test_three_candidates), cmocka_unit_test(test_incarnation_range),
-	    cmocka_unit_test(test_determinism),      cmocka_unit_test(test_split),
+	    cmocka_unit_test(test_hello_checks),
+	    cmocka_unit_test(test_queries),
+	    cmocka_unit_test(test_reports),
+	    cmocka_unit_test(test_liveness),
+	    cmocka_unit_test(test_directory),
+	    cmocka_unit_test(test_probe),
+	    cmocka_unit_test(test_single_election),
+	    cmocka_unit_test(test_persist_failure),
+	    cmocka_unit_test(test_two_candidates),
+	    cmocka_unit_test(test_failover),
+	    cmocka_unit_test(test_return),
+	    cmocka_unit_test(test_state_deleted),
+	    cmocka_unit_test(test_partition),
+	    cmocka_unit_test(test_stuck_better),
+	    cmocka_unit_test(test_three_candidates),
+	    cmocka_unit_test(test_incarnation_range),
+	    cmocka_unit_test(test_rank_incarnations),
+	    cmocka_unit_test(test_no_members_no_publish),
+	    cmocka_unit_test(test_version_rate),
+	    cmocka_unit_test(test_member_evidence_rate),
+	    cmocka_unit_test(test_determinism),
+	    cmocka_unit_test(test_split),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -388,11 +388,15 @@ static unsigned m_push(struct fake *f, uint32_t conn, bool full, mm_entry **e, s
 	return r;
 }
 
-/* A newer copy of a group's entry as the member holds it (user + 1). */
+/* A newer copy of a group's entry as the member holds it (user + 1), as a
+ * master issues it: a directory's baseline (incarnation 0) is taken to
+ * incarnation 1, since baselines never travel. */
 static mm_entry *newer(struct fake *f, const char *group)
 {
 	mm_entry *e = mm_entry_clone(mm_table_find(mm_member_base(&f->m), group));
 	e->version->user++;
+	if (e->version->incarnation == 0)
+		e->version->incarnation = 1;
 	return e;
 }
 
@@ -957,7 +961,7 @@ static void test_merge_save_restart(void **state)
 	assert_false(bh_of(mm_member_base(&f->m), "Mx")->down);
 	static const struct step s[] = {
 	    {"start", "dial 1 127.0.9.1:691 M0-A\n"},
-	    {"open 1 master M0-A", "send 1 hello S0-0 G000000 node 1.0 v=0.1.0.1 inc=0\n"},
+	    {"open 1 master M0-A", "send 1 hello S0-0 G000000 node 1.0 v=1.1.0.1 inc=1\n"},
 	};
 	STEPS(f, s);
 	fake_free(f);
@@ -987,7 +991,7 @@ static void test_conflict(void **state)
 		mm_entry_digest(mm_table_find(mm_member_base(&f[k]->m), "G000001"), d);
 		assert_memory_equal(d, want, MM_DIGEST_LEN);
 		assert_true(
-		    logged(f[k], "member: conflict on \"G000001\" at version (0, 1, 0, 1)"));
+		    logged(f[k], "member: conflict on \"G000001\" at version (1, 1, 0, 1)"));
 	}
 	/* base, view and saved table alike */
 	uint8_t d[2][3][MM_DIGEST_LEN];
@@ -1008,9 +1012,9 @@ static void test_conflict(void **state)
 	fake_free(f[1]);
 }
 
-/* A digest probe that differs is answered with the node's own probe (its
- * digest and a summary of every entry), so that the master sends the
- * delta; an equal one with nothing. Mutations caught: the comparison
+/* A digest probe that differs is answered with the node's summary (its
+ * digest and every entry's version and content digest), so that the
+ * master sends the delta; an equal one with nothing. Mutations caught: the comparison
  * inverted (step 1 answers); summaries left out (n=0). */
 static void test_digest_probe(void **state)
 {
@@ -1020,9 +1024,32 @@ static void test_digest_probe(void **state)
 	    {"probe 1 same", ""},
 	    {"probe 1 diff", "send 1 probe n=2 G000000@0.1.0.0 G000001@0.1.0.0\n"},
 	    {"push 1 G000001", "save\ntable-changed\n"},
-	    {"probe 1 diff", "send 1 probe n=2 G000000@0.1.0.0 G000001@0.1.0.1\n"},
+	    {"probe 1 diff", "send 1 probe n=2 G000000@0.1.0.0 G000001@1.1.0.1\n"},
 	};
 	STEPS(f, s);
+	fake_free(f);
+}
+
+/* A directory's baseline (incarnation 0) never travels: an entry of
+ * incarnation 0 in a push is not taken, however new its version, so a
+ * node's other groups are its own directory's until a master issues them.
+ * Mutation caught: on_push taking entries of incarnation 0 (the node took
+ * the master's stale copy of another group over its own directory's). */
+static void test_baseline_not_taken(void **state)
+{
+	(void)state;
+	struct fake *f = connected();
+	mm_entry *e = mm_entry_clone(mm_table_find(mm_member_base(&f->m), "G000001"));
+	e->version->user += 5;
+	assert_true(mm_entry_set_server(e, "S1-0", true));
+	e->version->incarnation = 0;
+	uint8_t before[MM_DIGEST_LEN], after[MM_DIGEST_LEN];
+	mm_table_digest(mm_member_base(&f->m), before);
+	flags(f, m_push(f, 1, false, &e, 1));
+	mm_entry_free(e);
+	expect(f, "");
+	mm_table_digest(mm_member_base(&f->m), after);
+	assert_memory_equal(before, after, MM_DIGEST_LEN);
 	fake_free(f);
 }
 
@@ -1093,9 +1120,11 @@ static void test_detector_to_member(void **state)
 	mm_connstate_delivery(&c.cs, "Mx", "example.mx", false, "4.4.1 refused");
 	drain(&c);
 	expect(c.f, "");
-	/* the master reflects it; the node restarts from its saved table */
+	/* the master reflects it (in an incarnation of its own); the node
+	 * restarts from its saved table */
 	mm_entry *e = mm_entry_clone(mm_table_find(mm_member_base(&c.f->m), "G000000"));
 	mm_entry_set_bridgehead(e, "Internet", "S0-0", "SMTP", true);
+	e->version->incarnation = 1;
 	flags(c.f, m_push(c.f, 1, false, &e, 1));
 	mm_entry_free(e);
 	expect(c.f, "save\ntable-changed\n");
@@ -1114,7 +1143,7 @@ static void test_detector_to_member(void **state)
 	assert_true(bh_of(mm_member_table(&c.f->m), "Internet")->down);
 	static const struct step s[] = {
 	    {"start", "dial 1 127.0.9.1:691 M0-A\n"},
-	    {"open 1 master M0-A", "send 1 hello S0-0 G000000 node 1.0 v=0.1.1.0 inc=0\n"},
+	    {"open 1 master M0-A", "send 1 hello S0-0 G000000 node 1.0 v=1.1.1.0 inc=1\n"},
 	    {"hello 1 M0-A G000000 active",
 	     "send 1 report snapshot server:S0-0=up bh:Internet/S0-0/SMTP=down\nmaster-changed\n"},
 	};
@@ -1192,6 +1221,7 @@ int main(void)
 	    cmocka_unit_test(test_merge_save_restart),
 	    cmocka_unit_test(test_conflict),
 	    cmocka_unit_test(test_digest_probe),
+	    cmocka_unit_test(test_baseline_not_taken),
 	    cmocka_unit_test(test_detector_to_member),
 	    cmocka_unit_test(test_replay),
 	};

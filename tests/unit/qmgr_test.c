@@ -710,8 +710,8 @@ static void test_up_means_up(void **state)
 		}
 		pump(f);
 		if (f->ns != sessions + 1)
-			fail_msg("%s: %u sessions opened at once, want 1", via_table ? "table" : "target",
-			         f->ns - sessions);
+			fail_msg("%s: %u sessions opened at once, want 1",
+			         via_table ? "table" : "target", f->ns - sessions);
 		struct fsession *s = last_session(f);
 		ready(f, s);
 		answer(f, s, 250, "250 ok");
