@@ -33,11 +33,14 @@ static int fsync_dir(const char *dir)
 	return e;
 }
 
-/* mkdir DIR (0700) and make its entry durable in the parent. */
+/* mkdir DIR (0700) and make its entry durable in the parent -- also when
+ * it was there already: whoever made it (an operator, a run killed between
+ * its mkdir and its fsync) may not have made it durable, and a power cut
+ * would take it away with the incarnation in it. */
 static int make_dir(const char *dir)
 {
-	if (mkdir(dir, 0700) != 0)
-		return errno == EEXIST ? 0 : errno;
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return errno;
 	char *copy = strdup(dir);
 	if (copy == NULL)
 		return ENOMEM;
@@ -60,17 +63,16 @@ int rgm_state_read(const char *dir, uint64_t *inc, char *err, size_t errlen)
 		snprintf(err, errlen, "--state %s: path too long", dir);
 		return EX_USAGE;
 	}
-	int fd = open(file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT) {
-		/* a fresh start; the directory is made now, so that a state
-		 * that cannot be written is found before anything depends on it */
-		int e = make_dir(dir);
-		if (e != 0) {
-			snprintf(err, errlen, "--state %s: cannot create it: %s", dir, strerror(e));
-			return EX_CANTCREAT;
-		}
-		return EX_OK;
+	/* the directory is made (or made durable) now, so that a state that
+	 * cannot be written is found before anything depends on it */
+	int e = make_dir(dir);
+	if (e != 0) {
+		snprintf(err, errlen, "--state %s: cannot create it: %s", dir, strerror(e));
+		return EX_CANTCREAT;
 	}
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return EX_OK; /* a fresh start */
 	if (fd < 0) {
 		snprintf(err, errlen, "%s: %s", file, strerror(errno));
 		return EX_IOERR;
