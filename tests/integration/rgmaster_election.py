@@ -27,7 +27,7 @@ A_IP, B_IP = "127.0.51.1", "127.0.51.2"
 A, B = A_IP + ":6910", B_IP + ":6910"
 ldif = R.org(mkorg, os.path.join(W, "lab.ldif"), A_IP, candidates=[("LAB-RGM2", B_IP, 50)])
 pki = R.Pki(meshctl, ldif, W)
-pki.issue("LAB-RGM", "LAB-RGM2", "admin")
+pki.issue("LAB-RGM", "LAB-RGM2", "admin", "N1")
 tls = {"LAB-RGM": pki.dir("LAB-RGM"), "LAB-RGM2": pki.dir("LAB-RGM2")}
 admin = pki.dir("admin")
 addr = {"LAB-RGM": A, "LAB-RGM2": B}
@@ -73,6 +73,11 @@ def settled(active, standby):
 
 pa = start("LAB-RGM")
 pb = start("LAB-RGM2")
+# a member, dialling the candidates as a node does (a master that has heard
+# no member publishes nothing)
+n1 = pki.dir("N1")
+member = R.Member([A, B], "N1", cert=(os.path.join(n1, "N1.pem"), os.path.join(n1, "N1.key")),
+                  cafile=os.path.join(n1, "ca.pem"))
 ts = wait_for(lambda: settled("LAB-RGM", "LAB-RGM2"), 15)
 check(ts is not None, "two candidates: LAB-RGM (priority 100) master-active, LAB-RGM2 "
       "(50) master-standby (mutation: dial() with MM_CERT_SERVER: no candidate link, both "

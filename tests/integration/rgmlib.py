@@ -21,12 +21,14 @@ from nodelib import procs, start, wait_for  # noqa: E402,F401
 # --- the organization ------------------------------------------------------
 
 
-def org(mkorg, path, ip, candidates=(), far=False):
+def org(mkorg, path, ip, candidates=(), far=False, second=None):
     """mkorg.py's group Lab (LAB-RGM on IP:6910, priority 100, server N1 on
-    IP:2525) with more candidates of Lab: (name, ip, priority) each on
-    ip:6910; far adds a group Far (server F1, master FAR-RGM) so that the
-    table has an entry the master does not own."""
-    subprocess.run([sys.executable, mkorg, path, "--bind", "%s:2525" % ip], check=True)
+    IP:2525, and N2 on second:2525 when given) with more candidates of Lab:
+    (name, ip, priority) each on ip:6910; far adds a group Far (server F1,
+    master FAR-RGM) so that the table has an entry the master does not
+    own."""
+    subprocess.run([sys.executable, mkorg, path, "--bind", "%s:2525" % ip] +
+                   (["--second", "%s:2525" % second] if second else []), check=True)
     with open(path, "a") as f:
         for name, cip, prio in candidates:
             f.write("\ndn: cn=%s,cn=Lab,o=Lab\nobjectClass: mmMaster\ncn: %s\n"
@@ -331,6 +333,73 @@ class Raw691:
             self.s.close()
         except OSError:
             pass
+
+
+class Member:
+    """A member from Python: Hello as server `name` of `group`, a snapshot
+    report (its server up, its bridgeheads up), and Pongs to the master's
+    Pings and a Ping of its own every 200 ms, so that the master hears a
+    member (a master that has heard none publishes nothing). A connection
+    that closes (a master not active yet answers STANDBY and closes) is
+    made again 200 ms later, to the next of address (one "ip:port", or a
+    list: the candidates in the order a node dials them). TLS with cert =
+    (pem, key) and cafile, or plain TCP. Stop with close()."""
+
+    def __init__(self, address, name, group="Lab", cert=None, cafile=None):
+        import threading
+        self.args = (address, name, group, cert, cafile)
+        self.c = None
+        self.frames = []
+        self.stop = False
+        self.lock = threading.Lock()
+        threading.Thread(target=self._run, daemon=True).start()
+        threading.Thread(target=self._ping, daemon=True).start()
+
+    def _connect(self):
+        address, name, group, cert, cafile = self.args
+        if isinstance(address, (list, tuple)):
+            self.turn = getattr(self, "turn", -1) + 1
+            address = address[self.turn % len(address)]
+        try:
+            c = Raw691(address, cert=cert, cafile=cafile, timeout=10)
+        except (OSError, ssl.SSLError):
+            return None
+        c.send(hello_frame(name, ROLE_NODE, group))
+        c.send(frame(2, 3, _msg((1, name), (3, 1))))
+        return c
+
+    def _run(self):
+        while not self.stop:
+            c = self._connect()
+            with self.lock:
+                self.c = c
+            while c is not None and not self.stop:
+                f = c.frame()
+                if f is None:
+                    break
+                kind, body = f
+                if kind == "ping":
+                    with self.lock:
+                        c.send(frame(9, 10, _msg((1, body.get(1, [0])[0]))))
+                self.frames.append(f)
+            if c is not None:
+                c.close()
+            time.sleep(0.2)
+
+    def _ping(self):
+        n = 0
+        while not self.stop:
+            n += 1
+            with self.lock:
+                if self.c is not None:
+                    self.c.send(ping_frame(n))
+            time.sleep(0.2)
+
+    def close(self):
+        self.stop = True
+        with self.lock:
+            if self.c is not None:
+                self.c.close()
 
 
 def terminate(p, timeout=20):
