@@ -61,8 +61,11 @@
 
 /* SPOOL/table is read up to this size */
 #define TABLE_LIMIT (64u << 20)
-/* accepted 691 connections: a Hello or a Query fits easily */
+/* accepted 691 connections: a Hello or a Query fits easily; the first
+ * frame, a Hello, in much less (a header announcing more closes the
+ * connection before anything is read into it) */
 #define PEER_FRAME_LIMIT (1u << 20)
+#define PEER_HELLO_LIMIT (64u << 10)
 #define PEERS_MAX        64
 
 struct rtimer {
@@ -539,9 +542,15 @@ static void peer_send(struct peer *p, Mailmesh__Frame *f)
 	p->last_tx = node_now_ms();
 }
 
+/* The next look at p: a ping interval from now, or sooner when it is due
+ * to be dead (so that it is closed within one dead interval, not one
+ * interval later). */
 static void peer_arm(struct peer *p)
 {
-	uint32_t ms = (uint32_t)p->r->n->set.ping_interval_ms;
+	int64_t ms = (int64_t)p->r->n->set.ping_interval_ms;
+	int64_t dead_in = p->last_rx + dead_ms(p->r) - node_now_ms();
+	if (dead_in < ms)
+		ms = dead_in < 1 ? 1 : dead_in;
 	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
 	evtimer_add(p->timer, &tv);
 }
@@ -582,6 +591,7 @@ static void peer_open(struct routing *r, uint32_t conn, const struct mm_net_peer
 		p->id = *id;
 	}
 	mm_frame_reader_init(&p->reader, PEER_FRAME_LIMIT);
+	mm_frame_reader_first(&p->reader, PEER_HELLO_LIMIT);
 	p->last_rx = p->last_tx = node_now_ms();
 	p->timer = evtimer_new(r->n->base, peer_timer, p);
 	mm_u64map_put(&r->peers, conn, p);
@@ -693,13 +703,16 @@ static void peer_data(struct routing *r, uint32_t conn, const uint8_t *data, siz
 	struct peer *p = mm_u64map_get(&r->peers, conn);
 	if (p == NULL)
 		return;
-	p->last_rx = node_now_ms();
 	enum mm_frame_status st = mm_frame_feed(&p->reader, data, n);
 	while (st != MM_FRAME_TOO_BIG) {
 		Mailmesh__Frame *f = NULL;
 		st = mm_frame_next(&p->reader, &f);
 		if (st != MM_FRAME_OK)
 			break;
+		/* whole frames keep a connection alive, not bytes: a peer that
+		 * trickles a frame it never ends (a Hello, say) is dead after
+		 * one dead interval like a silent one */
+		p->last_rx = node_now_ms();
 		bool open = true;
 		if (!p->hello) {
 			if (f->body_case != MAILMESH__FRAME__BODY_HELLO) {
@@ -740,7 +753,8 @@ static void peer_data(struct routing *r, uint32_t conn, const uint8_t *data, siz
 			return;
 	}
 	if (st == MM_FRAME_TOO_BIG)
-		peer_close(p, "a frame over the limit of %u bytes", PEER_FRAME_LIMIT);
+		peer_close(p, "a frame over the limit of %u bytes (%u before Hello)",
+		           PEER_FRAME_LIMIT, PEER_HELLO_LIMIT);
 	else if (st == MM_FRAME_BAD)
 		peer_close(p, "a frame that does not decode");
 }

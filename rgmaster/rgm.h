@@ -17,6 +17,9 @@
 #include "net691.h"
 #include "u64map.h"
 
+/* The first frame of a connection (a Hello) is read up to this size. */
+#define RGM_HELLO_LIMIT (64u << 10)
+
 /* --set KEY=VALUE: the machine's settings by name, and insecure. */
 struct rgm_settings {
 	uint64_t ping_interval_ms, dead_after, probe_interval_ms, settle_ms, retry_ms;

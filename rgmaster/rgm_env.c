@@ -118,6 +118,9 @@ static struct rgm_conn *conn_new(struct rgm *r, uint32_t id)
 	struct rgm_conn *c = mm_xcalloc(1, sizeof(*c));
 	c->id = id;
 	mm_frame_reader_init(&c->reader, r->m.conf.frame_limit);
+	/* the first frame is a Hello: a header announcing more is refused at
+	 * once, not read up to the 16 MiB a table push may need */
+	mm_frame_reader_first(&c->reader, RGM_HELLO_LIMIT);
 	mm_u64map_put(&r->conns, id, c);
 	return c;
 }
@@ -241,7 +244,7 @@ static void net_data(void *ctx, uint32_t conn, const uint8_t *p, size_t n)
 	if (c == NULL || c->dead)
 		return;
 	if (mm_frame_feed(&c->reader, p, n) == MM_FRAME_TOO_BIG) {
-		conn_broken(r, c, "a frame over the limit");
+		conn_broken(r, c, "a frame over the limit (64 KiB until Hello)");
 		return;
 	}
 	for (;;) {
