@@ -9,11 +9,14 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -24,12 +27,15 @@ struct mm_net_conn {
 	uint32_t num;
 	struct bufferevent *bev; /* owns the socket and the SSL */
 	bool outgoing, open, closing;
-	bool pending;           /* accepted, TLS not done: counts against MM_NET_PENDING_MAX */
+	bool pending;           /* accepted, TLS not done: holds a handshake slot (admit.h) */
+	bool trusted;           /* accepted from a directory routing address */
+	bool counted;           /* accepted, open, from outside the directory: open_outside */
 	bool throttled;         /* not read while our output to it is over MM_NET_OUT_HIGH */
 	bool overflow;          /* output over MM_NET_OUT_MAX: its end is on the way */
 	enum mm_cert_kind kind; /* dialled: what the peer must be */
 	char expect[MM_CERT_NAME_MAX + 1];
 	char address[80];
+	struct mm_ip key;    /* accepted: its address as the bounds count it */
 	struct event *timer; /* the handshake, then the flush of a close */
 	char why[256];
 	struct mm_net_conn *next_failed;
@@ -49,10 +55,39 @@ static void logf_(struct mm_net *n, const char *fmt, ...)
 	n->ops.log(n->ops.ctx, line);
 }
 
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* xorshift64*: which handshake is dropped must not be guessable from
+ * outside (an attacker who knew would keep his own), so it is seeded
+ * from RAND_bytes; nothing here needs more than that */
+static uint64_t rnd64(struct mm_net *n)
+{
+	uint64_t x = n->rng;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	n->rng = x;
+	return x * 0x2545F4914F6CDD1Dull;
+}
+
 static void conn_free(struct mm_net_conn *c)
 {
 	if (c->pending)
-		c->n->npending--;
+		mm_admit_del(&c->n->admit, c->num);
+	if (c->counted)
+		c->n->open_outside--;
 	mm_u64map_del(&c->n->conns, c->num);
 	if (c->bev)
 		bufferevent_free(c->bev); /* BEV_OPT_CLOSE_ON_FREE: the socket and the SSL */
@@ -82,6 +117,8 @@ static const char *ssl_reason(struct bufferevent *bev, char *buf, size_t n)
 	ERR_error_string_n(e, buf, n);
 	return buf;
 }
+
+static void pressure_report(struct mm_net *n);
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -138,6 +175,24 @@ static void write_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* An accepted connection outside the directory is open: within conn_max?
+ * (checked at accept too, but handshakes finish together) */
+static bool count_open(struct mm_net_conn *c)
+{
+	struct mm_net *n = c->n;
+	if (c->outgoing || c->trusted)
+		return true;
+	if (n->open_outside >= n->conn_max) {
+		n->pressure.refused_conn++;
+		pressure_report(n);
+		conn_free(c);
+		return false;
+	}
+	c->counted = true;
+	n->open_outside++;
+	return true;
+}
+
 /* TLS is up (or the TCP connection, when insecure): who is it? */
 static void established(struct mm_net_conn *c)
 {
@@ -145,7 +200,7 @@ static void established(struct mm_net_conn *c)
 	evtimer_del(c->timer);
 	if (c->pending) {
 		c->pending = false;
-		n->npending--;
+		mm_admit_del(&n->admit, c->num);
 	}
 	struct mm_net_peer peer, *pp = NULL;
 	SSL *ssl = n->insecure ? NULL : bufferevent_openssl_get_ssl(c->bev);
@@ -166,6 +221,8 @@ static void established(struct mm_net_conn *c)
 		}
 		pp = &peer;
 	}
+	if (!count_open(c))
+		return;
 	c->open = true;
 	n->ops.opened(n->ops.ctx, c->num, pp);
 }
@@ -216,16 +273,82 @@ static void setup_bev(struct mm_net_conn *c)
 	arm(c, c->n->handshake_ms);
 }
 
-/* Accepted connections from ip still in their handshake (at most
- * MM_NET_PENDING_MAX to look through). */
-static uint32_t pending_from(const struct mm_net *n, const char *ip)
+/* The report of what the listener refused and dropped: the first at once,
+ * then at most one a minute, with the counts since the one before. */
+static void pressure_report(struct mm_net *n)
+{
+	struct mm_net_pressure *p = &n->pressure;
+	int64_t now = mono_ms();
+	if ((p->evicted | p->refused_addr | p->refused_full | p->refused_conn) == 0 ||
+	    (n->pressure_at != 0 && now - n->pressure_at < 60000))
+		return;
+	logf_(n,
+	      "691: the listener is under pressure%s: %llu TLS handshakes dropped to make room "
+	      "(the last from %s), %llu refused from an address with %u in progress, %llu "
+	      "refused with every slot held by the directory's addresses, %llu connections "
+	      "over the bounds (%u from outside the directory, %u from one address); the next "
+	      "report in a minute at most",
+	      n->pressure_at ? " since the last report" : "", (unsigned long long)p->evicted,
+	      p->busiest[0] ? p->busiest : "nowhere", (unsigned long long)p->refused_addr,
+	      MM_ADMIT_PER_ADDRESS, (unsigned long long)p->refused_full,
+	      (unsigned long long)p->refused_conn, n->conn_max, n->conn_per_address);
+	*p = (struct mm_net_pressure){0};
+	n->pressure_at = now;
+}
+
+/* Accepted connections from key, in their handshake or open. */
+static uint32_t accepted_from(const struct mm_net *n, const struct mm_ip *key)
 {
 	uint32_t k = 0;
 	for (size_t i = 0; i < n->conns.cap; i++) {
 		const struct mm_net_conn *c = n->conns.slots[i].value;
-		k += c && c->pending && strcmp(c->address, ip) == 0;
+		k += c && !c->outgoing && mm_ip_eq(&c->key, key);
 	}
 	return k;
+}
+
+/* conn_per_address and conn_max: false (counted) when over. objects: the
+ * directory's servers and masters at this address. */
+static bool within_bounds(struct mm_net *n, const struct mm_ip *key, uint32_t objects)
+{
+	uint32_t per = n->conn_per_address * (objects ? objects : 1);
+	if (accepted_from(n, key) < per && (objects > 0 || n->open_outside < n->conn_max))
+		return true;
+	n->pressure.refused_conn++;
+	return false;
+}
+
+/* A handshake slot for key (admit.h); false (counted) when refused. */
+static bool admit(struct mm_net *n, const struct mm_ip *key, bool trusted)
+{
+	uint32_t victim = 0;
+	if (n->insecure)
+		return true; /* no handshake to hold a slot */
+	switch (mm_admit_check(&n->admit, key, trusted, rnd64(n), &victim)) {
+	case MM_ADMIT_OK: return true;
+	case MM_ADMIT_EVICT: {
+		/* never told to anyone: it goes silently */
+		struct mm_net_conn *v = mm_u64map_get(&n->conns, victim);
+		if (v) {
+			mm_ip_str(&v->key, n->pressure.busiest, sizeof(n->pressure.busiest));
+			conn_free(v);
+		}
+		n->pressure.evicted++;
+		return true;
+	}
+	case MM_ADMIT_REFUSE_ADDR: n->pressure.refused_addr++; return false;
+	case MM_ADMIT_REFUSE_FULL: n->pressure.refused_full++; return false;
+	}
+	return false;
+}
+
+static uint32_t next_number(struct mm_net *n)
+{
+	uint32_t num;
+	do
+		num = n->next_in++ & ~MM_NET_OUT;
+	while (num == 0 || mm_u64map_get(&n->conns, num) != NULL);
+	return num;
 }
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -233,35 +356,29 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 {
 	(void)l, (void)socklen;
 	struct mm_net *n = arg;
-	char ip[64] = "?";
-	if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, ip, sizeof(ip));
-	else if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof(ip));
-	if (!n->insecure &&
-	    (n->npending >= MM_NET_PENDING_MAX || pending_from(n, ip) >= MM_NET_PENDING_PER_IP)) {
-		/* anyone may open a TCP connection: one that has not finished
-		 * its TLS handshake costs a descriptor for handshake_ms, so
-		 * their number is bounded (a flood must not starve our SMTP
-		 * sessions and probes of descriptors) */
+	struct mm_ip ip;
+	if (!mm_ip_from_sockaddr(sa, &ip)) {
 		close(fd);
-		if ((n->refused++ & 1023) == 0)
-			logf_(n,
-			      "691: too many TLS handshakes in progress (%u, or %u from %s): "
-			      "connection refused (%llu so far)",
-			      n->npending, MM_NET_PENDING_PER_IP, ip,
-			      (unsigned long long)n->refused);
 		return;
 	}
-	uint32_t num;
-	do
-		num = n->next_in++ & ~MM_NET_OUT;
-	while (num == 0 || mm_u64map_get(&n->conns, num) != NULL);
-	struct mm_net_conn *c = conn_new(n, num, false);
-	snprintf(c->address, sizeof(c->address), "%s", ip);
+	/* anyone may open a TCP connection: what it may hold is bounded
+	 * before a byte is read (a flood must not starve our SMTP sessions
+	 * and probes of descriptors, nor the directory's servers of room) */
+	struct mm_ip key = mm_ip_key(&ip);
+	uint32_t objects = mm_ipset_objects(&n->dir, &ip);
+	if (!within_bounds(n, &key, objects) || !admit(n, &key, objects > 0)) {
+		close(fd);
+		pressure_report(n);
+		return;
+	}
+	pressure_report(n);
+	struct mm_net_conn *c = conn_new(n, next_number(n), false);
+	mm_ip_str(&ip, c->address, sizeof(c->address));
+	c->key = key;
+	c->trusted = objects > 0;
 	if (!n->insecure) {
 		c->pending = true;
-		n->npending++;
+		mm_admit_add(&n->admit, &key, c->trusted, c->num);
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -284,7 +401,14 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 bool mm_net_init(struct mm_net *n, struct event_base *base, const struct mm_net_ops *ops,
                  const char *tls_dir, const char *self, bool insecure, char *err, size_t errlen)
 {
-	*n = (struct mm_net){.base = base, .ops = *ops, .handshake_ms = 10000, .next_in = 1};
+	*n = (struct mm_net){.base = base,
+	                     .ops = *ops,
+	                     .handshake_ms = 10000,
+	                     .conn_max = MM_NET_CONN_MAX,
+	                     .conn_per_address = MM_NET_CONN_PER_ADDRESS,
+	                     .next_in = 1};
+	if (RAND_bytes((unsigned char *)&n->rng, sizeof(n->rng)) != 1 || n->rng == 0)
+		n->rng = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 32) ^ 1;
 	if (tls_dir == NULL && !insecure) {
 		snprintf(err, errlen, "routing traffic needs --tls (or --set insecure=1 in tests)");
 		return false;
@@ -449,6 +573,14 @@ void mm_net_close(struct mm_net *n, uint32_t conn)
 	arm(c, n->handshake_ms); /* a peer that never reads does not keep it */
 }
 
+void mm_net_set_directory(struct mm_net *n, const char *const *addresses, size_t count)
+{
+	/* handshakes in progress keep the standing they came with: they end
+	 * within one dead interval */
+	mm_ipset_free(&n->dir);
+	mm_ipset_build(&n->dir, addresses, count);
+}
+
 void mm_net_free(struct mm_net *n)
 {
 	if (n->listener)
@@ -463,5 +595,6 @@ void mm_net_free(struct mm_net *n)
 	if (n->later)
 		event_free(n->later);
 	mm_tls_routing_free(&n->tls);
+	mm_ipset_free(&n->dir);
 	*n = (struct mm_net){0};
 }

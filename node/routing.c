@@ -66,7 +66,9 @@
  * connection before anything is read into it) */
 #define PEER_FRAME_LIMIT (1u << 20)
 #define PEER_HELLO_LIMIT (64u << 10)
-#define PEERS_MAX        64
+/* accepted connections: admins, from outside the directory mostly */
+#define PEERS_MAX         64
+#define PEERS_PER_ADDRESS 8
 
 struct rtimer {
 	struct routing *r;
@@ -946,6 +948,9 @@ int routing_start(struct node *n, const char *tls_dir)
 	 * as the master gives (docs/protocol.md, "Liveness") */
 	uint64_t dead = n->set.ping_interval_ms * n->set.dead_after;
 	r->net.handshake_ms = (uint32_t)(dead < 1000 ? 1000 : dead > 60000 ? 60000 : dead);
+	r->net.conn_max = PEERS_MAX;
+	r->net.conn_per_address = PEERS_PER_ADDRESS;
+	mm_net_directory_table(&r->net, &n->dir.table);
 	const Mailmesh__Server *sv = self_server(&n->dir.table, n->self);
 	if (sv && sv->routing_address[0]) {
 		if (!mm_net_listen(&r->net, sv->routing_address, err, sizeof(err))) {
@@ -975,6 +980,7 @@ void routing_reload(struct node *n)
 	if (!routing_on(n))
 		return;
 	mm_member_directory(&r->m, &n->dir.table);
+	mm_net_directory_table(&r->net, &n->dir.table);
 	/* the directory changed whatever the table did: the queue manager
 	 * takes it (and the router the view) */
 	table_changed(r);
