@@ -71,7 +71,8 @@ took, codes = [], []
 for _ in range(5):
     t0 = time.time()
     r = subprocess.run([meshctl, "--connect", G.masters["LAB-RGM"], "--tls", G.admin,
-                        "--json", "table"], capture_output=True, text=True, timeout=60)
+                        "--expect", "master:LAB-RGM", "--json", "table"],
+                       capture_output=True, text=True, timeout=60)
     took.append(time.time() - t0)
     answered = r.returncode == 0 and json.loads(r.stdout).get("server") == "LAB-RGM"
     codes.append(0 if answered else r.returncode or -1)
