@@ -96,29 +96,131 @@ static void conn_free(struct mm_net_conn *c)
 	free(c);
 }
 
+/* "master LAB-RGM at 192.0.2.1:691": who a dial was for. */
+static const char *dialled(const struct mm_net_conn *c, char *out, size_t n)
+{
+	snprintf(out, n, "%s %s at %s", mm_cert_kind_name(c->kind), c->expect, c->address);
+	return out;
+}
+
+/* A dial of who failed for why: true when it failed so before and is not
+ * to be said again (repeat.h); the count is said once a minute, and the
+ * end of a streak of another reason. */
+static bool said_before(struct mm_net *n, const char *who, const char *why)
+{
+	char q[MM_REPEAT_WHY], line[512];
+	mm_logfmt_quote(q, sizeof(q), why);
+	enum mm_repeat_say say =
+	    mm_repeat_failed(&n->fails, who, q, mono_ms(), wall_ms(), line, sizeof(line));
+	if (line[0])
+		logf_(n, "691: %s", line);
+	return say != MM_REPEAT_NEW;
+}
+
 /* The end of a connection the machine knows: it hears why. */
 static void conn_lost(struct mm_net_conn *c, const char *why)
 {
 	struct mm_net *n = c->n;
 	uint32_t num = c->num;
 	bool told = (c->open || c->outgoing) && !c->closing;
-	char reason[256];
+	bool dial_failed = told && c->outgoing && !c->open;
+	char reason[256], who[MM_REPEAT_KEY];
 	snprintf(reason, sizeof(reason), "%s", why);
+	if (dial_failed)
+		dialled(c, who, sizeof(who));
 	conn_free(c);
-	if (told)
-		n->ops.closed(n->ops.ctx, num, reason);
+	if (!told)
+		return;
+	n->quiet = dial_failed && said_before(n, who, reason);
+	n->ops.closed(n->ops.ctx, num, reason);
+	n->quiet = false;
 }
 
-static const char *ssl_reason(struct bufferevent *bev, char *buf, size_t n)
+bool mm_net_quiet(const struct mm_net *n)
+{
+	return n->quiet;
+}
+
+static const char *errno_words(int err)
+{
+	switch (err) {
+	case ECONNREFUSED: return "connection refused";
+	case ECONNRESET: return "connection reset by the peer";
+	case EPIPE: return "closed by the peer";
+	case ETIMEDOUT: return "timed out";
+	case EHOSTUNREACH: return "host unreachable";
+	case ENETUNREACH: return "network unreachable";
+	case EADDRNOTAVAIL: return "address not available";
+	default: return strerror(err);
+	}
+}
+
+/* Why a connection ended, in words. libevent hands OpenSSL's
+ * SSL_ERROR_SYSCALL on as the bare number 5 (which prints as
+ * "error:00000005:lib(0)::reason(5)"): then the socket's errno says it. */
+static void failure_words(struct bufferevent *bev, short what, int err, bool open, char *out,
+                          size_t n)
 {
 	unsigned long e = bufferevent_get_openssl_error(bev);
-	if (e == 0)
-		return NULL;
-	ERR_error_string_n(e, buf, n);
-	return buf;
+	const char *during = open ? "" : " during the TLS handshake";
+	if (e != 0 && ERR_GET_LIB(e) != 0) {
+		const char *r = ERR_reason_error_string(e);
+		char buf[256];
+		if (ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+			snprintf(out, n, "closed by the peer%s", during);
+		else if (r)
+			snprintf(out, n, "TLS: %s", r);
+		else
+			snprintf(out, n, "TLS: %s", (ERR_error_string_n(e, buf, sizeof(buf)), buf));
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT)
+		snprintf(out, n, "timed out");
+	else if ((what & BEV_EVENT_EOF) || err == 0)
+		snprintf(out, n, "closed by the peer%s", during);
+	else
+		snprintf(out, n, "%s", errno_words(err));
+}
+
+/* At most this many failed handshakes of accepted peers said a minute
+ * (each address and reason once, repeat.h); the rest are counted in the
+ * pressure report: a flood from many addresses must not write the log
+ * full. */
+#define SAID_PER_MINUTE 20
+
+static bool say_budget(struct mm_net *n)
+{
+	int64_t now = mono_ms();
+	if (n->said_at == 0 || now - n->said_at >= MM_REPEAT_EVERY_MS) {
+		n->said_at = now;
+		n->said = 0;
+	}
+	return n->said++ < SAID_PER_MINUTE;
 }
 
 static void pressure_report(struct mm_net *n);
+
+/* An accepted peer's handshake failed (the transport's own news: no
+ * machine heard of the connection). */
+static void accepted_failed(struct mm_net *n, const struct mm_net_conn *c, const char *why)
+{
+	char who[MM_REPEAT_KEY], q[MM_REPEAT_WHY], line[512];
+	snprintf(who, sizeof(who), "handshakes from %s", c->address);
+	mm_logfmt_quote(q, sizeof(q), why);
+	enum mm_repeat_say say =
+	    mm_repeat_failed(&n->fails, who, q, mono_ms(), wall_ms(), line, sizeof(line));
+	if (say == MM_REPEAT_QUIET)
+		return;
+	if (!say_budget(n)) {
+		n->pressure.failed++;
+		pressure_report(n);
+		return;
+	}
+	if (line[0])
+		logf_(n, "691: %s", line);
+	if (say == MM_REPEAT_NEW)
+		logf_(n, "691: handshake with %s failed: %s", c->address, q);
+}
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -128,8 +230,6 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		conn_free(c); /* the peer never read what was left */
 		return;
 	}
-	if (c->outgoing)
-		logf_(c->n, "691: connection to %s: the TLS handshake did not finish", c->address);
 	conn_lost(c, "the TLS handshake did not finish in time");
 }
 
@@ -207,8 +307,6 @@ static void established(struct mm_net_conn *c)
 	if (ssl) {
 		char err[256];
 		if (c->outgoing && !mm_tls_expect_peer(ssl, c->kind, c->expect, err, sizeof(err))) {
-			logf_(n, "691: %s is not %s %s: %s", c->address, mm_cert_kind_name(c->kind),
-			      c->expect, err);
 			conn_lost(c, err);
 			return;
 		}
@@ -223,6 +321,10 @@ static void established(struct mm_net_conn *c)
 	}
 	if (!count_open(c))
 		return;
+	char who[MM_REPEAT_KEY], line[512];
+	if (c->outgoing &&
+	    mm_repeat_ok(&n->fails, dialled(c, who, sizeof(who)), line, sizeof(line)))
+		logf_(n, "691: %s", line);
 	c->open = true;
 	n->ops.opened(n->ops.ctx, c->num, pp);
 }
@@ -230,6 +332,7 @@ static void established(struct mm_net_conn *c)
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct mm_net_conn *c = arg;
+	int err = EVUTIL_SOCKET_ERROR(); /* before anything else can change it */
 	if (what & BEV_EVENT_CONNECTED) {
 		established(c);
 		return;
@@ -238,20 +341,10 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		conn_free(c);
 		return;
 	}
-	char buf[256], why[300];
-	const char *tls = ssl_reason(bev, buf, sizeof(buf));
-	if (what & BEV_EVENT_EOF)
-		snprintf(why, sizeof(why), "closed by the peer");
-	else if (tls)
-		snprintf(why, sizeof(why), "TLS: %s", tls);
-	else
-		snprintf(why, sizeof(why), "%s",
-		         evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-	if (!c->open && tls) {
-		char q[300];
-		logf_(c->n, "691: handshake with %s failed: %s", c->address,
-		      mm_logfmt_quote(q, sizeof(q), tls));
-	}
+	char why[300];
+	failure_words(bev, what, err, c->open, why, sizeof(why));
+	if (!c->open && !c->outgoing)
+		accepted_failed(c->n, c, why);
 	conn_lost(c, why);
 }
 
@@ -279,19 +372,20 @@ static void pressure_report(struct mm_net *n)
 {
 	struct mm_net_pressure *p = &n->pressure;
 	int64_t now = mono_ms();
-	if ((p->evicted | p->refused_addr | p->refused_full | p->refused_conn) == 0 ||
-	    (n->pressure_at != 0 && now - n->pressure_at < 60000))
+	if ((p->evicted | p->refused_addr | p->refused_full | p->refused_conn | p->failed) == 0 ||
+	    (n->pressure_at != 0 && now - n->pressure_at < MM_REPEAT_EVERY_MS))
 		return;
 	logf_(n,
 	      "691: the listener is under pressure%s: %llu TLS handshakes dropped to make room "
 	      "(the last from %s), %llu refused from an address with %u in progress, %llu "
 	      "refused with every slot held by the directory's addresses, %llu connections "
-	      "over the bounds (%u from outside the directory, %u from one address); the next "
-	      "report in a minute at most",
+	      "over the bounds (%u from outside the directory, %u from one address), %llu failed "
+	      "handshakes not said one by one; the next report in a minute at most",
 	      n->pressure_at ? " since the last report" : "", (unsigned long long)p->evicted,
 	      p->busiest[0] ? p->busiest : "nowhere", (unsigned long long)p->refused_addr,
 	      MM_ADMIT_PER_ADDRESS, (unsigned long long)p->refused_full,
-	      (unsigned long long)p->refused_conn, n->conn_max, n->conn_per_address);
+	      (unsigned long long)p->refused_conn, n->conn_max, n->conn_per_address,
+	      (unsigned long long)p->failed);
 	*p = (struct mm_net_pressure){0};
 	n->pressure_at = now;
 }

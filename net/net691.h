@@ -20,7 +20,8 @@
  * routing addresses, a newcomer drops a handshake of a busy address when
  * the slots are full), the connections from one address and from outside
  * the directory (conn_per_address, conn_max). What they refuse is counted
- * and reported at most once a minute. */
+ * and reported at most once a minute; a failure of the same peer again is
+ * said once with a count (repeat.h). */
 #ifndef MM_NET691_H
 #define MM_NET691_H
 
@@ -31,6 +32,7 @@
 #include <sys/socket.h>
 
 #include "admit.h"
+#include "repeat.h"
 #include "tls.h"
 #include "u64map.h"
 
@@ -49,7 +51,9 @@ struct mm_net_ops {
 	 * not name `expect` (given to mm_net_dial) has already closed it. */
 	void (*opened)(void *ctx, uint32_t conn, const struct mm_net_peer *peer);
 	void (*data)(void *ctx, uint32_t conn, const uint8_t *p, size_t n);
-	/* The peer closed, the connection broke, or the dial failed. */
+	/* The peer closed, the connection broke, or the dial failed; why in
+	 * words ("connection refused", "closed by the peer", "TLS: ...").
+	 * A dial that failed as before comes with mm_net_quiet() true. */
 	void (*closed)(void *ctx, uint32_t conn, const char *why);
 	/* one line, for the daemon's log (peer strings are quoted already) */
 	void (*log)(void *ctx, const char *line);
@@ -76,6 +80,7 @@ struct mm_net_pressure {
 	uint64_t refused_addr; /* MM_ADMIT_PER_ADDRESS handshakes from one address */
 	uint64_t refused_full; /* every slot held by the directory's addresses */
 	uint64_t refused_conn; /* over conn_max or conn_per_address */
+	uint64_t failed;       /* handshakes that failed, not said one by one */
 	char busiest[64];      /* the address of the last handshake dropped */
 };
 
@@ -95,6 +100,10 @@ struct mm_net {
 	uint64_t rng;          /* xorshift64*, seeded from RAND_bytes: who is dropped */
 	struct mm_net_pressure pressure;
 	int64_t pressure_at; /* monotonic ms of the last report, 0: none yet */
+	struct mm_repeat fails;
+	uint32_t said;       /* failed handshakes of accepted peers said this minute */
+	int64_t said_at;     /* when that minute began */
+	bool quiet;          /* inside closed() for a failure said already */
 	struct event *later; /* failures found inside a call, told on the next turn */
 	struct mm_net_conn *failed;
 	struct sockaddr_storage src; /* source address of dialled connections */
@@ -126,4 +135,9 @@ void mm_net_set_directory(struct mm_net *n, const char *const *addresses, size_t
  * master candidates (net691_dir.c). */
 struct mm_table;
 void mm_net_directory_table(struct mm_net *n, const struct mm_table *t);
+/* True inside the closed event of a dial that failed as the ones before it
+ * (repeat.h): the caller's own lines about it are better left unsaid, the
+ * transport counts them and says the count once a minute. */
+bool mm_net_quiet(const struct mm_net *n);
+
 #endif

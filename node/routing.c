@@ -143,6 +143,18 @@ static void log_line(void *ctx, const char *line)
 	node_log("%s", line);
 }
 
+/* The member's lines, but not those about a dial of its master that
+ * failed as the ones before it: the transport counts them and says the
+ * count once a minute (net691.h, mm_net_quiet) -- a member whose master is
+ * down would otherwise write the same three lines every few seconds. */
+static void member_log(void *ctx, const char *line)
+{
+	struct routing *r = ctx;
+	if (r->net_ready && mm_net_quiet(&r->net))
+		return;
+	node_log("%s", line);
+}
+
 /* --- timers -------------------------------------------------------------- */
 
 static void rtimer_cb(evutil_socket_t fd, short what, void *arg)
@@ -880,7 +892,7 @@ int routing_start(struct node *n, const char *tls_dir)
 	                           .send = m_send,
 	                           .close = m_close,
 	                           .save_table = save_table,
-	                           .log = log_line};
+	                           .log = member_log};
 	if (!mm_member_init(&r->m, &mc, &me, n->self, &t)) {
 		/* the saved entry of this server's group does not hold it */
 		mm_table_free(&t);

@@ -13,6 +13,7 @@
 
 #include "alloc.h"
 #include "frame.h"
+#include "logfmt.h"
 #include "rgm.h"
 #include "table_view.h"
 
@@ -56,9 +57,13 @@ static uint32_t rnd(void *ctx)
 	return (uint32_t)((x * 0x2545F4914F6CDD1Dull) >> 32);
 }
 
+/* The machine's lines, but not those about a dial that failed as the
+ * ones before it: the transport counts them (net691.h, mm_net_quiet). */
 static void log_line(void *ctx, const char *line)
 {
-	(void)ctx;
+	struct rgm *r = ctx;
+	if (r->net_ready && mm_net_quiet(&r->net))
+		return;
 	rgm_log("%s", line);
 }
 
@@ -271,9 +276,12 @@ static void net_closed(void *ctx, uint32_t conn, const char *why)
 	struct rgm_conn *c = mm_u64map_get(&r->conns, conn);
 	if (c == NULL)
 		return;
-	/* the machine says "closed by the peer"; anything else is news */
-	if (!(conn & MM_NET_OUT) && strcmp(why, "closed by the peer") != 0)
-		rgm_log("conn %u: %s", (unsigned)conn, why);
+	/* the machine says "closed by the peer" (and, of a dial, that it
+	 * failed); anything else is news, unless a dial failed so before */
+	if (strcmp(why, "closed by the peer") != 0 && !mm_net_quiet(&r->net)) {
+		char q[300];
+		rgm_log("conn %u: %s", (unsigned)conn, mm_logfmt_quote(q, sizeof(q), why));
+	}
 	conn_bury(r, c);
 	mm_master_conn_closed(&r->m, conn);
 }

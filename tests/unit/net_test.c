@@ -1,7 +1,8 @@
-/* The 691 listener's policy, alone (net/admit.h), and the frame reader's
- * Hello limit (proto/frame.h): who may hold a handshake slot under a
- * flood, a first frame refused from its header. No sockets, no clock.
- * Each test names, in a comment, the mutation it was seen to catch. */
+/* The 691 listener's policy, alone (net/admit.h, net/repeat.h), and the
+ * frame reader's Hello limit (proto/frame.h): who may hold a handshake
+ * slot under a flood, a failure said once, a first frame refused from its
+ * header. No sockets, no clock. Each test names, in a comment, the
+ * mutation it was seen to catch. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 
 #include "admit.h"
 #include "frame.h"
+#include "repeat.h"
 
 static struct mm_ip ip(const char *s)
 {
@@ -168,6 +170,59 @@ static void test_victims(void **state)
 	assert_true(distinct > 100);
 }
 
+/* --- a failure said once --------------------------------------------------- */
+
+/* (mutations: mm_repeat_failed without the QUIET branch -- the second
+ * failure is said again; mm_repeat_ok not forgetting the streak -- the
+ * failure after it is quiet) */
+static void test_repeat(void **state)
+{
+	(void)state;
+	static struct mm_repeat r;
+	r = (struct mm_repeat){0};
+	char line[512];
+	const char *who = "master LAB-RGM at 192.0.2.1:691";
+	int64_t t0 = 1000000, wall = 1796122229000;
+	assert_int_equal(mm_repeat_failed(&r, who, "connection refused", t0, wall, line, 512),
+	                 MM_REPEAT_NEW);
+	assert_string_equal(line, "");
+	for (int i = 1; i < 24; i++)
+		assert_int_equal(mm_repeat_failed(&r, who, "connection refused", t0 + i * 2500,
+		                                  wall + i * 2500, line, 512),
+		                 MM_REPEAT_QUIET);
+	assert_int_equal(
+	    mm_repeat_failed(&r, who, "connection refused", t0 + 60000, wall + 60000, line, 512),
+	    MM_REPEAT_SUMMARY);
+	assert_string_equal(line, "master LAB-RGM at 192.0.2.1:691: connection refused again "
+	                          "(25 times since 2026-12-01T10:50:29Z)");
+	assert_int_equal(
+	    mm_repeat_failed(&r, who, "connection refused", t0 + 62500, wall + 62500, line, 512),
+	    MM_REPEAT_QUIET);
+	/* another reason: news, and the end of the streak before it */
+	assert_int_equal(
+	    mm_repeat_failed(&r, who, "timed out", t0 + 65000, wall + 65000, line, 512),
+	    MM_REPEAT_NEW);
+	assert_string_equal(line, "master LAB-RGM at 192.0.2.1:691: connection refused 26 times "
+	                          "since 2026-12-01T10:50:29Z");
+	assert_int_equal(
+	    mm_repeat_failed(&r, who, "timed out", t0 + 66000, wall + 66000, line, 512),
+	    MM_REPEAT_QUIET);
+	assert_true(mm_repeat_ok(&r, who, line, 512));
+	assert_string_equal(line, "master LAB-RGM at 192.0.2.1:691: works again after 2 failures "
+	                          "since 2026-12-01T10:51:34Z (timed out)");
+	assert_int_equal(
+	    mm_repeat_failed(&r, who, "timed out", t0 + 70000, wall + 70000, line, 512),
+	    MM_REPEAT_NEW);
+	assert_false(mm_repeat_ok(&r, who, line, 512)); /* once: nothing to say */
+	assert_false(mm_repeat_ok(&r, "nobody", line, 512));
+	/* more peers than slots: each still said the first time */
+	for (int i = 0; i < 2 * MM_REPEAT_SLOTS; i++) {
+		char k[32];
+		snprintf(k, sizeof(k), "peer %d", i);
+		assert_int_equal(mm_repeat_failed(&r, k, "x", t0, wall, line, 512), MM_REPEAT_NEW);
+	}
+}
+
 /* --- the reader's Hello limit ------------------------------------------------ */
 
 static size_t header(uint8_t *p, uint32_t len)
@@ -234,9 +289,9 @@ static void test_hello_limit(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_addresses),   cmocka_unit_test(test_per_address),
-	    cmocka_unit_test(test_reserved),    cmocka_unit_test(test_victims),
-	    cmocka_unit_test(test_hello_limit),
+	    cmocka_unit_test(test_addresses), cmocka_unit_test(test_per_address),
+	    cmocka_unit_test(test_reserved),  cmocka_unit_test(test_victims),
+	    cmocka_unit_test(test_repeat),    cmocka_unit_test(test_hello_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
