@@ -1,12 +1,14 @@
-/* meshctl --connect HOST:PORT --tls DIR [--as NAME]: one query to a live
- * meshnode or rgmaster over TCP 691 (docs/protocol.md, "Queries").
+/* meshctl --connect HOST:PORT --tls DIR [--as NAME] [--expect KIND:NAME]:
+ * one query to a live meshnode or rgmaster over TCP 691 (docs/protocol.md,
+ * "Queries").
  *
  * Mutual TLS 1.3 with the routing context of DIR/NAME.pem (an admin
  * certificate), the peer's certificate checked to name a server or a master
- * (we do not know which we dialled: either is accepted, and its Hello must
- * say the same), Hello as ADMIN, one Query, one Reply. The Reply's body is
- * what an offline meshctl would print, and its status is our exit status.
- * Blocking sockets with a deadline: one question, one answer. */
+ * (an address names no one: either is accepted, and its Hello must say the
+ * same; --expect names the one it must be, as a daemon's dial does), Hello
+ * as ADMIN, one Query, one Reply. The Reply's body is what an offline
+ * meshctl would print, and its status is our exit status. Blocking sockets
+ * with a deadline: one question, one answer. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -315,27 +317,85 @@ static int exchange(struct peer *p, const char *as, bool json, const char *verb,
 	return status;
 }
 
-int ctl_connect(const char *address, const char *tls, const char *as, bool json, const char *verb,
+/* --expect KIND:NAME: the object the peer must be. */
+struct expect {
+	bool set;
+	enum mm_cert_kind kind;
+	char name[MM_CERT_NAME_MAX + 1];
+};
+
+/* s (NULL: none) into e; false (a usage error) when it is not KIND:NAME. */
+static bool parse_expect(const char *s, struct expect *e)
+{
+	*e = (struct expect){0};
+	if (s == NULL)
+		return true;
+	const char *colon = strchr(s, ':');
+	if (colon == NULL || !mm_cert_name_ok(colon + 1))
+		return false;
+	const enum mm_cert_kind kinds[] = {MM_CERT_SERVER, MM_CERT_MASTER, MM_CERT_ADMIN};
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		const char *k = mm_cert_kind_name(kinds[i]);
+		if (strlen(k) == (size_t)(colon - s) && strncmp(k, s, (size_t)(colon - s)) == 0) {
+			*e = (struct expect){.set = true, .kind = kinds[i]};
+			snprintf(e->name, sizeof(e->name), "%s", colon + 1);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Who answered, before a byte of ours goes to it: an organization server
+ * or master, and with --expect that very object (DESIGN §7: exit 76 unless
+ * the certificate names it). */
+static int check_peer(struct peer *p, const struct expect *e)
+{
+	if (!mm_tls_peer_identity(p->ssl, p->name, sizeof(p->name), &p->kind) ||
+	    p->kind == MM_CERT_ADMIN) {
+		fprintf(stderr,
+		        "meshctl: %s: the peer's certificate names no server or master of the "
+		        "organization%s%s\n",
+		        p->address, p->name[0] ? ": admin " : "", p->name);
+		return EX_PROTOCOL;
+	}
+	if (e->set && (e->kind != p->kind || strcmp(e->name, p->name) != 0)) {
+		fprintf(stderr,
+		        "meshctl: %s: the peer's certificate names %s %s, not %s %s (--expect); "
+		        "nothing asked\n",
+		        p->address, mm_cert_kind_name(p->kind), p->name, mm_cert_kind_name(e->kind),
+		        e->name);
+		return EX_PROTOCOL;
+	}
+	return EX_OK;
+}
+
+int ctl_connect(const struct ctl_peer *who, bool json, const char *verb,
                 const char *const *operands, size_t noperands)
 {
-	if (as == NULL)
-		as = "admin";
+	const char *as = who->as ? who->as : "admin";
 	signal(SIGPIPE, SIG_IGN); /* a daemon that hangs up is an error, not our end */
 	if (!mm_cert_name_ok(as)) {
 		fprintf(stderr, "meshctl: --as %s: not a certificate name\n", as);
 		return EX_USAGE;
 	}
+	struct expect e;
+	if (!parse_expect(who->expect, &e)) {
+		fprintf(stderr,
+		        "meshctl: --expect %s: want KIND:NAME, KIND server, master or admin\n",
+		        who->expect);
+		return EX_USAGE;
+	}
 	char err[4096 + 256];
 	struct mm_tls_routing t;
-	if (!mm_tls_routing_init(&t, tls, as, err, sizeof(err))) {
-		fprintf(stderr, "meshctl: --tls %s: %s\n", tls, err);
+	if (!mm_tls_routing_init(&t, who->tls, as, err, sizeof(err))) {
+		fprintf(stderr, "meshctl: --tls %s: %s\n", who->tls, err);
 		mm_tls_routing_free(&t);
 		return EX_CONFIG;
 	}
-	struct peer p = {.address = address, .fd = -1};
+	struct peer p = {.address = who->address, .fd = -1};
 	mm_frame_reader_init(&p.reader, MM_FRAME_LIMIT_DEFAULT);
 	int rc = EX_UNAVAILABLE;
-	p.fd = dial(address, err, sizeof(err));
+	p.fd = dial(who->address, err, sizeof(err));
 	if (p.fd < 0) {
 		fprintf(stderr, "meshctl: %s\n", err);
 		rc = p.fd == -2 ? EX_USAGE : EX_UNAVAILABLE;
@@ -351,20 +411,13 @@ int ctl_connect(const char *address, const char *tls, const char *as, bool json,
 	 * answer short unnoticed, and is just the end of the connection */
 	SSL_set_options(p.ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	if (SSL_connect(p.ssl) != 1) {
-		fprintf(stderr, "meshctl: %s: TLS handshake failed: %s\n", address,
+		fprintf(stderr, "meshctl: %s: TLS handshake failed: %s\n", who->address,
 		        openssl_reason());
 		goto out;
 	}
-	if (!mm_tls_peer_identity(p.ssl, p.name, sizeof(p.name), &p.kind) ||
-	    p.kind == MM_CERT_ADMIN) {
-		fprintf(stderr,
-		        "meshctl: %s: the peer's certificate names no server or master of the "
-		        "organization%s%s\n",
-		        address, p.name[0] ? ": admin " : "", p.name);
-		rc = EX_PROTOCOL;
-		goto out;
-	}
-	rc = exchange(&p, as, json, verb, operands, noperands);
+	rc = check_peer(&p, &e);
+	if (rc == EX_OK)
+		rc = exchange(&p, as, json, verb, operands, noperands);
 	if (!p.eof)
 		SSL_shutdown(p.ssl);
 out:

@@ -16,7 +16,9 @@ static const char usage[] =
     "\n"
     "SOURCE:\n"
     "  --directory ldif:PATH | ldap://HOST:PORT/BASE-DN   offline, from the directory\n"
-    "  --connect HOST:PORT --tls DIR [--as NAME]           a live node or rgmaster (691)\n"
+    "  --connect HOST:PORT --tls DIR [--as NAME] [--expect KIND:NAME]\n"
+    "                  a live node or rgmaster (691); --expect: its certificate must name\n"
+    "                  server|master|admin NAME, or exit 76\n"
     "  --spool DIR     a meshnode on this machine, through DIR/control.sock (queues)\n"
     "  --down NAME     mark a connector, server, master or bridgehead (SERVER/VS) down\n"
     "  --json          JSON instead of text\n"
@@ -33,7 +35,7 @@ static const char usage[] =
     "                                 a key and certificate per server, master, admin\n";
 
 struct args {
-	const char *directory, *connect, *tls, *as, *from, *output, *spool;
+	const char *directory, *connect, *tls, *as, *expect, *from, *output, *spool;
 	bool json;
 	size_t ndown, npos;
 	const char **down;
@@ -75,6 +77,8 @@ static int parse(int argc, char **argv, struct args *a)
 			slot = &a->tls;
 		else if (strcmp(s, "--as") == 0)
 			slot = &a->as;
+		else if (strcmp(s, "--expect") == 0)
+			slot = &a->expect;
 		else if (strcmp(s, "--from") == 0)
 			slot = &a->from;
 		else if (strcmp(s, "--output") == 0)
@@ -203,16 +207,17 @@ static int connect_(struct args *a)
 	if (a->tls == NULL)
 		return usage_error("--connect needs --tls DIR (ca.pem, NAME.pem, NAME.key)");
 	if (a->directory || a->spool || a->ndown || a->from || a->output)
-		return usage_error("--connect takes --tls, --as and --json: --directory, --spool, "
-		                   "--down, --from and --output are offline options");
+		return usage_error("--connect takes --tls, --as, --expect and --json: --directory, "
+		                   "--spool, --down, --from and --output are offline options");
 	const char *cmd = a->pos[0];
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
 		if (strcmp(cmd, verbs[i].verb) != 0)
 			continue;
 		if (a->npos != verbs[i].operands + 1)
 			return usage_error(verbs[i].usage);
-		return ctl_connect(a->connect, a->tls, a->as, a->json, cmd, a->pos + 1,
-		                   a->npos - 1);
+		struct ctl_peer peer = {
+		    .address = a->connect, .tls = a->tls, .as = a->as, .expect = a->expect};
+		return ctl_connect(&peer, a->json, cmd, a->pos + 1, a->npos - 1);
 	}
 	return usage_error("--connect answers table, route, queues, queue, retry, freeze, thaw");
 }
@@ -227,8 +232,8 @@ static int run(struct args *a)
 	if (!pki && (p->dir || p->org || p->nserver || p->nmaster || p->nadmin))
 		return usage_error("--dir, --org, --server, --master and --admin are pki's");
 	if (pki) {
-		if (a->json || a->connect || a->tls || a->as || a->spool || a->ndown || a->from ||
-		    a->output)
+		if (a->json || a->connect || a->tls || a->as || a->expect || a->spool || a->ndown ||
+		    a->from || a->output)
 			return usage_error("pki takes --directory (issue), --dir, --org (init), "
 			                   "--server, --master, --admin; its output is text");
 		p->directory = a->directory;
@@ -238,8 +243,8 @@ static int run(struct args *a)
 	}
 	if (a->connect)
 		return connect_(a);
-	if (a->tls || a->as)
-		return usage_error("--tls and --as go with --connect");
+	if (a->tls || a->as || a->expect)
+		return usage_error("--tls, --as and --expect go with --connect");
 	if (strcmp(cmd, "check") == 0) {
 		if (a->npos != 2)
 			return usage_error("check takes one FILE");

@@ -22,9 +22,17 @@ int ctl_graph(struct ctl *c, const char *output);
 /* a live node's queues through SPOOL/control.sock */
 int ctl_queues(const char *spool, bool json, const char *verb, const char *queue);
 
-/* meshctl --connect (connect.c): one Query to a live node or master over
- * 691; its Reply printed, its status returned. */
-int ctl_connect(const char *address, const char *tls, const char *as, bool json, const char *verb,
+/* meshctl --connect (connect.c): whom to ask, and as whom. */
+struct ctl_peer {
+	const char *address; /* --connect HOST:PORT */
+	const char *tls;     /* --tls DIR */
+	const char *as;      /* --as NAME, NULL: admin */
+	const char *expect;  /* --expect KIND:NAME, NULL: any server or master */
+};
+
+/* One Query to a live node or master over 691; its Reply printed, its
+ * status returned. */
+int ctl_connect(const struct ctl_peer *peer, bool json, const char *verb,
                 const char *const *operands, size_t noperands);
 
 /* The directory at SPEC, its problems on stderr; the exit status of the

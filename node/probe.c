@@ -243,22 +243,40 @@ struct probes *probes_new(struct node *n, void (*done)(void *, uint32_t, bool, c
 	return ps;
 }
 
-/* The one server with a virtual server at address, into out ("" when
- * none or several). */
-static void expected_server(const struct node *n, const char *address, char *out, size_t size)
+/* The server with a virtual server at address, into out: true when there
+ * is exactly one. Else why says so (no one, or the first two of several),
+ * with RFC 3463's 4.7.5: a probe of an organization hop checks the
+ * certificate of the server dialled, and an address that names no single
+ * server leaves nothing to check it against -- the probe fails rather
+ * than call up a hop that any organization certificate could answer. */
+static bool expected_server(const struct node *n, const char *address, char *out, size_t size,
+                            char *why, size_t whylen)
 {
 	const struct mm_topo *t = &n->router.topo;
 	const char *found = NULL;
 	out[0] = '\0';
-	for (uint32_t i = 0; i < t->nvs; i++)
-		if (strcmp(t->vs[i].address, address) == 0) {
-			const char *name = t->servers[t->vs[i].server].name;
-			if (found && strcmp(found, name) != 0)
-				return;
-			found = name;
+	for (uint32_t i = 0; i < t->nvs; i++) {
+		if (strcmp(t->vs[i].address, address) != 0)
+			continue;
+		const char *name = t->servers[t->vs[i].server].name;
+		if (found && strcmp(found, name) != 0) {
+			snprintf(why, whylen,
+			         "4.7.5 %s is the address of several servers (%s, %s): the hop's "
+			         "certificate cannot be checked",
+			         address, found, name);
+			return false;
 		}
-	if (found)
-		snprintf(out, size, "%s", found);
+		found = name;
+	}
+	if (found == NULL) {
+		snprintf(why, whylen,
+		         "4.7.5 %s is the address of no server of the organization: the hop's "
+		         "certificate cannot be checked",
+		         address);
+		return false;
+	}
+	snprintf(out, size, "%s", found);
+	return true;
 }
 
 void probe_start(struct probes *ps, uint32_t id, const struct mm_cs_probe *t)
@@ -267,15 +285,20 @@ void probe_start(struct probes *ps, uint32_t id, const struct mm_cs_probe *t)
 	struct probe *p = mm_xcalloc(1, sizeof(*p));
 	*p = (struct probe){.ps = ps, .id = id, .tls = t->tls, .fd = -1};
 	snprintf(p->addr, sizeof(p->addr), "%s", t->address);
-	if (t->org)
-		expected_server(n, t->address, p->expect, sizeof(p->expect));
 	mm_u64map_put(&ps->live, id, p);
 	mm_smtpc_init(&p->c, n->fqdn);
+	char why[300];
+	/* with the organization's certificates, an organization hop must be
+	 * one server, whose certificate the handshake is checked against */
+	if (t->org && t->tls == MM_SMTPC_TLS_REQUIRED &&
+	    !expected_server(n, t->address, p->expect, sizeof(p->expect), why, sizeof(why))) {
+		fail_later(p, why);
+		return;
+	}
 	/* as relay_client.c: without --tls opportunistic means clear text,
 	 * required stays required and fails closed */
 	p->c.tls_want =
 	    n->tls.client || t->tls == MM_SMTPC_TLS_REQUIRED ? t->tls : MM_SMTPC_TLS_NONE;
-	char why[300];
 	p->bev = node_dial(n, t->address, on_read, on_event, p, &p->fd, why, sizeof(why));
 	if (p->bev == NULL)
 		fail_later(p, why);

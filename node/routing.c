@@ -62,9 +62,14 @@
 
 /* SPOOL/table is read up to this size */
 #define TABLE_LIMIT (64u << 20)
-/* accepted 691 connections: a Hello or a Query fits easily */
+/* accepted 691 connections: a Hello or a Query fits easily; the first
+ * frame, a Hello, in much less (a header announcing more closes the
+ * connection before anything is read into it) */
 #define PEER_FRAME_LIMIT (1u << 20)
-#define PEERS_MAX        64
+#define PEER_HELLO_LIMIT (64u << 10)
+/* accepted connections: admins, from outside the directory mostly */
+#define PEERS_MAX         64
+#define PEERS_PER_ADDRESS 8
 
 struct rtimer {
 	struct routing *r;
@@ -140,6 +145,18 @@ static int64_t now_ms(void *ctx)
 static void log_line(void *ctx, const char *line)
 {
 	(void)ctx;
+	node_log("%s", line);
+}
+
+/* The member's lines, but not those about a dial of its master that
+ * failed as the ones before it: the transport counts them and says the
+ * count once a minute (net691.h, mm_net_quiet) -- a member whose master is
+ * down would otherwise write the same three lines every few seconds. */
+static void member_log(void *ctx, const char *line)
+{
+	struct routing *r = ctx;
+	if (r->net_ready && mm_net_quiet(&r->net))
+		return;
 	node_log("%s", line);
 }
 
@@ -610,9 +627,15 @@ static void peer_send(struct peer *p, Mailmesh__Frame *f)
 	p->last_tx = node_now_ms();
 }
 
+/* The next look at p: a ping interval from now, or sooner when it is due
+ * to be dead (so that it is closed within one dead interval, not one
+ * interval later). */
 static void peer_arm(struct peer *p)
 {
-	uint32_t ms = (uint32_t)p->r->n->set.ping_interval_ms;
+	int64_t ms = (int64_t)p->r->n->set.ping_interval_ms;
+	int64_t dead_in = p->last_rx + dead_ms(p->r) - node_now_ms();
+	if (dead_in < ms)
+		ms = dead_in < 1 ? 1 : dead_in;
 	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
 	evtimer_add(p->timer, &tv);
 }
@@ -653,6 +676,7 @@ static void peer_open(struct routing *r, uint32_t conn, const struct mm_net_peer
 		p->id = *id;
 	}
 	mm_frame_reader_init(&p->reader, PEER_FRAME_LIMIT);
+	mm_frame_reader_first(&p->reader, PEER_HELLO_LIMIT);
 	p->last_rx = p->last_tx = node_now_ms();
 	p->timer = evtimer_new(r->n->base, peer_timer, p);
 	mm_u64map_put(&r->peers, conn, p);
@@ -764,13 +788,16 @@ static void peer_data(struct routing *r, uint32_t conn, const uint8_t *data, siz
 	struct peer *p = mm_u64map_get(&r->peers, conn);
 	if (p == NULL)
 		return;
-	p->last_rx = node_now_ms();
 	enum mm_frame_status st = mm_frame_feed(&p->reader, data, n);
 	while (st != MM_FRAME_TOO_BIG) {
 		Mailmesh__Frame *f = NULL;
 		st = mm_frame_next(&p->reader, &f);
 		if (st != MM_FRAME_OK)
 			break;
+		/* whole frames keep a connection alive, not bytes: a peer that
+		 * trickles a frame it never ends (a Hello, say) is dead after
+		 * one dead interval like a silent one */
+		p->last_rx = node_now_ms();
 		bool open = true;
 		if (!p->hello) {
 			if (f->body_case != MAILMESH__FRAME__BODY_HELLO) {
@@ -811,7 +838,8 @@ static void peer_data(struct routing *r, uint32_t conn, const uint8_t *data, siz
 			return;
 	}
 	if (st == MM_FRAME_TOO_BIG)
-		peer_close(p, "a frame over the limit of %u bytes", PEER_FRAME_LIMIT);
+		peer_close(p, "a frame over the limit of %u bytes (%u before Hello)",
+		           PEER_FRAME_LIMIT, PEER_HELLO_LIMIT);
 	else if (st == MM_FRAME_BAD)
 		peer_close(p, "a frame that does not decode");
 }
@@ -937,7 +965,7 @@ int routing_start(struct node *n, const char *tls_dir)
 	                           .send = m_send,
 	                           .close = m_close,
 	                           .save_table = save_table,
-	                           .log = log_line};
+	                           .log = member_log};
 	if (!mm_member_init(&r->m, &mc, &me, n->self, &t)) {
 		/* the saved entry of this server's group does not hold it */
 		mm_table_free(&t);
@@ -1006,6 +1034,9 @@ int routing_start(struct node *n, const char *tls_dir)
 	 * as the master gives (docs/protocol.md, "Liveness") */
 	uint64_t dead = n->set.ping_interval_ms * n->set.dead_after;
 	r->net.handshake_ms = (uint32_t)(dead < 1000 ? 1000 : dead > 60000 ? 60000 : dead);
+	r->net.conn_max = PEERS_MAX;
+	r->net.conn_per_address = PEERS_PER_ADDRESS;
+	mm_net_directory_table(&r->net, &n->dir.table);
 	const Mailmesh__Server *sv = self_server(&n->dir.table, n->self);
 	if (sv && sv->routing_address[0]) {
 		if (!mm_net_listen(&r->net, sv->routing_address, err, sizeof(err))) {
@@ -1035,6 +1066,7 @@ void routing_reload(struct node *n)
 	if (!routing_on(n))
 		return;
 	mm_member_directory(&r->m, &n->dir.table);
+	mm_net_directory_table(&r->net, &n->dir.table);
 	/* the directory changed whatever the table did: the queue manager
 	 * takes it (and the router the view) */
 	table_changed(r);

@@ -10,6 +10,11 @@ void mm_frame_reader_init(struct mm_frame_reader *r, size_t limit)
 	*r = (struct mm_frame_reader){.limit = limit, .error = MM_FRAME_NEED_MORE};
 }
 
+void mm_frame_reader_first(struct mm_frame_reader *r, size_t first_limit)
+{
+	r->first_limit = first_limit;
+}
+
 void mm_frame_reader_free(struct mm_frame_reader *r)
 {
 	free(r->buf);
@@ -34,7 +39,8 @@ enum mm_frame_status mm_frame_feed(struct mm_frame_reader *r, const uint8_t *dat
 	r->len += n;
 	for (size_t off = 0; off + 4 <= r->len;) {
 		uint32_t body = be32(r->buf + off);
-		if (body > r->limit)
+		bool first = off == 0 && !r->taken && r->first_limit != 0;
+		if (body > (first ? r->first_limit : r->limit))
 			return r->error = MM_FRAME_TOO_BIG;
 		off += 4 + (size_t)body;
 	}
@@ -60,6 +66,7 @@ enum mm_frame_status mm_frame_next(struct mm_frame_reader *r, Mailmesh__Frame **
 		return r->error = MM_FRAME_BAD;
 	memmove(r->buf, r->buf + 4 + body, r->len - 4 - body);
 	r->len -= 4 + body;
+	r->taken = true;
 	*out = f;
 	return MM_FRAME_OK;
 }

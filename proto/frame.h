@@ -23,12 +23,19 @@ enum mm_frame_status {
 
 struct mm_frame_reader {
 	size_t limit;
+	size_t first_limit;         /* the first frame's, when not 0 (mm_frame_reader_first) */
+	bool taken;                 /* a frame was taken out: first_limit is over */
 	enum mm_frame_status error; /* sticky once TOO_BIG or BAD */
 	uint8_t *buf;
 	size_t len, cap;
 };
 
 void mm_frame_reader_init(struct mm_frame_reader *r, size_t limit);
+/* A smaller limit for the first frame only: on 691 it must be a Hello, a
+ * few hundred bytes, so a peer that announces megabytes before saying who
+ * it is is refused from the header alone instead of being read that far
+ * (docs/protocol.md, "Framing"). */
+void mm_frame_reader_first(struct mm_frame_reader *r, size_t first_limit);
 void mm_frame_reader_free(struct mm_frame_reader *r);
 /* Append bytes. Returns MM_FRAME_TOO_BIG as soon as a header announces an
  * oversized frame (the bytes are not kept), else MM_FRAME_NEED_MORE. */

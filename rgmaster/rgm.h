@@ -17,10 +17,15 @@
 #include "net691.h"
 #include "u64map.h"
 
-/* --set KEY=VALUE: the machine's settings by name, and insecure. */
+/* The first frame of a connection (a Hello) is read up to this size. */
+#define RGM_HELLO_LIMIT (64u << 10)
+
+/* --set KEY=VALUE: the machine's settings by name, insecure, and the
+ * listener's connection bounds (net691.h). */
 struct rgm_settings {
 	uint64_t ping_interval_ms, dead_after, probe_interval_ms, settle_ms, retry_ms;
 	uint64_t insecure;
+	uint64_t conn_max, conn_per_address;
 };
 
 void rgm_settings_default(struct rgm_settings *s);

@@ -13,6 +13,7 @@
 
 #include "alloc.h"
 #include "frame.h"
+#include "logfmt.h"
 #include "rgm.h"
 #include "table_view.h"
 
@@ -56,9 +57,13 @@ static uint32_t rnd(void *ctx)
 	return (uint32_t)((x * 0x2545F4914F6CDD1Dull) >> 32);
 }
 
+/* The machine's lines, but not those about a dial that failed as the
+ * ones before it: the transport counts them (net691.h, mm_net_quiet). */
 static void log_line(void *ctx, const char *line)
 {
-	(void)ctx;
+	struct rgm *r = ctx;
+	if (r->net_ready && mm_net_quiet(&r->net))
+		return;
 	rgm_log("%s", line);
 }
 
@@ -118,6 +123,9 @@ static struct rgm_conn *conn_new(struct rgm *r, uint32_t id)
 	struct rgm_conn *c = mm_xcalloc(1, sizeof(*c));
 	c->id = id;
 	mm_frame_reader_init(&c->reader, r->m.conf.frame_limit);
+	/* the first frame is a Hello: a header announcing more is refused at
+	 * once, not read up to the 16 MiB a table push may need */
+	mm_frame_reader_first(&c->reader, RGM_HELLO_LIMIT);
 	mm_u64map_put(&r->conns, id, c);
 	return c;
 }
@@ -241,7 +249,7 @@ static void net_data(void *ctx, uint32_t conn, const uint8_t *p, size_t n)
 	if (c == NULL || c->dead)
 		return;
 	if (mm_frame_feed(&c->reader, p, n) == MM_FRAME_TOO_BIG) {
-		conn_broken(r, c, "a frame over the limit");
+		conn_broken(r, c, "a frame over the limit (64 KiB until Hello)");
 		return;
 	}
 	for (;;) {
@@ -268,9 +276,12 @@ static void net_closed(void *ctx, uint32_t conn, const char *why)
 	struct rgm_conn *c = mm_u64map_get(&r->conns, conn);
 	if (c == NULL)
 		return;
-	/* the machine says "closed by the peer"; anything else is news */
-	if (!(conn & MM_NET_OUT) && strcmp(why, "closed by the peer") != 0)
-		rgm_log("conn %u: %s", (unsigned)conn, why);
+	/* the machine says "closed by the peer" (and, of a dial, that it
+	 * failed); anything else is news, unless a dial failed so before */
+	if (strcmp(why, "closed by the peer") != 0 && !mm_net_quiet(&r->net)) {
+		char q[300];
+		rgm_log("conn %u: %s", (unsigned)conn, mm_logfmt_quote(q, sizeof(q), why));
+	}
 	conn_bury(r, c);
 	mm_master_conn_closed(&r->m, conn);
 }

@@ -78,6 +78,10 @@ static const struct {
     S(settle_ms, 2000, 0, 86400000, "a returning better candidate waits this long"),
     S(retry_ms, 1000, 1, 3600000, "redial a candidate; retry a failed persist"),
     S(insecure, 0, 0, 1, "1: routing traffic without TLS (tests of the plain path only)"),
+    S(conn_max, MM_NET_CONN_MAX, 1, 1000000,
+      "connections from addresses outside the directory, at most"),
+    S(conn_per_address, MM_NET_CONN_PER_ADDRESS, 1, 1000000,
+      "connections from one address (each server or master there)"),
 #undef S
 };
 
@@ -223,6 +227,7 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
 	const char *group = NULL;
 	const Mailmesh__MasterCandidate *self = find_self(&dir, r->name, &group);
 	if (mm_master_directory(&r->m, &dir)) {
+		mm_net_directory_table(&r->net, &dir.table);
 		free(r->org);
 		r->org = mm_xstrdup(dir.org ? dir.org : "");
 		if (self && strcmp(self->routing_address, r->address) != 0)
@@ -351,6 +356,10 @@ int main(int argc, char **argv)
 	 * as it gets one for its Hello (docs/protocol.md, "Liveness") */
 	uint64_t dead = set.ping_interval_ms * set.dead_after;
 	r->net.handshake_ms = (uint32_t)(dead < 1000 ? 1000 : dead > 60000 ? 60000 : dead);
+	r->net.conn_max = (uint32_t)set.conn_max;
+	r->net.conn_per_address = (uint32_t)set.conn_per_address;
+	/* the members and the other candidates have room kept at the listener */
+	mm_net_directory_table(&r->net, &dir.table);
 	char *src = source_of(r->address);
 	mm_net_bind_source(&r->net, src);
 	free(src);
