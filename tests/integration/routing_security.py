@@ -15,6 +15,7 @@ to fail on.
 usage: routing_security.py MESHNODE MESHCTL RGMASTER
 """
 import os
+import socket
 import struct
 import sys
 import time
@@ -140,20 +141,56 @@ check(all(v == ["Lab"] for v in groups.values()),
       "no table holds the pushed group (%s)" % groups)
 
 # --- at a node -------------------------------------------------------------------
-# (an accepted connection at a node takes Query frames only: no code path
-# leads from it to the member machine, so no single mutation of today's
-# code makes these fail; they guard that design)
-c = conn(N2)
-c.send(R.hello_frame("LAB-RGM", R.ROLE_MASTER, "Lab"))
-c.send(push(INC + 1000))
-check(c.closed(3), "N1's certificate speaking as the master to N2, with a push: closed")
-nothing_changed("a node's certificate as master pushing to N2", INC)
+# An accepted connection at a node takes an admin's Hello and then Query
+# frames only. Two layers: the Hello's role, then what may follow it;
+# each check below is decided by one of them.
+ADMINCERT = (os.path.join(G.admin, "admin.pem"), os.path.join(G.admin, "admin.key"))
 
+
+def closed_soon(c, timeout=3):
+    """True when the peer closes within timeout though we Ping it every
+    50 ms: the node's dead interval here (0.5 s) closes a silent peer
+    anyway, so a plain wait for the close proves nothing."""
+    import ssl as _ssl
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        c.send(R.ping_frame(1))
+        c.s.settimeout(0.05)
+        try:
+            if not c.s.recv(65536):
+                return True
+        except socket.timeout:
+            pass
+        except (OSError, _ssl.SSLError):
+            return True
+    return False
+
+
+# (mutation: routing.c peer_hello without the role check -- N1's
+# certificate and a node Hello naming N1 are taken, and the connection
+# stays open)
 c = conn(N2)
 c.send(R.hello_frame("N1", R.ROLE_NODE, "Lab"))
+check(closed_soon(c), "N1's certificate, a node's Hello to N2: closed at the Hello")
+
+# (mutation: peer_hello taking the Hello's name when it differs from the
+# certificate's, with the role check gone too -- N1 as "LAB-RGM" is taken)
+c = conn(N2)
+c.send(R.hello_frame("LAB-RGM", R.ROLE_MASTER, "Lab"))
+check(closed_soon(c), "N1's certificate speaking as the master to N2: closed at the Hello")
+
+# an admin (the admin certificate) may query, but a push after its Hello
+# closes the connection, and no table changes. (mutations: peer_data
+# taking TablePush as it takes Pong, ignored -- the connection stays open;
+# peer_data handing the push to the member machine as if its master had
+# sent it -- N2's table says Primary down at INC + 1000)
+c = conn(N2, cert=ADMINCERT)
+c.send(R.hello_frame("admin", R.ROLE_ADMIN))
+h = c.frame()
 c.send(push(INC + 1000))
-check(c.closed(3), "N1's certificate as itself pushing a table to N2: closed")
-nothing_changed("N1 pushing a table to N2", INC)
+check(h is not None and h[0] == "hello" and closed_soon(c),
+      "an admin's Hello taken, then its push: closed")
+nothing_changed("an admin pushing a table to N2", INC)
 
 stranger = R.self_signed(W, "LAB-RGM", "master")
 try:
@@ -182,7 +219,6 @@ check(c.closed(3), "a frame that does not decode at N2: closed")
 # --- floods at a node ----------------------------------------------------------------
 # (mutation: net691.c accept_cb without the per-address bound -- all 40
 # idle connections are held, none refused)
-import socket  # noqa: E402
 
 
 def rss_kb(pid):
