@@ -32,6 +32,7 @@ static const char usage[] =
     "  queues | queue NAME | retry|freeze|thaw QUEUE   a live node's queues\n"
     "  pki init --dir DIR --org NAME  the organization's CA in DIR\n"
     "  pki issue --dir DIR [--server NAME]... [--master NAME]... [--admin NAME]... [NAME]...\n"
+    "  pki revoke --dir DIR NAME...   add NAME's certificate to DIR/crl.pem\n"
     "                                 a key and certificate per server, master, admin\n";
 
 struct args {

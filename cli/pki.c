@@ -181,8 +181,13 @@ static int must_not_exist(const char *dir, const char *file)
 
 /* --- certificates ------------------------------------------------------ */
 
-static EVP_PKEY *new_key(void)
+static EVP_PKEY *new_key(enum mm_cert_kind kind)
 {
+	/* a master signs the entries it issues (DESIGN §5.2) with Ed25519:
+	 * deterministic and fixed-size, which the simulator's byte-for-byte
+	 * replay needs; TLS 1.3 carries it on 691 (RFC 8446 4.2.3) */
+	if (kind == MM_CERT_MASTER)
+		return EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
 	/* P-256: every TLS 1.3 stack does it on both sides (RFC 8446 9.1) */
 	return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 }
@@ -292,7 +297,7 @@ static int init(const struct pki_args *a)
 	if ((rc = must_not_exist(a->dir, "ca.key")) != EX_OK ||
 	    (rc = must_not_exist(a->dir, "ca.pem")) != EX_OK)
 		goto out;
-	if ((key = new_key()) == NULL) {
+	if ((key = new_key(MM_CERT_SERVER)) == NULL) {
 		rc = openssl_failed("CA key");
 		goto out;
 	}
@@ -522,7 +527,7 @@ static bool add_san(X509 *x, const struct subject *s)
 static int issue_one(const char *dir, X509 *ca, EVP_PKEY *cakey, const struct subject *s)
 {
 	int rc;
-	EVP_PKEY *key = new_key();
+	EVP_PKEY *key = new_key(s->kind);
 	X509_NAME *name = leaf_name(ca, s);
 	X509 *x = NULL;
 	char kf[MM_CERT_NAME_MAX + 8], cf[MM_CERT_NAME_MAX + 8];
@@ -608,15 +613,158 @@ out:
 	return rc;
 }
 
+/* --- pki revoke -------------------------------------------------------- */
+
+static int put_crl(BIO *b, const void *crl)
+{
+	return PEM_write_bio_X509_CRL(b, (X509_CRL *)crl);
+}
+
+/* DIR/crl.pem as it is (a new empty one when there is none): 65 when it is
+ * not a CRL of this CA */
+static int load_crl(const char *dir, X509 *ca, X509_CRL **out)
+{
+	char path[PATH_SIZE];
+	if (!join(path, dir, "crl", ".pem"))
+		return say(EX_USAGE, "--dir %s: path too long", dir);
+	BIO *b = BIO_new_file(path, "r");
+	if (b == NULL) {
+		ERR_clear_error();
+		if (errno != ENOENT)
+			return say(EX_NOINPUT, "%s: %s", path, strerror(errno));
+		*out = X509_CRL_new();
+		if (*out == NULL || X509_CRL_set_version(*out, X509_CRL_VERSION_2) != 1 ||
+		    X509_CRL_set_issuer_name(*out, X509_get_subject_name(ca)) != 1)
+			return openssl_failed("CRL");
+		return EX_OK;
+	}
+	*out = PEM_read_bio_X509_CRL(b, NULL, no_passphrase, NULL);
+	BIO_free(b);
+	ERR_clear_error();
+	if (*out == NULL)
+		return say(EX_DATAERR, "%s: not a PEM CRL", path);
+	if (X509_NAME_cmp(X509_CRL_get_issuer(*out), X509_get_subject_name(ca)) != 0)
+		return say(EX_DATAERR, "%s: a CRL of another CA", path);
+	return EX_OK;
+}
+
+/* The serial of DIR/NAME.pem, a certificate of this CA. */
+static int serial_of(const char *dir, const char *name, X509 *ca, ASN1_INTEGER **serial)
+{
+	char path[PATH_SIZE];
+	if (!mm_cert_name_ok(name) || !join(path, dir, name, ".pem"))
+		return say(EX_USAGE, "%s: not a name a certificate carries", name);
+	BIO *b = BIO_new_file(path, "r");
+	if (b == NULL) {
+		ERR_clear_error();
+		return say(EX_NOINPUT, "%s: %s (pki revoke takes the certificates pki issue made in "
+		                       "DIR)",
+		           path, strerror(errno));
+	}
+	X509 *x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL);
+	BIO_free(b);
+	ERR_clear_error();
+	if (x == NULL)
+		return say(EX_DATAERR, "%s: not a PEM certificate", path);
+	if (X509_check_issued(ca, x) != X509_V_OK) {
+		X509_free(x);
+		return say(EX_DATAERR, "%s: not issued by this CA", path);
+	}
+	*serial = ASN1_INTEGER_dup(X509_get0_serialNumber(x));
+	X509_free(x);
+	return *serial ? EX_OK : openssl_failed(name);
+}
+
+static bool listed(X509_CRL *crl, const ASN1_INTEGER *serial)
+{
+	STACK_OF(X509_REVOKED) *rs = X509_CRL_get_REVOKED(crl);
+	for (int i = 0; i < sk_X509_REVOKED_num(rs); i++)
+		if (ASN1_INTEGER_cmp(X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(rs, i)),
+		                     serial) == 0)
+			return true;
+	return false;
+}
+
+/* DESIGN §7a: DIR/crl.pem lists NAME's certificate, signed by the CA, its
+ * nextUpdate the CA's notAfter (daemons read it with the time unchecked,
+ * as entries are: one CRL lasts as long as the CA). Replaced as a whole:
+ * written to a temporary name, fsync'ed, renamed, DIR fsync'ed. */
+static int revoke(const struct pki_args *a)
+{
+	if (a->dir == NULL || a->org != NULL || a->nnames == 0 || a->directory ||
+	    a->nserver + a->nmaster + a->nadmin != 0) {
+		fputs("usage: meshctl pki revoke --dir DIR NAME...\n", stderr);
+		return EX_USAGE;
+	}
+	X509 *ca = NULL;
+	EVP_PKEY *cakey = NULL;
+	X509_CRL *crl = NULL;
+	ASN1_TIME *now = NULL;
+	int rc = load_ca(a->dir, &ca, &cakey);
+	if (rc == EX_OK)
+		rc = load_crl(a->dir, ca, &crl);
+	if (rc == EX_OK && (now = X509_gmtime_adj(NULL, 0)) == NULL)
+		rc = openssl_failed("time");
+	/* every name is checked before the CRL changes */
+	ASN1_INTEGER **serials = mm_xcalloc(a->nnames, sizeof(*serials));
+	for (size_t i = 0; i < a->nnames && rc == EX_OK; i++)
+		rc = serial_of(a->dir, a->names[i], ca, &serials[i]);
+	for (size_t i = 0; i < a->nnames && rc == EX_OK; i++) {
+		if (listed(crl, serials[i])) {
+			printf("%s: revoked already\n", a->names[i]);
+			continue;
+		}
+		X509_REVOKED *r = X509_REVOKED_new();
+		if (r == NULL || X509_REVOKED_set_serialNumber(r, serials[i]) != 1 ||
+		    X509_REVOKED_set_revocationDate(r, now) != 1 || X509_CRL_add0_revoked(crl, r) != 1) {
+			X509_REVOKED_free(r);
+			rc = openssl_failed(a->names[i]);
+			break;
+		}
+		printf("%s: revoked\n", a->names[i]);
+	}
+	if (rc == EX_OK &&
+	    (X509_CRL_set1_lastUpdate(crl, now) != 1 ||
+	     X509_CRL_set1_nextUpdate(crl, X509_get0_notAfter(ca)) != 1 || X509_CRL_sort(crl) != 1 ||
+	     X509_CRL_sign(crl, cakey, EVP_sha256()) <= 0))
+		rc = openssl_failed("CRL");
+	if (rc == EX_OK) {
+		struct staged f;
+		rc = stage(&f, a->dir, "crl.pem", 0644, put_crl, crl);
+		if (rc == EX_OK && rename(f.tmp, f.path) != 0)
+			rc = say(EX_CANTCREAT, "%s: %s", f.path, strerror(errno));
+		else if (rc == EX_OK)
+			f.written = false; /* renamed: nothing to unlink */
+		unstage(&f, false);
+		if (rc == EX_OK)
+			rc = sync_dir(a->dir);
+	}
+	if (rc == EX_OK)
+		printf("%s/crl.pem lists %d certificates: copy it into every daemon's --tls "
+		       "directory, then SIGHUP them\n",
+		       a->dir, sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)));
+	for (size_t i = 0; i < a->nnames; i++)
+		ASN1_INTEGER_free(serials[i]);
+	free(serials);
+	ASN1_TIME_free(now);
+	X509_CRL_free(crl);
+	X509_free(ca);
+	EVP_PKEY_free(cakey);
+	return rc;
+}
+
 int ctl_pki(const char *verb, const struct pki_args *a)
 {
 	if (verb && strcmp(verb, "init") == 0)
 		return init(a);
 	if (verb && strcmp(verb, "issue") == 0)
 		return issue(a);
+	if (verb && strcmp(verb, "revoke") == 0)
+		return revoke(a);
 	fputs("usage: meshctl pki init --dir DIR --org NAME\n"
 	      "       meshctl --directory SPEC pki issue --dir DIR [--server NAME]... "
-	      "[--master NAME]... [--admin NAME]... [NAME]...\n",
+	      "[--master NAME]... [--admin NAME]... [NAME]...\n"
+	      "       meshctl pki revoke --dir DIR NAME...\n",
 	      stderr);
 	return EX_USAGE;
 }

@@ -43,8 +43,11 @@ static bool fresh(const struct mm_digest_entry *d, const mm_entry *e)
 
 /* "groups" (field 1, length-delimited) then the length and the entry: the
  * bytes protobuf-c writes for this entry inside a packed LinkStateTable */
-static void pack(struct mm_digest_entry *d, const mm_entry *e)
+static void pack(struct mm_digest_entry *d, const mm_entry *entry)
 {
+	/* the content: who signed it is not part of the digest */
+	Mailmesh__GroupEntry content = mm_entry_content_of(entry);
+	const mm_entry *e = &content;
 	size_t len = mailmesh__group_entry__get_packed_size(e);
 	uint8_t hdr[11];
 	size_t h = 0;
@@ -61,7 +64,7 @@ static void pack(struct mm_digest_entry *d, const mm_entry *e)
 	d->len = h + len;
 	uint32_t v[4];
 	version_of(e, v);
-	*d = (struct mm_digest_entry){e, v[0], v[1], v[2], v[3], d->bytes, d->len};
+	*d = (struct mm_digest_entry){entry, v[0], v[1], v[2], v[3], d->bytes, d->len};
 }
 
 void mm_table_digest_cached(const struct mm_table *t, struct mm_digest_cache *c,

@@ -133,10 +133,24 @@ static uint8_t *pack(const ProtobufCMessage *m, size_t *len)
 	return buf;
 }
 
+Mailmesh__GroupEntry mm_entry_content_of(const mm_entry *e)
+{
+	Mailmesh__GroupEntry c = *e;
+	c.signature = (ProtobufCBinaryData){0, NULL};
+	c.signer = (ProtobufCBinaryData){0, NULL};
+	return c;
+}
+
+uint8_t *mm_entry_content(const mm_entry *e, size_t *len)
+{
+	Mailmesh__GroupEntry c = mm_entry_content_of(e);
+	return pack(&c.base, len);
+}
+
 void mm_entry_digest(const mm_entry *e, uint8_t out[MM_DIGEST_LEN])
 {
 	size_t len;
-	uint8_t *buf = pack(&e->base, &len);
+	uint8_t *buf = mm_entry_content(e, &len);
 	sha256(buf, len, out);
 	free(buf);
 }
@@ -162,10 +176,22 @@ uint8_t *mm_table_encode(const struct mm_table *t, size_t *len)
 
 void mm_table_digest(const struct mm_table *t, uint8_t out[MM_DIGEST_LEN])
 {
+	/* the entries' content: who signed them is not part of it */
+	Mailmesh__GroupEntry *c = mm_xcalloc(t->n + 1, sizeof(*c));
+	Mailmesh__GroupEntry **p = mm_xcalloc(t->n + 1, sizeof(*p));
+	for (size_t i = 0; i < t->n; i++) {
+		c[i] = mm_entry_content_of(t->entries[i]);
+		p[i] = &c[i];
+	}
+	Mailmesh__LinkStateTable m = MAILMESH__LINK_STATE_TABLE__INIT;
+	m.n_groups = t->n;
+	m.groups = p;
 	size_t len;
-	uint8_t *buf = mm_table_encode(t, &len);
+	uint8_t *buf = pack(&m.base, &len);
 	sha256(buf, len, out);
 	free(buf);
+	free(p);
+	free(c);
 }
 
 void mm_digest_hex(const uint8_t d[MM_DIGEST_LEN], char out[2 * MM_DIGEST_LEN + 1])

@@ -42,6 +42,12 @@ mm_entry *mm_table_find(const struct mm_table *t, const char *group);
 void mm_entry_canonicalize(mm_entry *e);
 void mm_entry_free(mm_entry *e);
 mm_entry *mm_entry_clone(const mm_entry *e);
+/* An entry's content: the entry without who issued it (signature and
+ * signer), as a shallow copy, and its canonical encoding (allocated) --
+ * what a master signs and what every digest covers (DESIGN §5.2). */
+Mailmesh__GroupEntry mm_entry_content_of(const mm_entry *e);
+uint8_t *mm_entry_content(const mm_entry *e, size_t *len);
+/* SHA-256 of the content's canonical encoding. */
 void mm_entry_digest(const mm_entry *e, uint8_t out[MM_DIGEST_LEN]);
 
 /* Merge one entry: the table takes ownership of e in every case (it is freed

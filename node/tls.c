@@ -9,6 +9,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -171,104 +172,6 @@ void mm_tls_routing_free(struct mm_tls_routing *t)
 	SSL_CTX_free(t->accept);
 	SSL_CTX_free(t->dial);
 	*t = (struct mm_tls_routing){0};
-}
-
-/* --- certificate identity ------------------------------------------------ */
-
-static const char *const kind_names[] = {
-    [MM_CERT_SERVER] = "server",
-    [MM_CERT_MASTER] = "master",
-    [MM_CERT_ADMIN] = "admin",
-};
-
-const char *mm_cert_kind_name(enum mm_cert_kind kind)
-{
-	if ((size_t)kind < sizeof(kind_names) / sizeof(kind_names[0]))
-		return kind_names[kind];
-	return "?";
-}
-
-static bool kind_parse(const char *s, size_t len, enum mm_cert_kind *kind)
-{
-	for (size_t k = 0; k < sizeof(kind_names) / sizeof(kind_names[0]); k++) {
-		if (strlen(kind_names[k]) == len && memcmp(kind_names[k], s, len) == 0) {
-			*kind = (enum mm_cert_kind)k;
-			return true;
-		}
-	}
-	return false;
-}
-
-bool mm_cert_name_ok(const char *name)
-{
-	size_t len = strlen(name);
-	if (len == 0 || len > MM_CERT_NAME_MAX || name[0] == '.' || strcmp(name, "ca") == 0)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char c = name[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '-' || c == '_'))
-			return false;
-	}
-	return true;
-}
-
-bool mm_cert_identity_uri(char *buf, size_t n, enum mm_cert_kind kind, const char *name)
-{
-	if (!mm_cert_name_ok(name) || (size_t)kind >= sizeof(kind_names) / sizeof(kind_names[0]))
-		return false;
-	int w = snprintf(buf, n, "%s%s:%s", MM_CERT_URI_SCHEME, kind_names[kind], name);
-	return w >= 0 && (size_t)w < n;
-}
-
-/* "mailmesh:KIND:NAME" as it is in the certificate: counted bytes, which
- * may hold a NUL meant to cut a comparison short */
-static bool identity_parse(const unsigned char *p, size_t len, char name[MM_CERT_NAME_MAX + 1],
-                           enum mm_cert_kind *kind)
-{
-	size_t pre = strlen(MM_CERT_URI_SCHEME);
-	const unsigned char *k = p + pre, *colon;
-	if (memchr(p, '\0', len) != NULL || (colon = memchr(k, ':', len - pre)) == NULL ||
-	    !kind_parse((const char *)k, (size_t)(colon - k), kind))
-		return false;
-	size_t nl = len - (size_t)(colon + 1 - p);
-	if (nl == 0 || nl > MM_CERT_NAME_MAX)
-		return false;
-	memcpy(name, colon + 1, nl);
-	name[nl] = '\0';
-	return mm_cert_name_ok(name);
-}
-
-bool mm_cert_identity(X509 *cert, char *name, size_t n, enum mm_cert_kind *kind)
-{
-	char got[MM_CERT_NAME_MAX + 1] = "";
-	enum mm_cert_kind k = MM_CERT_SERVER;
-	int found = 0;
-	bool bad = false;
-	if (n)
-		name[0] = '\0';
-	/* NULL also when the extension is there twice: no identity then */
-	GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
-	for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
-		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-		if (g->type != GEN_URI)
-			continue;
-		const unsigned char *p = ASN1_STRING_get0_data(g->d.uniformResourceIdentifier);
-		size_t len = (size_t)ASN1_STRING_length(g->d.uniformResourceIdentifier);
-		size_t pre = strlen(MM_CERT_URI_SCHEME);
-		if (len < pre || memcmp(p, MM_CERT_URI_SCHEME, pre) != 0)
-			continue;
-		/* one identity per certificate: a second one, or one that
-		 * does not parse, makes the certificate name no one */
-		if (++found > 1 || !identity_parse(p, len, got, &k))
-			bad = true;
-	}
-	GENERAL_NAMES_free(gens);
-	if (found != 1 || bad || strlen(got) >= n)
-		return false;
-	memcpy(name, got, strlen(got) + 1);
-	*kind = k;
-	return true;
 }
 
 bool mm_tls_peer_identity(SSL *ssl, char *name, size_t n, enum mm_cert_kind *kind)
@@ -461,4 +364,116 @@ bool mm_tls_verify_failed(SSL *ssl, char *why, size_t whylen)
 		return false;
 	snprintf(why, whylen, "%s", X509_verify_cert_error_string(r));
 	return true;
+}
+
+/* --- the CRL (DESIGN §7a) --------------------------------------------------- */
+
+/* A whole file into memory (NULL with errno when it cannot be read). */
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "re");
+	if (f == NULL)
+		return NULL;
+	char *buf = NULL;
+	size_t n = 0, cap = 0;
+	for (;;) {
+		if (n + 4096 > cap) {
+			cap = cap ? 2 * cap : 8192;
+			char *b = realloc(buf, cap);
+			if (b == NULL) {
+				free(buf);
+				fclose(f);
+				errno = ENOMEM;
+				return NULL;
+			}
+			buf = b;
+		}
+		size_t r = fread(buf + n, 1, cap - n, f);
+		n += r;
+		if (r == 0 || n > (16u << 20))
+			break;
+	}
+	bool bad = ferror(f) || n > (16u << 20);
+	fclose(f);
+	if (bad) {
+		free(buf);
+		errno = EFBIG;
+		return NULL;
+	}
+	*len = n;
+	return buf;
+}
+
+bool mm_tls_trust_text(const char *dir, char **ca, size_t *calen, char **crl, size_t *crllen,
+                       char *err, size_t errlen)
+{
+	char path[4096];
+	*ca = *crl = NULL;
+	*calen = *crllen = 0;
+	if (!join(path, sizeof(path), dir, "ca", ".pem") || (*ca = slurp(path, calen)) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return false;
+	}
+	if (!join(path, sizeof(path), dir, "crl", ".pem")) {
+		snprintf(err, errlen, "%s: path too long", dir);
+		free(*ca);
+		*ca = NULL;
+		return false;
+	}
+	*crl = slurp(path, crllen);
+	if (*crl == NULL && errno != ENOENT) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		free(*ca);
+		*ca = NULL;
+		return false;
+	}
+	return true;
+}
+
+bool mm_tls_apply_crl(SSL_CTX *const *ctxs, size_t n, const char *dir, char *err, size_t errlen)
+{
+	char *ca, *crl;
+	size_t calen, crllen;
+	if (!mm_tls_trust_text(dir, &ca, &calen, &crl, &crllen, err, errlen))
+		return false;
+	bool ok = true;
+	for (size_t i = 0; i < n && ok; i++) {
+		/* a new store for each context: the CA, and the CRL when there
+		 * is one; a handshake after this call is checked against it */
+		X509_STORE *store = X509_STORE_new();
+		BIO *b = BIO_new_mem_buf(ca, (int)calen);
+		STACK_OF(X509_INFO) *infos = b ? PEM_X509_INFO_read_bio(b, NULL, NULL, NULL) : NULL;
+		BIO_free(b);
+		ok = store && infos;
+		for (int k = 0; ok && k < sk_X509_INFO_num(infos); k++) {
+			X509_INFO *xi = sk_X509_INFO_value(infos, k);
+			if (xi->x509)
+				ok = X509_STORE_add_cert(store, xi->x509) == 1;
+		}
+		sk_X509_INFO_pop_free(infos, X509_INFO_free);
+		if (ok && crl) {
+			b = BIO_new_mem_buf(crl, (int)crllen);
+			X509_CRL *c = b ? PEM_read_bio_X509_CRL(b, NULL, NULL, NULL) : NULL;
+			BIO_free(b);
+			ok = c && X509_STORE_add_crl(store, c) == 1;
+			X509_CRL_free(c);
+			if (!ok)
+				snprintf(err, errlen, "%s/crl.pem: not a PEM CRL: %s", dir, ssl_error());
+		} else if (!ok) {
+			snprintf(err, errlen, "%s/ca.pem: %s", dir, ssl_error());
+		}
+		if (!ok) {
+			X509_STORE_free(store);
+			break;
+		}
+		SSL_CTX_set_cert_store(ctxs[i], store);
+		X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ctxs[i]);
+		if (crl)
+			X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_CRL_CHECK);
+		else
+			X509_VERIFY_PARAM_clear_flags(param, X509_V_FLAG_CRL_CHECK);
+	}
+	free(ca);
+	free(crl);
+	return ok;
 }

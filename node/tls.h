@@ -44,33 +44,7 @@ bool mm_tls_routing_init(struct mm_tls_routing *t, const char *dir, const char *
                          size_t errlen);
 void mm_tls_routing_free(struct mm_tls_routing *t);
 
-/* Certificate identity. Names are unique only per kind (a server and a
- * master may share one), so a certificate names both. */
-enum mm_cert_kind {
-	MM_CERT_SERVER, /* an mmServer: meshnode */
-	MM_CERT_MASTER, /* an mmMaster candidate: rgmaster */
-	MM_CERT_ADMIN,  /* an operator: meshctl --connect --as NAME */
-};
-
-#define MM_CERT_URI_SCHEME "mailmesh:"
-/* RFC 5280 ub-common-name: the name is also the certificate's CN */
-#define MM_CERT_NAME_MAX 64
-
-/* "server", "master", "admin" */
-const char *mm_cert_kind_name(enum mm_cert_kind kind);
-/* A name a certificate may carry: 1..64 of [A-Za-z0-9._-], not starting
- * with '.', and not "ca". The name is also a file name in --tls DIR
- * (NAME.pem, NAME.key) beside ca.pem, and a URI: this keeps all three
- * plain. */
-bool mm_cert_name_ok(const char *name);
-/* "mailmesh:KIND:NAME" into buf; false when it does not fit or the name
- * is not mm_cert_name_ok. */
-bool mm_cert_identity_uri(char *buf, size_t n, enum mm_cert_kind kind, const char *name);
-/* The identity a certificate carries, whoever signed it: exactly one
- * subjectAltName URI "mailmesh:KIND:NAME" with a known KIND and a name
- * mm_cert_name_ok accepts. False (and name empty) when there is none, more
- * than one, or it does not parse. name needs MM_CERT_NAME_MAX + 1 bytes. */
-bool mm_cert_identity(X509 *cert, char *name, size_t n, enum mm_cert_kind *kind);
+#include "certid.h"
 
 /* After a handshake: the identity of a peer whose certificate verified
  * against ca.pem. False when the peer sent no certificate, it did not
@@ -96,6 +70,17 @@ bool mm_tls_expect_peer(SSL *ssl, enum mm_cert_kind kind, const char *name, char
  * peer's certificate did not verify (a verifying context refuses it
  * inside the handshake), with OpenSSL's reason in why. */
 bool mm_tls_verify_failed(SSL *ssl, char *why, size_t whylen);
+
+/* --tls DIR's trust as text: ca.pem, and crl.pem when there is one (*crl
+ * NULL when not); both allocated. For mm_trust_new (entrysig.h). */
+bool mm_tls_trust_text(const char *dir, char **ca, size_t *calen, char **crl, size_t *crllen,
+                       char *err, size_t errlen);
+/* DESIGN §7a: the contexts take ca.pem and DIR/crl.pem (when there is
+ * one) afresh, so that a revoked certificate fails every handshake after
+ * this call (691) and earns no trust (SMTP: relay, AUTH EXTERNAL). At
+ * start and on SIGHUP; false with the reason in err (the contexts keep
+ * what they had, save those already done). */
+bool mm_tls_apply_crl(SSL_CTX *const *ctxs, size_t n, const char *dir, char *err, size_t errlen);
 
 /* The start check of a daemon (DESIGN §7a), before anything else it does
  * with --tls DIR: the CA's private key stays where `pki init` put it,
