@@ -657,8 +657,9 @@ static int serial_of(const char *dir, const char *name, X509 *ca, ASN1_INTEGER *
 	BIO *b = BIO_new_file(path, "r");
 	if (b == NULL) {
 		ERR_clear_error();
-		return say(EX_NOINPUT, "%s: %s (pki revoke takes the certificates pki issue made in "
-		                       "DIR)",
+		return say(EX_NOINPUT,
+		           "%s: %s (pki revoke takes the certificates pki issue made in "
+		           "DIR)",
 		           path, strerror(errno));
 	}
 	X509 *x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL);
@@ -689,7 +690,7 @@ static bool listed(X509_CRL *crl, const ASN1_INTEGER *serial)
  * nextUpdate the CA's notAfter (daemons read it with the time unchecked,
  * as entries are: one CRL lasts as long as the CA). Replaced as a whole:
  * written to a temporary name, fsync'ed, renamed, DIR fsync'ed. */
-static int revoke(const struct pki_args *a)
+static int pki_revoke(const struct pki_args *a)
 {
 	if (a->dir == NULL || a->org != NULL || a->nnames == 0 || a->directory ||
 	    a->nserver + a->nmaster + a->nadmin != 0) {
@@ -716,7 +717,8 @@ static int revoke(const struct pki_args *a)
 		}
 		X509_REVOKED *r = X509_REVOKED_new();
 		if (r == NULL || X509_REVOKED_set_serialNumber(r, serials[i]) != 1 ||
-		    X509_REVOKED_set_revocationDate(r, now) != 1 || X509_CRL_add0_revoked(crl, r) != 1) {
+		    X509_REVOKED_set_revocationDate(r, now) != 1 ||
+		    X509_CRL_add0_revoked(crl, r) != 1) {
 			X509_REVOKED_free(r);
 			rc = openssl_failed(a->names[i]);
 			break;
@@ -725,8 +727,8 @@ static int revoke(const struct pki_args *a)
 	}
 	if (rc == EX_OK &&
 	    (X509_CRL_set1_lastUpdate(crl, now) != 1 ||
-	     X509_CRL_set1_nextUpdate(crl, X509_get0_notAfter(ca)) != 1 || X509_CRL_sort(crl) != 1 ||
-	     X509_CRL_sign(crl, cakey, EVP_sha256()) <= 0))
+	     X509_CRL_set1_nextUpdate(crl, X509_get0_notAfter(ca)) != 1 ||
+	     X509_CRL_sort(crl) != 1 || X509_CRL_sign(crl, cakey, EVP_sha256()) <= 0))
 		rc = openssl_failed("CRL");
 	if (rc == EX_OK) {
 		struct staged f;
@@ -760,7 +762,7 @@ int ctl_pki(const char *verb, const struct pki_args *a)
 	if (verb && strcmp(verb, "issue") == 0)
 		return issue(a);
 	if (verb && strcmp(verb, "revoke") == 0)
-		return revoke(a);
+		return pki_revoke(a);
 	fputs("usage: meshctl pki init --dir DIR --org NAME\n"
 	      "       meshctl --directory SPEC pki issue --dir DIR [--server NAME]... "
 	      "[--master NAME]... [--admin NAME]... [NAME]...\n"

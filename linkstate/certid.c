@@ -99,4 +99,3 @@ bool mm_cert_identity(X509 *cert, char *name, size_t n, enum mm_cert_kind *kind)
 	*kind = k;
 	return true;
 }
-

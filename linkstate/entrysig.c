@@ -23,7 +23,7 @@ struct verdict {
 struct mm_trust {
 	X509_STORE *store;
 	bool crl;
-	struct mm_strmap cache; /* hex of the key → index in verdicts */
+	struct mm_strmap cache;   /* hex of the key → index in verdicts */
 	struct verdict *verdicts; /* CACHE_MAX, made at the first check */
 	size_t n;
 };
@@ -171,10 +171,10 @@ static struct verdict verify(struct mm_trust *t, const mm_entry *e, const uint8_
 	if (v.check == MM_ENTRY_OK) {
 		EVP_PKEY *key = X509_get0_pubkey(x);
 		EVP_MD_CTX *mc = EVP_MD_CTX_new();
-		bool good = key && EVP_PKEY_get_id(key) == EVP_PKEY_ED25519 && mc &&
-		            EVP_DigestVerifyInit(mc, NULL, NULL, NULL, key) == 1 &&
-		            EVP_DigestVerify(mc, e->signature.data, e->signature.len, content,
-		                             len) == 1;
+		bool good =
+		    key && EVP_PKEY_get_id(key) == EVP_PKEY_ED25519 && mc &&
+		    EVP_DigestVerifyInit(mc, NULL, NULL, NULL, key) == 1 &&
+		    EVP_DigestVerify(mc, e->signature.data, e->signature.len, content, len) == 1;
 		EVP_MD_CTX_free(mc);
 		ERR_clear_error();
 		if (!good)
@@ -199,8 +199,8 @@ static void cache_key(const mm_entry *e, const uint8_t *content, size_t len, cha
 	mm_digest_hex(d, hex);
 }
 
-enum mm_entry_check mm_entry_check(struct mm_trust *t, const mm_entry *e,
-                                   const mm_entry *dir_entry, char *signer)
+enum mm_entry_check mm_entry_check(struct mm_trust *t, const mm_entry *e, const mm_entry *dir_entry,
+                                   char *signer)
 {
 	signer[0] = '\0';
 	if (e->signature.len == 0 || e->signer.len == 0)

@@ -56,8 +56,8 @@ const char *mm_entry_check_name(enum mm_entry_check c);
  * of e's group (its candidates); NULL: the group is not in the directory,
  * which fails check 3. The signer's name (when the certificate names a
  * master) goes to signer, MM_CERT_NAME_MAX + 1 bytes, "" otherwise. */
-enum mm_entry_check mm_entry_check(struct mm_trust *t, const mm_entry *e,
-                                   const mm_entry *dir_entry, char *signer);
+enum mm_entry_check mm_entry_check(struct mm_trust *t, const mm_entry *e, const mm_entry *dir_entry,
+                                   char *signer);
 
 /* The name the signer certificate of e gives, checking nothing (meshctl's
  * signed_by); false when it has none. name: MM_CERT_NAME_MAX + 1 bytes. */

@@ -458,7 +458,8 @@ bool mm_tls_apply_crl(SSL_CTX *const *ctxs, size_t n, const char *dir, char *err
 			ok = c && X509_STORE_add_crl(store, c) == 1;
 			X509_CRL_free(c);
 			if (!ok)
-				snprintf(err, errlen, "%s/crl.pem: not a PEM CRL: %s", dir, ssl_error());
+				snprintf(err, errlen, "%s/crl.pem: not a PEM CRL: %s", dir,
+				         ssl_error());
 		} else if (!ok) {
 			snprintf(err, errlen, "%s/ca.pem: %s", dir, ssl_error());
 		}
