@@ -166,8 +166,10 @@ static struct verdict verify(struct mm_trust *t, const mm_entry *e, const uint8_
 	ERR_clear_error();
 	enum mm_cert_kind kind;
 	if (v.check == MM_ENTRY_OK &&
-	    (!mm_cert_identity(x, v.signer, sizeof(v.signer), &kind) || kind != MM_CERT_MASTER))
+	    (!mm_cert_identity(x, v.signer, sizeof(v.signer), &kind) || kind != MM_CERT_MASTER)) {
 		v.check = MM_ENTRY_NOT_MASTER;
+		v.signer[0] = '\0';
+	}
 	if (v.check == MM_ENTRY_OK) {
 		EVP_PKEY *key = X509_get0_pubkey(x);
 		EVP_MD_CTX *mc = EVP_MD_CTX_new();
