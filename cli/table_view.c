@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "entrysig.h"
 #include "json.h"
 #include "topo.h"
 
@@ -77,6 +78,11 @@ static void table_json(FILE *f, const struct mm_table *tb, const struct mm_topo 
 		json_str(&j, e->name);
 		json_key(&j, "master");
 		json_str(&j, e->master[0] ? e->master : NULL);
+		/* who signed it: the name its signer's certificate gives (the
+		 * receivers checked it); null for a directory's baseline */
+		char signer[MM_CERT_NAME_MAX + 1];
+		json_key(&j, "signed_by");
+		json_str(&j, mm_entry_signer_name(e, signer) ? signer : NULL);
 		json_key(&j, "master_candidates");
 		json_begin_arr(&j);
 		for (size_t m = 0; m < e->n_masters; m++) {
@@ -201,6 +207,9 @@ static void table_text(FILE *f, const struct mm_table *tb, const struct mm_topo 
 		const Mailmesh__Version *v = e->version;
 		fprintf(f, "\nRouting group %s\n", e->name);
 		fprintf(f, "  Master     %s\n", e->master[0] ? e->master : "(none up)");
+		char signer[MM_CERT_NAME_MAX + 1];
+		fprintf(f, "  Signed by  %s\n",
+		        mm_entry_signer_name(e, signer) ? signer : "(nobody: the directory's)");
 		fprintf(f,
 		        "  Version    incarnation %" PRIu64 ", major %" PRIu64 ", minor %" PRIu64
 		        ", user %" PRIu64 "\n",

@@ -165,6 +165,9 @@ void node_reload(struct node *n)
 {
 	struct mm_directory dir;
 	struct mm_diag diag = {0};
+	/* DESIGN §7a: crl.pem again, whatever becomes of the directory */
+	if (n->tls_dir && routing_trust_load(n))
+		node_log("reload: %s/ca.pem and crl.pem (when there is one) in use", n->tls_dir);
 	enum mm_load_status st = mm_directory_load(n->dirspec, &dir, &diag);
 	for (size_t i = 0; i < diag.n; i++)
 		node_log("reload: %s: %s", diag.items[i].where, diag.items[i].msg);

@@ -232,6 +232,7 @@ int main(int argc, char **argv)
 			status = EX_CONFIG;
 			goto out;
 		}
+		n->tls_dir = tls;
 		for (size_t i = 0; i < n->nvs; i++)
 			n->vs[i].conf.starttls = true;
 	}
@@ -281,6 +282,12 @@ int main(int argc, char **argv)
 	/* the table (SPOOL/table) and 691, before anything is routed */
 	if ((e = routing_start(n, tls)) != EX_OK) {
 		status = e;
+		goto out;
+	}
+	/* ca.pem and crl.pem: the entries the member takes are checked, and a
+	 * revoked certificate is refused, from the first event on */
+	if (!routing_trust_load(n)) {
+		status = EX_CONFIG;
 		goto out;
 	}
 	n->spool_ev = event_new(n->base, n->spool.event_fd, EV_READ | EV_PERSIST, spool_cb, n);
@@ -341,6 +348,7 @@ out:
 	free(n->fqdn);
 	free(n->mailstore);
 	mm_tls_free(&n->tls);
+	mm_trust_free(n->trust);
 	event_base_free(n->base);
 	if (logf_)
 		fclose(logf_);

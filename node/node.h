@@ -72,7 +72,9 @@ struct node {
 	struct mm_router router;
 	bool configured; /* router and dir are set */
 	struct mm_dns *dns;
-	struct mm_tls tls; /* contexts NULL without --tls */
+	struct mm_tls tls;      /* contexts NULL without --tls */
+	const char *tls_dir;    /* --tls, or NULL */
+	struct mm_trust *trust; /* signed entries: ca.pem and crl.pem; NULL without --tls */
 	struct mm_spool spool;
 	struct mm_qm qm;
 	bool qm_ready;
@@ -151,6 +153,11 @@ void control_close(struct node *n);
  * and every call below does nothing. */
 int routing_start(struct node *n, const char *tls_dir);
 bool routing_on(const struct node *n);
+/* --tls DIR's ca.pem and crl.pem, at start (after routing_start) and at
+ * SIGHUP: the checks of signed entries, and the CRL on every TLS context
+ * (SMTP and 691). False, logged, when they do not load (at SIGHUP the
+ * ones in use stay). */
+bool routing_trust_load(struct node *n);
 /* SIGHUP, after the new directory is in n->dir: the table follows it
  * (entries of incarnation 0), and the queue manager is told. */
 void routing_reload(struct node *n);

@@ -1152,3 +1152,29 @@ const char *routing_master(const struct node *n)
 {
 	return routing_on(n) ? mm_member_master(&n->rt->m) : NULL;
 }
+
+bool routing_trust_load(struct node *n)
+{
+	if (n->tls_dir == NULL)
+		return true;
+	char err[4096 + 256];
+	struct mm_trust *t = mm_tls_trust(n->tls_dir, err, sizeof(err));
+	SSL_CTX *ctxs[4];
+	size_t k = 0;
+	ctxs[k++] = n->tls.server;
+	ctxs[k++] = n->tls.client_verify;
+	if (routing_on(n) && n->rt->net_ready && n->rt->net.tls.accept) {
+		ctxs[k++] = n->rt->net.tls.accept;
+		ctxs[k++] = n->rt->net.tls.dial;
+	}
+	if (t == NULL || !mm_tls_apply_crl(ctxs, k, n->tls_dir, err, sizeof(err))) {
+		node_log("--tls %s: %s", n->tls_dir, err);
+		mm_trust_free(t);
+		return false;
+	}
+	if (routing_on(n))
+		mm_member_trust(&n->rt->m, t, &n->dir.table);
+	mm_trust_free(n->trust);
+	n->trust = t;
+	return true;
+}

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "alloc.h"
+
 /* Accept any certificate during the handshake; whether it chains to the
  * organization's CA is read afterwards with SSL_get_verify_result, so a
  * stranger's certificate lowers no one's session to failure, it only
@@ -477,4 +479,64 @@ bool mm_tls_apply_crl(SSL_CTX *const *ctxs, size_t n, const char *dir, char *err
 	free(ca);
 	free(crl);
 	return ok;
+}
+
+struct mm_trust *mm_tls_trust(const char *dir, char *err, size_t errlen)
+{
+	char *ca, *crl;
+	size_t calen, crllen;
+	if (!mm_tls_trust_text(dir, &ca, &calen, &crl, &crllen, err, errlen))
+		return NULL;
+	struct mm_trust *t = mm_trust_new(ca, calen, crl, crllen, err, errlen);
+	free(ca);
+	free(crl);
+	return t;
+}
+
+bool mm_signer_load(struct mm_signer *s, const char *dir, const char *name, char *err,
+                    size_t errlen)
+{
+	struct material m;
+	*s = (struct mm_signer){0};
+	if (!material(&m, dir, name, err, errlen))
+		return false;
+	BIO *b = BIO_new_file(m.key, "r");
+	s->key = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
+	if (s->key == NULL || EVP_PKEY_get_id(s->key) != EVP_PKEY_ED25519) {
+		snprintf(
+		    err, errlen,
+		    "%s: not an Ed25519 private key: a master signs the entries it issues with "
+		    "Ed25519 (meshctl pki issue makes one for a master)",
+		    m.key);
+		ERR_clear_error();
+		mm_signer_free(s);
+		return false;
+	}
+	b = BIO_new_file(m.cert, "r");
+	X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
+	unsigned char *der = NULL;
+	int n = x ? i2d_X509(x, &der) : -1;
+	bool ok = n > 0 && X509_check_private_key(x, s->key) == 1;
+	X509_free(x);
+	if (!ok) {
+		snprintf(err, errlen, "%s: not the certificate of %s: %s", m.cert, m.key,
+		         ssl_error());
+		OPENSSL_free(der);
+		mm_signer_free(s);
+		return false;
+	}
+	s->cert = mm_xmalloc((size_t)n);
+	memcpy(s->cert, der, (size_t)n);
+	s->certlen = (size_t)n;
+	OPENSSL_free(der);
+	return true;
+}
+
+void mm_signer_free(struct mm_signer *s)
+{
+	EVP_PKEY_free(s->key);
+	free(s->cert);
+	*s = (struct mm_signer){0};
 }

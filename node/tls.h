@@ -45,6 +45,7 @@ bool mm_tls_routing_init(struct mm_tls_routing *t, const char *dir, const char *
 void mm_tls_routing_free(struct mm_tls_routing *t);
 
 #include "certid.h"
+#include "entrysig.h"
 
 /* After a handshake: the identity of a peer whose certificate verified
  * against ca.pem. False when the peer sent no certificate, it did not
@@ -81,6 +82,22 @@ bool mm_tls_trust_text(const char *dir, char **ca, size_t *calen, char **crl, si
  * start and on SIGHUP; false with the reason in err (the contexts keep
  * what they had, save those already done). */
 bool mm_tls_apply_crl(SSL_CTX *const *ctxs, size_t n, const char *dir, char *err, size_t errlen);
+
+/* The entries' trust (entrysig.h) from --tls DIR: ca.pem and crl.pem
+ * (when there is one). NULL with the reason in err. */
+struct mm_trust *mm_tls_trust(const char *dir, char *err, size_t errlen);
+
+/* A master's signing identity (DESIGN §5.2): DIR/NAME.key, an Ed25519 key
+ * (`meshctl pki issue` makes one for every master), and DIR/NAME.pem as
+ * DER, the certificate every entry it signs carries. */
+struct mm_signer {
+	EVP_PKEY *key;
+	uint8_t *cert;
+	size_t certlen;
+};
+bool mm_signer_load(struct mm_signer *s, const char *dir, const char *name, char *err,
+                    size_t errlen);
+void mm_signer_free(struct mm_signer *s);
 
 /* The start check of a daemon (DESIGN §7a), before anything else it does
  * with --tls DIR: the CA's private key stays where `pki init` put it,

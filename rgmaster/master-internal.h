@@ -88,6 +88,15 @@ void mm_m_cand_hello(struct mm_master *m, struct mm_master_conn *c, const Mailme
 void mm_m_cand_gone(struct mm_master *m, struct mm_master_conn *c);
 void mm_m_cand_learned(struct mm_master *m, struct mm_master_conn *c);
 void mm_m_evaluate(struct mm_master *m);
+/* master_members.c: a member's EntryOffer (its own group's entry as
+ * evidence, other groups' entries learned over X-LINK2STATE). */
+void mm_m_entry_offer(struct mm_master *m, struct mm_master_conn *c, const Mailmesh__EntryOffer *o);
+/* A member's claim of a version of our group above ours (its Hello, its
+ * summary): with signed entries, only the entry a candidate signed is
+ * evidence, so the master asks for it (an EntryRequest); without, the
+ * claim is. */
+void mm_m_member_claim(struct mm_master *m, struct mm_master_conn *c, const Mailmesh__Version *v,
+                       uint64_t incarnation_seen);
 /* master_members.c: the issue timer (MM_MASTER_TIMER_ISSUE). */
 void mm_m_issue_timer(struct mm_master *m);
 /* A version of our group seen elsewhere: count it, and go above it when we

@@ -204,6 +204,7 @@ void mm_master_init(struct mm_master *m, const struct mm_master_conf *conf,
 		m->conf.frame_limit = 1024;
 	m->self = mm_xstrdup(self);
 	mm_table_init(&m->table);
+	mm_table_init(&m->dir);
 	mm_digest_cache_init(&m->dcache);
 }
 
@@ -237,6 +238,7 @@ void mm_master_free(struct mm_master *m)
 	mm_entry_free(m->own);
 	mm_entry_free(m->dir_entry);
 	mm_table_free(&m->table);
+	mm_table_free(&m->dir);
 	mm_digest_cache_free(&m->dcache);
 	free(m->self);
 	free(m->group);
@@ -309,8 +311,10 @@ bool mm_master_start(struct mm_master *m, const struct mm_directory *dir,
 	}
 	m->group = mm_xstrdup(mine->name);
 	m->priority = prio;
-	for (size_t g = 0; g < dir->table.n; g++)
+	for (size_t g = 0; g < dir->table.n; g++) {
 		mm_table_merge(&m->table, mm_entry_clone(dir->table.entries[g]));
+		mm_table_merge(&m->dir, mm_entry_clone(dir->table.entries[g]));
+	}
 	m->dir_entry = mm_entry_clone(mine);
 	servers_build(m, mine);
 	m->persisted = m->highest_seen = persisted_incarnation;
@@ -407,6 +411,10 @@ bool mm_master_directory(struct mm_master *m, const struct mm_directory *dir)
 	}
 	mm_entry_free(m->dir_entry);
 	m->dir_entry = mm_entry_clone(mine);
+	mm_table_free(&m->dir);
+	mm_table_init(&m->dir);
+	for (size_t g = 0; g < dir->table.n; g++)
+		mm_table_merge(&m->dir, mm_entry_clone(dir->table.entries[g]));
 	m->priority = prio;
 	servers_build(m, mine);
 	mm_m_cands_build(m, mine);
@@ -761,6 +769,13 @@ void mm_master_frame(struct mm_master *m, uint32_t conn, const Mailmesh__Frame *
 		mm_m_table_push(m, c, f->table_push);
 		return;
 	case MAILMESH__FRAME__BODY_DIGEST_PROBE: mm_m_digest_probe(m, c, f->digest_probe); return;
+	case MAILMESH__FRAME__BODY_ENTRY_OFFER:
+		if (c->kind != CONN_NODE) {
+			close_fmt(m, c, "an EntryOffer from a candidate: only members offer");
+			return;
+		}
+		mm_m_entry_offer(m, c, f->entry_offer);
+		return;
 	default: return; /* a Reply nobody asked for */
 	}
 }
@@ -859,4 +874,9 @@ size_t mm_master_members(const struct mm_master *m)
 	for (size_t i = 0; i < m->nservers; i++)
 		n += m->servers[i].session != NULL;
 	return n;
+}
+
+void mm_master_trust(struct mm_master *m, struct mm_trust *trust)
+{
+	m->trust = trust;
 }

@@ -88,6 +88,7 @@
 #include "digest.h"
 #include "mailmesh.pb-c.h"
 #include "org.h"
+#include "entrysig.h"
 #include "table.h"
 #include "u64map.h"
 
@@ -99,8 +100,6 @@
  * our group above it is not taken, a persisted one above it is refused:
  * otherwise "above everything seen" could wrap. */
 #define MM_MASTER_INCARNATION_MAX ((1ull << 53) - 1)
-/* evidence of an incarnation further ahead of the wall clock is ignored */
-#define MM_MASTER_INCARNATION_AHEAD_S (365ull * 86400)
 
 /* Settings, with their defaults (mm_master_conf_default). */
 struct mm_master_conf {
@@ -161,6 +160,10 @@ struct mm_master_env {
 	                      const char *role, bool json);
 	/* Optional: the table changed (metrics, meshctl). */
 	void (*table_changed)(void *ctx);
+	/* Optional: sign e, our group's entry as we issue it (entrysig.h,
+	 * mm_entry_sign with our key and certificate). Without it (insecure)
+	 * entries go unsigned. */
+	void (*sign)(void *ctx, mm_entry *e);
 };
 
 enum mm_master_role {
@@ -242,12 +245,21 @@ struct mm_master {
 	bool grace_over;
 	/* changes applied to own whose version waits for the issue timer */
 	bool pending_minor, pending_user;
+	/* signed entries (mm_master_trust): the directory's table, for which
+	 * masters are candidates of which group; trust NULL: none checked */
+	struct mm_table dir;
+	struct mm_trust *trust;
 };
 
 void mm_master_init(struct mm_master *m, const struct mm_master_conf *conf,
                     const struct mm_master_env *env, const char *self);
 /* Frees everything; connections still open are the driver's to close. */
 void mm_master_free(struct mm_master *m);
+
+/* Signed entries (DESIGN §5.2): entries of other groups from candidates
+ * and members, and our own group's entry as evidence, are checked against
+ * trust (the caller's, until the next call); NULL checks nothing. */
+void mm_master_trust(struct mm_master *m, struct mm_trust *trust);
 
 /* --- events ------------------------------------------------------------- */
 

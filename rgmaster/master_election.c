@@ -361,12 +361,12 @@ void mm_m_evidence(struct mm_master *m, const Mailmesh__Version *v, uint64_t inc
 	if (v && v->incarnation > seen)
 		seen = v->incarnation;
 	char q[QUOTE_LEN];
-	/* incarnations are about wall-clock seconds: one beyond a year ahead
-	 * of our clock, or at the maximum we could never go above, is a
-	 * forgery or a broken peer, and would wedge the group */
-	int64_t wall_s = m->env.wall_ms(m->env.ctx) / 1000;
-	if (seen >= MM_MASTER_INCARNATION_MAX ||
-	    (wall_s > 0 && seen > (uint64_t)wall_s + MM_MASTER_INCARNATION_AHEAD_S)) {
+	/* one at the maximum we could never go above would wedge the group.
+	 * No bound by the clock: a candidate whose clock is a year ahead
+	 * issues genuine entries that far up, and a master ignoring them
+	 * would publish below what its members hold, for ever; with signed
+	 * entries only a candidate's signature counts as evidence anyway */
+	if (seen >= MM_MASTER_INCARNATION_MAX) {
 		mm_m_log(m, "%s claims incarnation %" PRIu64 " of group %s: out of range, ignored",
 		         mm_m_q(q, who), seen, m->group);
 		return;

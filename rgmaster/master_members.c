@@ -247,6 +247,9 @@ void mm_m_push_full(struct mm_master *m, struct mm_master_conn *c)
 static void table_take_own(struct mm_master *m)
 {
 	mm_entry *copy = mm_entry_clone(m->own);
+	/* DESIGN §5.2: every entry a master issues is signed by it */
+	if (m->env.sign)
+		m->env.sign(m->env.ctx, copy);
 	for (size_t i = 0; i < m->table.n; i++)
 		if (strcmp(m->table.entries[i]->name, m->group) == 0) {
 			mm_entry_free(m->table.entries[i]);
@@ -375,7 +378,8 @@ void mm_m_maybe_publish(struct mm_master *m)
 void mm_m_member_hello(struct mm_master *m, struct mm_master_conn *c, const Mailmesh__Hello *h)
 {
 	char q[QUOTE_LEN];
-	mm_m_evidence(m, h->version, h->incarnation_seen, c->name, true);
+	if (m->role != MM_MASTER_ACTIVE)
+		mm_m_member_claim(m, c, h->version, h->incarnation_seen); /* counted */
 	if (m->role != MM_MASTER_ACTIVE) {
 		const char *active = mm_m_active_name(m);
 		mm_m_send_hello(m, c);
@@ -396,6 +400,7 @@ void mm_m_member_hello(struct mm_master *m, struct mm_master_conn *c, const Mail
 	s->session = c;
 	mm_m_log(m, "conn %" PRIu32 ": member %s", c->id, mm_m_q(q, c->name));
 	mm_m_send_hello(m, c);
+	mm_m_member_claim(m, c, h->version, h->incarnation_seen);
 	if (m->published)
 		mm_m_push_full(m, c);
 }
@@ -612,13 +617,19 @@ static bool digest_equal(const struct mm_master *m, ProtobufCBinaryData d)
 	return d.len == MM_DIGEST_LEN && memcmp(d.data, m->digest, MM_DIGEST_LEN) == 0;
 }
 
+static void request_newer(struct mm_master *m, struct mm_master_conn *c,
+                          const Mailmesh__DigestProbe *p);
+
 void mm_m_digest_probe(struct mm_master *m, struct mm_master_conn *c,
                        const Mailmesh__DigestProbe *p)
 {
 	for (size_t i = 0; i < p->n_entries; i++)
-		if (strcmp(p->entries[i]->group, m->group) == 0)
-			mm_m_evidence(m, p->entries[i]->version, 0, c->name,
-			              c->kind != CONN_MASTER);
+		if (strcmp(p->entries[i]->group, m->group) == 0) {
+			if (c->kind == CONN_MASTER)
+				mm_m_evidence(m, p->entries[i]->version, 0, c->name, false);
+			else
+				mm_m_member_claim(m, c, p->entries[i]->version, 0);
+		}
 	if (!m->started)
 		return;
 	if (m->role == MM_MASTER_ACTIVE) {
@@ -627,6 +638,8 @@ void mm_m_digest_probe(struct mm_master *m, struct mm_master_conn *c,
 		 * rule at its end) */
 		if (!m->published || digest_equal(m, p->digest))
 			return;
+		if (c->kind == CONN_NODE)
+			request_newer(m, c, p);
 		const mm_entry **delta;
 		size_t n =
 		    mm_table_delta(&m->table, (const Mailmesh__EntrySummary *const *)p->entries,
@@ -654,6 +667,152 @@ void mm_m_digest_probe(struct mm_master *m, struct mm_master_conn *c,
 	mm_summary_free(&sum);
 }
 
+/* The entries of these groups, as the table now holds them, to every
+ * member and candidate (active and published only). */
+static void push_changed(struct mm_master *m, char *const *names, size_t nnames)
+{
+	if (m->role != MM_MASTER_ACTIVE || !m->published)
+		return;
+	const mm_entry **es = mm_xcalloc(nnames, sizeof(*es));
+	size_t n = 0;
+	for (size_t i = 0; i < nnames; i++) {
+		const mm_entry *e = mm_table_find(&m->table, names[i]);
+		bool dup = false;
+		for (size_t j = 0; j < n && !dup; j++)
+			dup = es[j] == e;
+		if (e && !dup)
+			es[n++] = e;
+	}
+	mm_m_push_entries(m, NULL, false, es, n);
+	free(es);
+}
+
+/* Would e replace what we hold (newer, or equal with other content for
+ * the conflict rule), and does it pass the checks of signed entries? A
+ * refusal is logged. */
+static bool entry_passes(struct mm_master *m, const mm_entry *e, const char *from)
+{
+	const mm_entry *have = mm_table_find(&m->table, e->name);
+	if (have) {
+		int c = mm_version_cmp(e->version, have->version);
+		uint8_t a[MM_DIGEST_LEN], b[MM_DIGEST_LEN];
+		if (c < 0)
+			return false;
+		if (c == 0) {
+			mm_entry_digest(e, a);
+			mm_entry_digest(have, b);
+			if (memcmp(a, b, MM_DIGEST_LEN) == 0)
+				return false;
+		}
+	}
+	if (m->trust == NULL)
+		return true;
+	char signer[MM_CERT_NAME_MAX + 1], q1[QUOTE_LEN], q2[QUOTE_LEN];
+	enum mm_entry_check k =
+	    mm_entry_check(m->trust, e, mm_table_find(&m->dir, e->name), signer);
+	if (k == MM_ENTRY_OK)
+		return true;
+	mm_m_log(m, "entry of group %s from %s: %s%s%s: dropped", mm_m_q(q1, e->name),
+	         mm_m_q(q2, from), mm_entry_check_name(k), signer[0] ? ", signed by " : "", signer);
+	return false;
+}
+
+static void send_request(struct mm_master *m, struct mm_master_conn *c, char **groups, size_t n)
+{
+	if (n == 0)
+		return;
+	Mailmesh__EntryRequest r = MAILMESH__ENTRY_REQUEST__INIT;
+	r.n_groups = n;
+	r.groups = groups;
+	Mailmesh__Frame f = MAILMESH__FRAME__INIT;
+	f.body_case = MAILMESH__FRAME__BODY_ENTRY_REQUEST;
+	f.entry_request = &r;
+	mm_m_send(m, c, &f);
+}
+
+/* A member's summary names entries of other groups newer than ours (a
+ * bridgehead learned them over X-LINK2STATE while we did not hear): ask
+ * for them. */
+static void request_newer(struct mm_master *m, struct mm_master_conn *c,
+                          const Mailmesh__DigestProbe *p)
+{
+	char **want = mm_xcalloc(p->n_entries + 1, sizeof(*want));
+	size_t n = 0;
+	for (size_t i = 0; i < p->n_entries; i++) {
+		const Mailmesh__EntrySummary *s = p->entries[i];
+		if (strcmp(s->group, m->group) == 0 || s->version == NULL ||
+		    s->version->incarnation == 0 || mm_table_find(&m->dir, s->group) == NULL)
+			continue;
+		const mm_entry *have = mm_table_find(&m->table, s->group);
+		if (have == NULL || mm_version_cmp(s->version, have->version) > 0)
+			want[n++] = s->group;
+	}
+	send_request(m, c, want, n);
+	free(want);
+}
+
+void mm_m_member_claim(struct mm_master *m, struct mm_master_conn *c, const Mailmesh__Version *v,
+                       uint64_t incarnation_seen)
+{
+	if (m->trust == NULL) {
+		mm_m_evidence(m, v, incarnation_seen, c->name, true);
+		return;
+	}
+	/* counted as seen all the same: a candidate becoming active goes
+	 * above it; only an entry a candidate signed moves an active master */
+	uint64_t seen = incarnation_seen;
+	if (v && v->incarnation > seen)
+		seen = v->incarnation;
+	if (seen < MM_MASTER_INCARNATION_MAX && seen > m->highest_seen)
+		m->highest_seen = seen;
+	if (m->role != MM_MASTER_ACTIVE || m->own == NULL)
+		return;
+	const Mailmesh__Version *own = m->own->version;
+	if (incarnation_seen <= own->incarnation && mm_version_cmp(v, own) <= 0)
+		return;
+	char *g = m->group;
+	send_request(m, c, &g, 1);
+}
+
+void mm_m_entry_offer(struct mm_master *m, struct mm_master_conn *c, const Mailmesh__EntryOffer *o)
+{
+	char q[QUOTE_LEN];
+	char **changed = mm_xcalloc(o->n_entries + 1, sizeof(*changed));
+	size_t nchanged = 0;
+	for (size_t i = 0; i < o->n_entries; i++) {
+		const mm_entry *e = o->entries[i];
+		if (e->name[0] == '\0' || e->version == NULL || e->version->incarnation == 0)
+			continue; /* a directory's baseline never travels */
+		if (mm_table_find(&m->dir, e->name) == NULL)
+			continue; /* a group our directory lacks */
+		if (strcmp(e->name, m->group) == 0) {
+			/* our own group: evidence, when a candidate signed it */
+			char signer[MM_CERT_NAME_MAX + 1];
+			if (m->trust == NULL ||
+			    mm_entry_check(m->trust, e, m->dir_entry, signer) == MM_ENTRY_OK)
+				mm_m_evidence(m, e->version, 0, c->name, true);
+			else
+				mm_m_log(m,
+				         "conn %" PRIu32 ": an entry of our group from %s that no "
+				         "candidate signed: no evidence",
+				         c->id, mm_m_q(q, c->name));
+			continue;
+		}
+		if (!entry_passes(m, e, c->name))
+			continue;
+		enum mm_merge r = mm_table_merge(&m->table, mm_entry_clone(e));
+		if (r == MM_MERGE_NEWER || r == MM_MERGE_CONFLICT_WON)
+			changed[nchanged++] = e->name;
+	}
+	if (nchanged) {
+		mm_m_log(m, "conn %" PRIu32 ": %zu entries of other groups taken from %s", c->id,
+		         nchanged, mm_m_q(q, c->name));
+		mm_m_table_changed(m);
+		push_changed(m, changed, nchanged);
+	}
+	free(changed);
+}
+
 void mm_m_table_push(struct mm_master *m, struct mm_master_conn *c, const Mailmesh__TablePush *p)
 {
 	char q[QUOTE_LEN];
@@ -673,6 +832,8 @@ void mm_m_table_push(struct mm_master *m, struct mm_master_conn *c, const Mailme
 			continue; /* we could never go above it (logged as evidence) */
 		if (e->version == NULL || e->version->incarnation == 0)
 			continue; /* a directory's baseline never travels */
+		if (!entry_passes(m, e, c->name))
+			continue;
 		enum mm_merge r = mm_table_merge(&m->table, mm_entry_clone(e));
 		if (r == MM_MERGE_CONFLICT_WON || r == MM_MERGE_CONFLICT_LOST)
 			mm_m_log(m,
@@ -685,20 +846,7 @@ void mm_m_table_push(struct mm_master *m, struct mm_master_conn *c, const Mailme
 	}
 	if (nchanged) {
 		mm_m_table_changed(m);
-		if (m->role == MM_MASTER_ACTIVE && m->published) {
-			const mm_entry **es = mm_xcalloc(nchanged, sizeof(*es));
-			size_t n = 0;
-			for (size_t i = 0; i < nchanged; i++) {
-				const mm_entry *e = mm_table_find(&m->table, changed[i]);
-				bool dup = false;
-				for (size_t j = 0; j < n && !dup; j++)
-					dup = es[j] == e;
-				if (e && !dup)
-					es[n++] = e;
-			}
-			mm_m_push_entries(m, NULL, false, es, n);
-			free(es);
-		}
+		push_changed(m, changed, nchanged);
 	}
 	free(changed);
 	if (c->kind == CONN_MASTER)

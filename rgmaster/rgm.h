@@ -15,6 +15,7 @@
 
 #include "master.h"
 #include "net691.h"
+#include "tls.h"
 #include "u64map.h"
 
 /* The first frame of a connection (a Hello) is read up to this size. */
@@ -48,7 +49,16 @@ struct rgm {
 	struct mm_u64map conns;  /* connection number -> struct rgm_conn */
 	struct rgm_conn *grave;  /* closed while a callback may still hold them */
 	struct event *later;     /* frees the grave on the next turn */
+	/* --tls: the entries we issue are signed with signer; those we take
+	 * are checked against trust (ca.pem and crl.pem, again at SIGHUP) */
+	const char *tls;
+	struct mm_signer signer;
+	struct mm_trust *trust;
 };
+
+/* rgmaster.c: --tls DIR's trust (and the CRL on the 691 contexts), at
+ * start and at SIGHUP; false (logged) when it does not load. */
+bool rgm_trust_load(struct rgm *r);
 
 /* rgmaster.c */
 void rgm_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -190,6 +190,16 @@ static char *render(void *ctx, const struct mm_table *t, const char *server, con
 	return mm_table_render(t, r->org, server, role, json);
 }
 
+/* DESIGN §5.2: every entry we issue, signed with our key */
+static void sign(void *ctx, mm_entry *e)
+{
+	struct rgm *r = ctx;
+	if (!mm_entry_sign(e, r->signer.key, r->signer.cert, r->signer.certlen))
+		rgm_log("cannot sign the entry of group %s: it goes unsigned, and no one takes "
+		        "it",
+		        e->name);
+}
+
 void rgm_env(struct rgm *r, struct mm_master_env *env)
 {
 	*env = (struct mm_master_env){.ctx = r,
@@ -203,7 +213,8 @@ void rgm_env(struct rgm *r, struct mm_master_env *env)
 	                              .dial = dial,
 	                              .persist_incarnation = persist,
 	                              .log = log_line,
-	                              .table_render = render};
+	                              .table_render = render,
+	                              .sign = r->signer.key ? sign : NULL};
 }
 
 /* --- the transport's events ----------------------------------------------- */

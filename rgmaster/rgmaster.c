@@ -213,12 +213,33 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(r->base, NULL);
 }
 
+bool rgm_trust_load(struct rgm *r)
+{
+	char err[4096 + 256];
+	struct mm_trust *t = mm_tls_trust(r->tls, err, sizeof(err));
+	SSL_CTX *ctxs[] = {r->net.tls.accept, r->net.tls.dial};
+	if (t == NULL || !mm_tls_apply_crl(ctxs, 2, r->tls, err, sizeof(err))) {
+		rgm_log("--tls %s: %s", r->tls, err);
+		mm_trust_free(t);
+		return false;
+	}
+	if (r->m_ready)
+		mm_master_trust(&r->m, t);
+	mm_trust_free(r->trust);
+	r->trust = t;
+	return true;
+}
+
 static void hup_cb(evutil_socket_t sig, short what, void *arg)
 {
 	(void)sig, (void)what;
 	struct rgm *r = arg;
 	struct mm_directory dir;
 	rgm_log("SIGHUP: reading the directory again");
+	/* DESIGN §7a: crl.pem again; a revoked certificate is refused from
+	 * the next handshake on, and a revoked master's entries dropped */
+	if (r->tls && rgm_trust_load(r))
+		rgm_log("reload: ca.pem%s in use", r->trust ? " and crl.pem (if any)" : "");
 	if (load_directory(r->dirspec, &dir, "reload") != EX_OK) {
 		rgm_log("reload: the directory does not load; the one in use stays");
 		mm_directory_free(&dir);
@@ -308,6 +329,7 @@ int main(int argc, char **argv)
 			status = EX_CONFIG;
 			goto out_log;
 		}
+		r->tls = tls;
 	}
 	signal(SIGPIPE, SIG_IGN);
 
@@ -352,6 +374,17 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	r->net_ready = true;
+	if (tls && !mm_signer_load(&r->signer, tls, r->name, err, sizeof(err))) {
+		rgm_log("--tls %s: %s; not starting", tls, err);
+		mm_directory_free(&dir);
+		status = EX_CONFIG;
+		goto out;
+	}
+	if (tls && !rgm_trust_load(r)) {
+		mm_directory_free(&dir);
+		status = EX_CONFIG;
+		goto out;
+	}
 	/* a connection gets one dead interval to be made and its TLS done,
 	 * as it gets one for its Hello (docs/protocol.md, "Liveness") */
 	uint64_t dead = set.ping_interval_ms * set.dead_after;
@@ -374,6 +407,7 @@ int main(int argc, char **argv)
 	struct mm_master_env env;
 	rgm_env(r, &env);
 	mm_master_init(&r->m, &conf, &env, r->name);
+	mm_master_trust(&r->m, r->trust);
 	r->m_ready = true;
 
 	if (!mm_net_listen(&r->net, r->address, err, sizeof(err))) {
@@ -413,6 +447,8 @@ out:
 		mm_master_free(&r->m);
 	if (r->net_ready)
 		mm_net_free(&r->net);
+	mm_trust_free(r->trust);
+	mm_signer_free(&r->signer);
 	rgm_env_free(r);
 	if (r->base)
 		event_base_free(r->base);

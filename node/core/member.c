@@ -538,6 +538,7 @@ static void dcands_free(struct mm_member *m)
 
 void mm_member_directory_cands(struct mm_member *m, const struct mm_table *dir)
 {
+	m->dir = dir; /* which masters are candidates of which group */
 	dcands_free(m);
 	const mm_entry *e = mm_table_find(dir, m->group);
 	if (e == NULL || e->n_masters == 0)
@@ -791,43 +792,158 @@ static bool entry_valid(const mm_entry *e)
 	return e != NULL && e->name[0] != '\0';
 }
 
+void mm_member_trust(struct mm_member *m, struct mm_trust *trust, const struct mm_table *dir)
+{
+	m->trust = trust;
+	m->dir = dir;
+}
+
+/* DESIGN §5.2, in its order: a baseline never travels; a group the
+ * directory lacks is dropped; the node's own group comes from its master
+ * alone; then the version (newer, or equal with other content: the
+ * conflict rule may take it), cheap, first; then the signature. */
+static enum mm_take judge(struct mm_member *m, const mm_entry *e, bool from_master, char *why,
+                          size_t whylen)
+{
+	char q[300];
+	if (incarnation_of(e) == 0)
+		return MM_TAKE_DROPPED;
+	if (m->dir && mm_table_find(m->dir, e->name) == NULL)
+		return MM_TAKE_DROPPED;
+	if (!from_master && strcmp(e->name, m->group) == 0)
+		return MM_TAKE_DROPPED;
+	const mm_entry *have = mm_table_find(&m->base, e->name);
+	if (have) {
+		int c = mm_version_cmp(e->version, have->version);
+		if (c < 0 || (c == 0 && same_entry(e, have)))
+			return MM_TAKE_DROPPED;
+	}
+	if (m->trust == NULL)
+		return MM_TAKE_TAKEN;
+	char signer[MM_CERT_NAME_MAX + 1];
+	enum mm_entry_check k =
+	    mm_entry_check(m->trust, e, m->dir ? mm_table_find(m->dir, e->name) : NULL, signer);
+	if (k == MM_ENTRY_OK)
+		return MM_TAKE_TAKEN;
+	snprintf(why, whylen, "entry of group %s at version (%llu, %llu, %llu, %llu): %s%s%s",
+	         mm_logfmt_quote(q, sizeof(q), e->name), (unsigned long long)incarnation_of(e),
+	         (unsigned long long)(e->version ? e->version->major : 0),
+	         (unsigned long long)(e->version ? e->version->minor : 0),
+	         (unsigned long long)(e->version ? e->version->user : 0), mm_entry_check_name(k),
+	         signer[0] ? ", signed by " : "", signer);
+	return MM_TAKE_REFUSED;
+}
+
+/* Merge one judged entry (taken over); true when base changed. */
+static bool merge_one(struct mm_member *m, mm_entry *e)
+{
+	char name[256], q[300];
+	snprintf(name, sizeof(name), "%s", e->name);
+	Mailmesh__Version v = MAILMESH__VERSION__INIT;
+	if (e->version)
+		v = *e->version;
+	if (strcmp(name, m->group) == 0)
+		note_incarnation(m, v.incarnation);
+	enum mm_merge r = mm_table_merge(&m->base, e);
+	if (r == MM_MERGE_CONFLICT_WON || r == MM_MERGE_CONFLICT_LOST) {
+		uint8_t d[MM_DIGEST_LEN];
+		char hex[2 * MM_DIGEST_LEN + 1];
+		mm_entry_digest(mm_table_find(&m->base, name), d);
+		mm_digest_hex(d, hex);
+		mlog(m,
+		     "member: conflict on %s at version (%llu, %llu, %llu, %llu): kept %s, "
+		     "digest %s (the greater wins)",
+		     mm_logfmt_quote(q, sizeof(q), name), (unsigned long long)v.incarnation,
+		     (unsigned long long)v.major, (unsigned long long)v.minor,
+		     (unsigned long long)v.user,
+		     r == MM_MERGE_CONFLICT_WON ? "the one received" : "ours", hex);
+	}
+	return r == MM_MERGE_NEWER || r == MM_MERGE_CONFLICT_WON;
+}
+
+/* An EntryOffer of base's entries of these groups (those a master issued)
+ * to the master, when one is connected. */
+static void offer(struct mm_member *m, char *const *groups, size_t n)
+{
+	if (m->state != MM_MEMBER_ESTABLISHED || n == 0)
+		return;
+	Mailmesh__GroupEntry **es = mm_xcalloc(n, sizeof(*es));
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		mm_entry *e = mm_table_find(&m->base, groups[i]);
+		if (e && incarnation_of(e) > 0)
+			es[k++] = e;
+	}
+	if (k > 0) {
+		Mailmesh__EntryOffer o = MAILMESH__ENTRY_OFFER__INIT;
+		o.n_entries = k;
+		o.entries = es;
+		Mailmesh__Frame f = MAILMESH__FRAME__INIT;
+		f.body_case = MAILMESH__FRAME__BODY_ENTRY_OFFER;
+		f.entry_offer = &o;
+		send_frame(m, &f);
+	}
+	free(es);
+}
+
+unsigned mm_member_take(struct mm_member *m, mm_entry **e, size_t n, const char *peer,
+                        enum mm_take *res, char *why, size_t whylen)
+{
+	char q[300], w[600];
+	bool changed = false;
+	char **taken = mm_xcalloc(n + 1, sizeof(*taken));
+	size_t nt = 0;
+	if (whylen)
+		why[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		res[i] = entry_valid(e[i]) ? judge(m, e[i], false, w, sizeof(w)) : MM_TAKE_DROPPED;
+		if (res[i] == MM_TAKE_REFUSED) {
+			mlog(m, "member: from %s: %s: dropped", mm_logfmt_quote(q, sizeof(q), peer),
+			     w);
+			if (whylen && why[0] == '\0')
+				snprintf(why, whylen, "%s", w);
+		}
+		if (res[i] != MM_TAKE_TAKEN) {
+			mm_entry_free(e[i]);
+			continue;
+		}
+		taken[nt++] = mm_xstrdup(e[i]->name);
+		changed |= merge_one(m, e[i]);
+	}
+	offer(m, taken, nt);
+	for (size_t i = 0; i < nt; i++)
+		free(taken[i]);
+	free(taken);
+	if (!changed)
+		return 0;
+	save(m);
+	return view_refresh(m, true) ? MM_MEMBER_TABLE_CHANGED : 0;
+}
+
+static void on_request(struct mm_member *m, const Mailmesh__EntryRequest *r)
+{
+	offer(m, r->groups, r->n_groups);
+}
+
 static unsigned on_push(struct mm_member *m, Mailmesh__TablePush *p)
 {
 	for (size_t i = 0; i < p->n_entries; i++)
 		if (!entry_valid(p->entries[i]))
 			return drop(m, "a pushed entry has no group name");
 	bool changed = false;
+	char why[600], q[300];
 	for (size_t i = 0; i < p->n_entries; i++) {
 		mm_entry *e = p->entries[i];
-		p->entries[i] = NULL; /* the table takes it over */
-		if (incarnation_of(e) == 0) {
-			/* DESIGN §3: a directory's baseline never travels; ours
-			 * comes from our own directory */
+		p->entries[i] = NULL; /* taken over */
+		enum mm_take t = judge(m, e, true, why, sizeof(why));
+		if (t == MM_TAKE_REFUSED)
+			mlog(m, "member: from master %s: %s: dropped",
+			     mm_logfmt_quote(q, sizeof(q), m->peer ? m->peer : "?"), why);
+		if (t != MM_TAKE_TAKEN) {
 			mm_entry_free(e);
 			continue;
 		}
-		char name[256], q[300];
-		snprintf(name, sizeof(name), "%s", e->name);
-		Mailmesh__Version v = MAILMESH__VERSION__INIT;
-		if (e->version)
-			v = *e->version;
-		if (strcmp(name, m->group) == 0)
-			note_incarnation(m, v.incarnation);
-		enum mm_merge r = mm_table_merge(&m->base, e);
-		if (r == MM_MERGE_CONFLICT_WON || r == MM_MERGE_CONFLICT_LOST) {
-			uint8_t d[MM_DIGEST_LEN];
-			char hex[2 * MM_DIGEST_LEN + 1];
-			mm_entry_digest(mm_table_find(&m->base, name), d);
-			mm_digest_hex(d, hex);
-			mlog(m,
-			     "member: conflict on %s at version (%llu, %llu, %llu, %llu): kept %s, "
-			     "digest %s (the greater wins)",
-			     mm_logfmt_quote(q, sizeof(q), name), (unsigned long long)v.incarnation,
-			     (unsigned long long)v.major, (unsigned long long)v.minor,
-			     (unsigned long long)v.user,
-			     r == MM_MERGE_CONFLICT_WON ? "the master's" : "ours", hex);
-		}
-		changed |= r == MM_MERGE_NEWER || r == MM_MERGE_CONFLICT_WON;
+		changed |= merge_one(m, e);
 	}
 	p->n_entries = 0; /* every entry was taken */
 	if (!changed)
@@ -861,6 +977,7 @@ static unsigned on_frame(struct mm_member *m, Mailmesh__Frame *f, bool *gone)
 	switch (f->body_case) {
 	case MAILMESH__FRAME__BODY_TABLE_PUSH: r = on_push(m, f->table_push); break;
 	case MAILMESH__FRAME__BODY_DIGEST_PROBE: on_probe(m, f->digest_probe); break;
+	case MAILMESH__FRAME__BODY_ENTRY_REQUEST: on_request(m, f->entry_request); break;
 	case MAILMESH__FRAME__BODY_PING: {
 		Mailmesh__Pong pong = MAILMESH__PONG__INIT;
 		pong.nonce = f->ping->nonce;

@@ -52,6 +52,7 @@
 
 #include "connstate.h"
 #include "digest.h"
+#include "entrysig.h"
 #include "frame.h"
 #include "table.h"
 
@@ -157,6 +158,17 @@ struct mm_member {
 	} * dcands;
 	size_t ndcands;
 	uint32_t redirects, round;
+	/* signed entries (mm_member_trust): NULL trust takes them unsigned */
+	struct mm_trust *trust;
+	const struct mm_table *dir;
+};
+
+/* What becomes of one entry a peer hands over. */
+enum mm_take {
+	MM_TAKE_TAKEN,   /* newer, and it passed every check: merged */
+	MM_TAKE_DROPPED, /* older or the same, a baseline, a group the directory
+	                  * lacks, or the node's own group: nothing to do */
+	MM_TAKE_REFUSED, /* newer, but it failed a check (entrysig.h) */
 };
 
 /* table: read from SPOOL/table, or the directory's when there is none; the
@@ -184,6 +196,22 @@ bool mm_member_merge_directory(struct mm_table *t, const struct mm_table *dir);
 /* The same on base (SIGHUP): saved when it changed. Refused, and logged,
  * when the result has no entry of the node's group holding this server. */
 unsigned mm_member_directory(struct mm_member *m, const struct mm_table *dir);
+
+/* Signed entries (DESIGN §5.2): every entry the master pushes, and every
+ * entry mm_member_take is given, is checked against trust and dir (the
+ * directory's table: which masters are candidates of which group) before
+ * it may replace anything. trust NULL (insecure, tests of the plain path):
+ * no check. Both the caller's, until the next call. */
+void mm_member_trust(struct mm_member *m, struct mm_trust *trust, const struct mm_table *dir);
+
+/* Entries of other groups a bridgehead was given over X-LINK2STATE by
+ * peer (a server's name, for logs); the machine takes e[0..n) over. Each
+ * is judged (res[i]): the node's own group is settled inside the group and
+ * never taken this way. Those taken are merged, saved, and offered to the
+ * master (an EntryOffer) when one is connected; the first refusal's reason
+ * goes to why. */
+unsigned mm_member_take(struct mm_member *m, mm_entry **e, size_t n, const char *peer,
+                        enum mm_take *res, char *why, size_t whylen);
 
 /* Dial the first candidate. */
 unsigned mm_member_start(struct mm_member *m);

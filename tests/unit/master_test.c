@@ -1776,7 +1776,7 @@ static void test_three_candidates(void **state)
 	}
 }
 
-/* Incarnations out of range (over 2^53 - 1) are no evidence: a member
+/* Incarnations out of range (2^53 - 1 and over) are no evidence: a member
  * claiming UINT64_MAX changes nothing, a candidate pushing our entry at
  * 2^60 to a standby is not taken, a persisted one is refused at start.
  * Mutations seen caught: the range check dropped from mm_m_evidence (the
@@ -1794,25 +1794,14 @@ static void test_incarnation_range(void **state)
 	EXPECT_TAKE(w, 0, 1, "Hello(ACTIVE)");
 	world_free(w);
 
-	/* exactly the maximum, and a year and more ahead of the clock: refused
-	 * too, since no incarnation could go above the first and the second
-	 * would stall the group for a year (mutation caught: the check without
-	 * the wall-clock bound. The exact maximum is refused three times over:
-	 * by that bound, by ">=", and by take_incarnation never writing above
-	 * the maximum -- no single one of those mutations shows here) */
+	/* exactly the maximum: refused too, since no incarnation could go
+	 * above it (refused twice over: by ">=", and by take_incarnation
+	 * never writing above the maximum -- neither mutation alone shows) */
 	w = single_active();
 	member_open(w, 0, 1, 's', "S0-0");
 	member_hello_v(w, 0, 1, MAILMESH__ROLE__ROLE_NODE, "S0-0", "G000000", 1, NULL,
 	               MM_MASTER_INCARNATION_MAX);
 	assert_true(logged(w, 0, "claims incarnation 9007199254740991 of group G000000: out"));
-	assert_int_equal(mm_master_incarnation(&w->n[0].m), INC_BASE + 4);
-	assert_int_equal(w->n[0].npersist, 1);
-	world_free(w);
-	w = single_active();
-	uint64_t ahead = (uint64_t)(w->n[0].m.env.wall_ms(w->n[0].m.env.ctx) / 1000) +
-	                 MM_MASTER_INCARNATION_AHEAD_S + 1;
-	member_open(w, 0, 1, 's', "S0-0");
-	member_hello_v(w, 0, 1, MAILMESH__ROLE__ROLE_NODE, "S0-0", "G000000", 1, NULL, ahead);
 	assert_int_equal(mm_master_incarnation(&w->n[0].m), INC_BASE + 4);
 	assert_int_equal(w->n[0].npersist, 1);
 	world_free(w);
@@ -2013,6 +2002,42 @@ static void test_member_evidence_rate(void **state)
 	world_free(w);
 }
 
+/* A candidate whose clock is a year ahead (DESIGN §5.2, issue #15): B is
+ * active first with an incarnation a year up; when it dies and comes back
+ * below A, A goes above B's version -- the clock bound that ignored such
+ * evidence wedged the group (members took B's incarnation, A published
+ * below it for ever). Mutation caught: mm_m_evidence ignoring a claim more
+ * than a year ahead of its clock (A's versions stay below what the
+ * members hold). */
+static void test_clock_ahead(void **state)
+{
+	(void)state;
+	struct world *w = world_new(2, 0);
+	w->n[1].wall_skew = 366LL * 86400 * 1000;
+	node_boot(w, 1, 0); /* B alone: active a year up */
+	advance(w, 4000);
+	assert_int_equal(mm_master_role(&w->n[1].m), MM_MASTER_ACTIVE);
+	member_join(w, 1, 1, "S0-0");
+	advance(w, 4000); /* the grace: published */
+	struct held h = {0};
+	held_take(&h, w, 1, 1);
+	if (!h.any || h.v.incarnation <= INC_BASE + 365ull * 86400)
+		fail_msg("B's pushed incarnation %llu (any %d), its own %llu\n%s",
+		         (unsigned long long)h.v.incarnation, h.any,
+		         (unsigned long long)mm_master_incarnation(&w->n[1].m), w->n[1].log.p);
+	node_kill(w, 1);
+	node_boot(w, 0, 0); /* A, with a right clock */
+	advance(w, 4000);
+	join_held(w, 0, 2, "S0-0", &h);
+	advance(w, 4000);
+	const Mailmesh__Version *va = pushed_version(w, 0, 2);
+	assert_non_null(va);
+	if (mm_version_cmp(va, &h.v) <= 0)
+		fail_msg("A pushes incarnation %llu, the member holds %llu",
+		         (unsigned long long)va->incarnation, (unsigned long long)h.v.incarnation);
+	world_free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2036,6 +2061,7 @@ int main(void)
 	    cmocka_unit_test(test_no_members_no_publish),
 	    cmocka_unit_test(test_version_rate),
 	    cmocka_unit_test(test_member_evidence_rate),
+	    cmocka_unit_test(test_clock_ahead),
 	    cmocka_unit_test(test_determinism),
 	    cmocka_unit_test(test_split),
 	};
