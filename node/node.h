@@ -103,6 +103,7 @@ struct node {
 	struct conn *failed_conns;
 	struct mx_answer *answers;
 	struct routing *rt; /* the routing engine; NULL when off */
+	struct xlinks *xl;  /* X-LINK2STATE's exchanges; NULL without --tls */
 };
 
 /* server.c */
@@ -175,6 +176,26 @@ void routing_link_result(void *ctx, const char *connector, const char *target, b
  * active master connected (or NULL). */
 const struct mm_table *routing_view(const struct node *n);
 const char *routing_master(const struct node *n);
+/* What the masters said (the member's base): what X-LINK2STATE sends. */
+const struct mm_table *routing_base(const struct node *n);
+/* Entries of other groups from peer over X-LINK2STATE (taken over): judged,
+ * merged, offered to the master; the router follows at once. False when
+ * one failed a check (the first reason in why). */
+bool routing_take(struct node *n, const char *peer, mm_entry **e, size_t k, uint32_t *taken,
+                  uint32_t *dropped, char *why, size_t whylen);
+
+/* xlink_run.c: X-LINK2STATE's exchanges between routing groups (DESIGN
+ * §5.2). xlinks_new once the routing engine runs under TLS. */
+struct xlinks *xlinks_new(struct node *n);
+void xlinks_free(struct xlinks *x);
+/* After every table change: a new base floods to the remote bridgeheads. */
+void xlinks_table_changed(struct xlinks *x);
+/* A session's X-LINK2STATE command (the SMTP server machine's checks
+ * passed; peer: the server its certificate names). *slot: the session's
+ * exchange, made at its first command, freed by xlinks_session_free. */
+enum mm_xlink_result xlinks_serve(struct xlinks *x, struct mm_xlink_srv **slot, const char *peer,
+                                  const char *arg, struct mm_buf *out);
+void xlinks_session_free(struct mm_xlink_srv *s);
 
 /* probe.c: done(ctx, id, ok, why) answers every probe once, from a later
  * callback; probes_free forgets those out. */
@@ -182,6 +203,12 @@ struct probes *probes_new(struct node *n,
                           void (*done)(void *ctx, uint32_t id, bool ok, const char *why),
                           void *ctx);
 void probe_start(struct probes *ps, uint32_t id, const struct mm_cs_probe *p);
+/* An X-LINK2STATE session (xlink.h) with server at address: TLS required,
+ * its certificate must name server, AUTH EXTERNAL, the exchange x runs,
+ * QUIT. Answered like a probe: ok when the exchange ended well (x->why
+ * says why not). x lives until the answer. */
+void probe_start_xlink(struct probes *ps, uint32_t id, const char *address, const char *server,
+                       struct mm_xlink_cli *x);
 
 /* dial.c: an SMTP connection to address ("ip:port") from this server's
  * own address, its callbacks set, connect_timeout_ms on it; NULL with why

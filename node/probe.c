@@ -146,6 +146,13 @@ static void on_read(struct bufferevent *bev, void *arg)
 			flush(p);
 			break;
 		case MM_SMTPC_FAILED: end(p, false, NULL); return;
+		case MM_SMTPC_XLINK_DONE:
+			/* an exchange session (probe_start_xlink): its end is the
+			 * answer; then QUIT */
+			answer(p, p->c.xlink->state == MM_XCLI_DONE, p->c.xlink->why);
+			mm_smtpc_quit(&p->c);
+			flush(p);
+			break;
 		case MM_SMTPC_TLS:
 			flush(p);
 			start_tls(p);
@@ -300,6 +307,24 @@ void probe_start(struct probes *ps, uint32_t id, const struct mm_cs_probe *t)
 	p->c.tls_want =
 	    n->tls.client || t->tls == MM_SMTPC_TLS_REQUIRED ? t->tls : MM_SMTPC_TLS_NONE;
 	p->bev = node_dial(n, t->address, on_read, on_event, p, &p->fd, why, sizeof(why));
+	if (p->bev == NULL)
+		fail_later(p, why);
+}
+
+void probe_start_xlink(struct probes *ps, uint32_t id, const char *address, const char *server,
+                       struct mm_xlink_cli *x)
+{
+	struct node *n = ps->n;
+	struct probe *p = mm_xcalloc(1, sizeof(*p));
+	*p = (struct probe){.ps = ps, .id = id, .tls = MM_SMTPC_TLS_REQUIRED, .fd = -1};
+	snprintf(p->addr, sizeof(p->addr), "%s", address);
+	snprintf(p->expect, sizeof(p->expect), "%s", server);
+	mm_u64map_put(&ps->live, id, p);
+	mm_smtpc_init(&p->c, n->fqdn);
+	p->c.tls_want = MM_SMTPC_TLS_REQUIRED;
+	p->c.xlink = x;
+	char why[300];
+	p->bev = node_dial(n, address, on_read, on_event, p, &p->fd, why, sizeof(why));
 	if (p->bev == NULL)
 		fail_later(p, why);
 }

@@ -134,6 +134,7 @@ static void conn_read(struct bufferevent *bev, void *arg)
 			conn_flush(c);
 			break;
 		case MM_SMTPC_FAILED: conn_end(c, true, NULL); return;
+		case MM_SMTPC_XLINK_DONE: break; /* never asked of a mail session */
 		case MM_SMTPC_TLS:
 			conn_flush(c);
 			start_tls(c);

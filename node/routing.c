@@ -483,6 +483,7 @@ static void table_changed(struct routing *r)
 	}
 	mm_qm_table_changed(&n->qm, &n->dir, &n->router);
 	mm_connstate_sync(&r->cs, t);
+	xlinks_table_changed(n->xl);
 	drain(r);
 }
 
@@ -1057,6 +1058,10 @@ int routing_start(struct node *n, const char *tls_dir)
 	         mm_table_find(mm_member_base(&r->m), r->m.group)->n_masters, r->m.group);
 	after_member(r, mm_member_start(&r->m));
 	save_pending(r); /* SPOOL/table is there once the node says ready */
+	/* X-LINK2STATE runs under TLS only (AUTH EXTERNAL) */
+	if (!insecure)
+		n->xl = xlinks_new(n);
+	xlinks_table_changed(n->xl);
 	return EX_OK;
 }
 
@@ -1083,6 +1088,8 @@ void routing_stop(struct node *n)
 	if (!routing_on(n) || r->stopping)
 		return;
 	r->stopping = true;
+	xlinks_free(n->xl); /* no exchange starts now; those running are dropped */
+	n->xl = NULL;
 	if (r->net_ready && r->net.listener)
 		evconnlistener_disable(r->net.listener);
 	mm_member_stop(&r->m);
@@ -1103,6 +1110,8 @@ void routing_free(struct node *n)
 	struct routing *r = n->rt;
 	if (r == NULL)
 		return;
+	xlinks_free(n->xl);
+	n->xl = NULL;
 	if (r->member_ready)
 		mm_member_free(&r->m);
 	if (r->cs_ready && r->started)
@@ -1151,6 +1160,37 @@ const struct mm_table *routing_view(const struct node *n)
 const char *routing_master(const struct node *n)
 {
 	return routing_on(n) ? mm_member_master(&n->rt->m) : NULL;
+}
+
+const struct mm_table *routing_base(const struct node *n)
+{
+	return routing_on(n) ? mm_member_base(&n->rt->m) : &n->dir.table;
+}
+
+bool routing_take(struct node *n, const char *peer, mm_entry **e, size_t k, uint32_t *taken,
+                  uint32_t *dropped, char *why, size_t whylen)
+{
+	struct routing *r = n->rt;
+	*taken = *dropped = 0;
+	if (!routing_on(n) || r->stopping) {
+		for (size_t i = 0; i < k; i++)
+			mm_entry_free(e[i]);
+		*dropped = (uint32_t)k;
+		return true;
+	}
+	enum mm_take *res = mm_xcalloc(k ? k : 1, sizeof(*res));
+	unsigned changed = mm_member_take(&r->m, e, k, peer, res, why, whylen);
+	bool ok = true;
+	for (size_t i = 0; i < k; i++) {
+		*taken += res[i] == MM_TAKE_TAKEN;
+		*dropped += res[i] != MM_TAKE_TAKEN;
+		ok &= res[i] != MM_TAKE_REFUSED;
+	}
+	free(res);
+	/* at once: the router knows entries by address, and the machine just
+	 * freed those it replaced */
+	after_member(r, changed);
+	return ok;
 }
 
 bool routing_trust_load(struct node *n)

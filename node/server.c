@@ -41,6 +41,9 @@ struct session {
 	const char *refusal; /* the message could not be queued: the reply, sent
 	                      * once the machine has returned from submit */
 	char peer_cn[256];
+	/* the organization server the client certificate names, or "" */
+	char server_name[MM_CERT_NAME_MAX + 1];
+	struct mm_xlink_srv *xlink; /* its X-LINK2STATE exchange, once begun */
 	/* who AUTH PLAIN/LOGIN authenticated (lower case), or "" */
 	char login[MM_SMTP_CMD_MAX];
 	char reply[600];
@@ -94,6 +97,7 @@ static void session_free(struct session *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	mm_smtpd_free(&s->smtpd);
+	xlinks_session_free(s->xlink);
 	free(s);
 }
 
@@ -115,8 +119,10 @@ static bool org_server_cert(struct session *s, SSL *ssl)
 	const struct mm_table *t = &s->n->dir.table;
 	for (size_t g = 0; g < t->n; g++)
 		for (size_t k = 0; k < t->entries[g]->n_servers; k++)
-			if (strcmp(t->entries[g]->servers[k]->name, name) == 0)
+			if (strcmp(t->entries[g]->servers[k]->name, name) == 0) {
+				snprintf(s->server_name, sizeof(s->server_name), "%s", name);
 				return true;
+			}
 	return false;
 }
 
@@ -404,6 +410,10 @@ static bool auth_cb(void *ctx, const char *mech, const char *user, const char *p
 			snprintf(s->login, sizeof(s->login), "%s", mail);
 	}
 	char who[300];
+	/* a bridgehead's exchanges authenticate every few seconds: only a
+	 * refused certificate is news */
+	if (ok && mech[0] == 'E')
+		return ok;
 	node_log("AUTH %s %s from %s: %s", mech,
 	         mm_logfmt_quote(who, sizeof(who), mech[0] == 'E' ? s->peer_cn : user), s->ip,
 	         ok ? "ok" : "refused");
@@ -522,8 +532,16 @@ uint32_t node_receiving(const struct node *n)
 	return k;
 }
 
+/* X-LINK2STATE, once the machine's checks passed: AUTH EXTERNAL succeeded,
+ * so the certificate named an organization server (org_server_cert). */
+static enum mm_xlink_result xlink_cb(void *ctx, const char *arg, struct mm_buf *out)
+{
+	struct session *s = ctx;
+	return xlinks_serve(s->n->xl, &s->xlink, s->server_name, arg, out);
+}
+
 static const struct mm_smtpd_ops ops = {
-    .rcpt = rcpt_cb, .submit = submit_cb, .auth = auth_cb, .mail = mail_cb};
+    .rcpt = rcpt_cb, .submit = submit_cb, .auth = auth_cb, .mail = mail_cb, .xlink = xlink_cb};
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                       int socklen, void *arg)

@@ -72,6 +72,13 @@ static const struct {
       "(553 5.7.1)"),
     R(compact_after_s, 300, 0, 100ull * 365 * 86400,
       "queued messages of an older spool segment move to the current one"),
+    R(xlink_digest_interval_ms, 30000, 1, UINT32_MAX,
+      "X-LINK2STATE: each bridgehead of a routing-group connector compares digests with one "
+      "live remote bridgehead this often (anti-entropy)"),
+    R(xlink_max_transfer, 8388608, 1024, 1ull << 30,
+      "X-LINK2STATE: largest transfer taken, decoded (552 5.3.4 beyond)"),
+    S(xlink_penalty_ms, 60000,
+      "X-LINK2STATE: a peer that sent an entry failing a check is not heard for this long"),
 #undef S
 #undef R
 };

@@ -45,6 +45,10 @@ struct mm_settings {
 	uint64_t test_hooks;            /* the control socket's test-report (benches) */
 	uint64_t compact_after_s;       /* queued messages of older spool segments move forward */
 	uint64_t sender_login_mismatch; /* AUTH PLAIN/LOGIN users send as themselves only */
+	/* X-LINK2STATE between routing groups (xlink_run.c) */
+	uint64_t xlink_digest_interval_ms; /* anti-entropy: DIGEST with one remote bridgehead */
+	uint64_t xlink_max_transfer;       /* a transfer, decoded */
+	uint64_t xlink_penalty_ms;         /* a peer that sent a refused entry is not heard */
 };
 
 void mm_settings_default(struct mm_settings *s);

@@ -65,7 +65,18 @@ static void capability(struct mm_smtpc *c, const char *kw)
 		c->dsn = true;
 	else if (strcasecmp(kw, "STARTTLS") == 0)
 		c->starttls = true;
-	else if (strncasecmp(kw, "SIZE", 4) == 0 && (kw[4] == ' ' || kw[4] == '\0')) {
+	else if (strcasecmp(kw, "X-LINK2STATE") == 0)
+		c->xlink2state = true;
+	else if (strncasecmp(kw, "AUTH ", 5) == 0) {
+		for (const char *p = kw + 5; *p;) {
+			size_t n = strcspn(p, " ");
+			if (n == 8 && strncasecmp(p, "EXTERNAL", 8) == 0)
+				c->auth_external = true;
+			p += n;
+			while (*p == ' ')
+				p++;
+		}
+	} else if (strncasecmp(kw, "SIZE", 4) == 0 && (kw[4] == ' ' || kw[4] == '\0')) {
 		unsigned long long v = 0;
 		for (const char *p = kw + 5; *p && isdigit((unsigned char)*p) && v < (1ull << 60);
 		     p++)
@@ -301,6 +312,18 @@ static enum mm_smtpc_event reply(struct mm_smtpc *c, const struct mm_smtpc_resul
 			return die(c, 421,
 			           "4.7.4 TLS is required, but the next hop does not offer "
 			           "STARTTLS");
+		if (c->xlink) {
+			/* DESIGN §5.2: the exchange only under TLS, once AUTH
+			 * EXTERNAL named us by our certificate */
+			if (!c->tls_active || !c->auth_external || !c->xlink2state)
+				return die(
+				    c, 421,
+				    "4.7.0 the peer offers no X-LINK2STATE under TLS with AUTH "
+				    "EXTERNAL");
+			mm_buf_adds(&c->out, "AUTH EXTERNAL =\r\n");
+			c->state = MM_SMTPC_AUTH;
+			return MM_SMTPC_NONE;
+		}
 		c->state = MM_SMTPC_IDLE;
 		return MM_SMTPC_READY;
 	case MM_SMTPC_STARTTLS:
@@ -316,6 +339,13 @@ static enum mm_smtpc_event reply(struct mm_smtpc *c, const struct mm_smtpc_resul
 			return die(c, 421, r->text);
 		c->state = MM_SMTPC_IDLE;
 		return MM_SMTPC_READY;
+	case MM_SMTPC_AUTH:
+		if (r->code != 235)
+			return die(c, 421, r->text);
+		mm_xlink_cli_start(c->xlink, &c->out);
+		c->state = MM_SMTPC_XLINK;
+		return MM_SMTPC_NONE;
+	case MM_SMTPC_XLINK: return MM_SMTPC_NONE; /* lines go to the exchange */
 	case MM_SMTPC_TXN: return txn_reply(c, r);
 	case MM_SMTPC_QUIT: c->state = MM_SMTPC_DEAD; return MM_SMTPC_NONE;
 	case MM_SMTPC_IDLE:
@@ -362,6 +392,21 @@ enum mm_smtpc_event mm_smtpc_feed(struct mm_smtpc *c, const char *data, size_t n
 		if (c->cur_lines > 0 && code != c->cur_code) {
 			ev = die(c, 421, "4.4.2 inconsistent multi-line reply from the next hop");
 			break;
+		}
+		if (c->state == MM_SMTPC_XLINK) {
+			/* every line to the exchange as it comes: a reply of chunks
+			 * may be megabytes, bounded by the exchange's own limit */
+			c->cur_code = code;
+			c->cur_lines = more ? 1 : 0;
+			enum mm_xcli_event xe =
+			    mm_xlink_cli_line(c->xlink, code, content > 4 ? p + 4 : "",
+			                      content > 4 ? content - 4 : 0, more, &c->out);
+			if (xe == MM_XCLI_END) {
+				c->state = MM_SMTPC_IDLE;
+				ev = MM_SMTPC_XLINK_DONE;
+				break;
+			}
+			continue;
 		}
 		if (++c->cur_lines > MM_SMTPC_LINES_MAX) {
 			ev = die(c, 421, "4.4.2 reply with too many lines from the next hop");

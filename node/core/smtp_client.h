@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "xlink.h"
 
 #define MM_SMTPC_REPLY_MAX 512  /* kept of a reply's text */
 #define MM_SMTPC_LINE_MAX  2048 /* a longer reply line is a protocol error */
@@ -40,11 +41,12 @@ struct mm_smtpc_job {
 };
 
 enum mm_smtpc_event {
-	MM_SMTPC_NONE,     /* nothing to do but wait for more bytes */
-	MM_SMTPC_READY,    /* idle, give it a job (or quit) */
-	MM_SMTPC_JOB_DONE, /* every result of the job is in; READY follows */
-	MM_SMTPC_FAILED,   /* the session is over: reply says why */
-	MM_SMTPC_TLS,      /* 220 to STARTTLS: handshake, then mm_smtpc_tls_started */
+	MM_SMTPC_NONE,       /* nothing to do but wait for more bytes */
+	MM_SMTPC_READY,      /* idle, give it a job (or quit) */
+	MM_SMTPC_JOB_DONE,   /* every result of the job is in; READY follows */
+	MM_SMTPC_FAILED,     /* the session is over: reply says why */
+	MM_SMTPC_TLS,        /* 220 to STARTTLS: handshake, then mm_smtpc_tls_started */
+	MM_SMTPC_XLINK_DONE, /* the X-LINK2STATE exchange ended (xlink->state says how) */
 };
 
 enum mm_smtpc_state {
@@ -52,6 +54,8 @@ enum mm_smtpc_state {
 	MM_SMTPC_EHLO,
 	MM_SMTPC_HELO,
 	MM_SMTPC_STARTTLS,
+	MM_SMTPC_AUTH,  /* AUTH EXTERNAL sent, for X-LINK2STATE */
+	MM_SMTPC_XLINK, /* the exchange (xlink.h) */
 	MM_SMTPC_IDLE,
 	MM_SMTPC_TXN,
 	MM_SMTPC_QUIT,
@@ -65,7 +69,11 @@ struct mm_smtpc {
 	bool tls_active;
 	struct mm_buf in, out;
 	/* server capabilities */
-	bool pipelining, chunking, eightbit, dsn, starttls, size;
+	bool pipelining, chunking, eightbit, dsn, starttls, size, auth_external, xlink2state;
+	/* set by the driver before the greeting: this session runs an
+	 * X-LINK2STATE exchange after EHLO under TLS (AUTH EXTERNAL first),
+	 * then says MM_SMTPC_XLINK_DONE */
+	struct mm_xlink_cli *xlink;
 	uint64_t max_size;
 	/* reply being read */
 	int cur_code;

@@ -16,6 +16,7 @@
 
 #include "buf.h"
 #include "smtp_parse.h"
+#include "xlink.h"
 
 struct mm_smtpd_conf {
 	const char *fqdn;
@@ -53,6 +54,12 @@ struct mm_smtpd_ops {
 	 * accepts it; otherwise the reply line to send (e.g. 553 5.7.1 for a
 	 * sender an authenticated user does not own). */
 	const char *(*mail)(void *ctx, const struct mm_mail_args *mail);
+	/* Optional: an X-LINK2STATE command (xlink.h) that passed the checks
+	 * of DESIGN §5.2 in their order -- length (1,024 octets), then
+	 * authentication (TLS and AUTH EXTERNAL: 530 5.7.0 whatever
+	 * follows), then state (503 5.5.1 inside a mail transaction). arg
+	 * follows the verb; the reply goes to out. Without it: 530. */
+	enum mm_xlink_result (*xlink)(void *ctx, const char *arg, struct mm_buf *out);
 };
 
 enum mm_smtpd_state {

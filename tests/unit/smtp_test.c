@@ -32,6 +32,7 @@ struct fake {
 	char rcpt[FAKE_RCPTS][MM_SMTP_PATH_MAX + 1];
 	int auths;              /* calls of ops->auth */
 	const char *rcpt_reply; /* what the rcpt callback refuses with */
+	bool external;          /* AUTH EXTERNAL succeeds */
 };
 
 /* Canonicalizes in place (lower case, as the node does for a directory
@@ -63,14 +64,29 @@ static bool fake_auth(void *ctx, const char *mech, const char *user, const char 
 {
 	struct fake *f = ctx;
 	f->auths++;
+	if (strcmp(mech, "EXTERNAL") == 0)
+		return f->external; /* the node: an organization server's certificate */
 	return strcmp(mech, "PLAIN") == 0 && strcmp(user, "alice") == 0 && pass != NULL &&
 	       strcmp(pass, "pw") == 0;
+}
+
+/* The X-LINK2STATE hook: says it was reached, and with how long an
+ * argument; "CLOSE" ends the session as a refused entry would. */
+static enum mm_xlink_result fake_xlink(void *ctx, const char *arg, struct mm_buf *out)
+{
+	(void)ctx;
+	if (strcmp(arg, "CLOSE") == 0) {
+		mm_buf_adds(out, "421 4.7.0 closing\r\n");
+		return MM_XLINK_CLOSE;
+	}
+	mm_buf_printf(out, "250 2.0.0 xlink reached %zu\r\n", strlen(arg));
+	return MM_XLINK_OK;
 }
 
 static const struct mm_smtpd_conf conf = {
     .fqdn = "mx.test", .max_size = 100000, .max_rcpts = 3, .max_hops = 15, .max_errors = 100};
 static const struct mm_smtpd_ops ops = {
-    .rcpt = fake_rcpt, .submit = fake_submit, .auth = fake_auth};
+    .rcpt = fake_rcpt, .submit = fake_submit, .auth = fake_auth, .xlink = fake_xlink};
 
 /* Bytes in a failure message: CR, LF and control characters visible. */
 static const char *show(const char *p, size_t n, char *out, size_t outlen)
@@ -743,6 +759,75 @@ static void test_server_rules(void **state)
 	}
 }
 
+/* DESIGN §5.2's order of checks for X-LINK2STATE, on the machine with a
+ * hook that says when it is reached: length (1,024 octets, CRLF included:
+ * 500 5.5.2), then authentication (TLS and AUTH EXTERNAL: 530 5.7.0
+ * whatever follows), then state (503 5.5.1 in a transaction); only then
+ * the hook. Mutations seen failing: the authentication test dropped (row
+ * 1 reaches the hook); AUTH PLAIN counted as enough (row 4); the state
+ * test dropped (row 6); the X-LINK2STATE limit applied to every command
+ * (row 9), or the 512 limit to X-LINK2STATE (row 7); the hook's CLOSE not
+ * ending the session (row 10). */
+static void test_xlink_checks(void **state)
+{
+	(void)state;
+	char long_arg[1100], fits[1100], other[700];
+	/* "X-LINK2STATE " + arg + CRLF: 1,025 octets, and 1,024 */
+	memset(long_arg, 'A', sizeof(long_arg));
+	long_arg[1024 - 15 + 1] = '\0';
+	memset(fits, 'A', sizeof(fits));
+	fits[1024 - 15] = '\0';
+	memset(other, 'x', sizeof(other));
+	other[600] = '\0';
+	const char *ext = "EHLO c\r\nAUTH EXTERNAL =\r\n";
+	char in[12][1400];
+	snprintf(in[0], sizeof(in[0]), "EHLO c\r\n");
+	snprintf(in[1], sizeof(in[1]), "EHLO c\r\nX-LINK2STATE DIGEST=00\r\n");
+	snprintf(in[2], sizeof(in[2]), "EHLO c\r\nX-LINK2STATE FIRST CHUNK=%s\r\n", long_arg);
+	snprintf(in[3], sizeof(in[3]), "EHLO c\r\nX-LINK2STATE LAST CHUNK=AAAA\r\n");
+	snprintf(in[4], sizeof(in[4]),
+	         "EHLO c\r\nAUTH PLAIN AGFsaWNlAHB3\r\nX-LINK2STATE DIGEST=00\r\n");
+	snprintf(in[5], sizeof(in[5]), "%sX-LINK2STATE DIGEST=00\r\n", ext);
+	snprintf(in[6], sizeof(in[6]), "%sMAIL FROM:<a@b.test>\r\nX-LINK2STATE DIGEST=00\r\n", ext);
+	snprintf(in[7], sizeof(in[7]), "%sX-LINK2STATE %s\r\n", ext, fits);
+	snprintf(in[8], sizeof(in[8]), "%sX-LINK2STATE %s\r\n", ext, long_arg);
+	snprintf(in[9], sizeof(in[9]), "%sNOOP %s\r\n", ext, other);
+	snprintf(in[10], sizeof(in[10]), "%sX-LINK2STATE CLOSE\r\nNOOP\r\n", ext);
+	snprintf(in[11], sizeof(in[11]), "EHLO c\r\nX-LINK2STATE DIGEST=00\r\n");
+	static const struct {
+		bool tls, cert;
+		const char *want, *not ;
+	} rows[] = {
+	    {false, false, "250-X-LINK2STATE|", "reached"},              /* advertised always */
+	    {true, true, "|530 5.7.0", "reached"},                       /* TLS, no AUTH */
+	    {true, true, "|500 5.5.2", "reached"},                       /* too long, first */
+	    {true, true, "|530 5.7.0", "reached"},                       /* MS05-021's line */
+	    {true, true, "|530 5.7.0", "reached"},                       /* AUTH PLAIN */
+	    {true, true, "|250 2.0.0 xlink reached 9|", NULL},           /* authenticated */
+	    {true, true, "|503 5.5.1", "reached"},                       /* in a transaction */
+	    {true, true, "|250 2.0.0 xlink reached 1009|", "500 5.5.2"}, /* 1,024 octets */
+	    {true, true, "|500 5.5.2", "reached"},                       /* 1,025 octets */
+	    {true, true, "|500 5.5.2", NULL},                            /* other verbs: 512 */
+	    {true, true, "|421 4.7.0 closing|", "closing|2"},            /* the hook closes */
+	    {false, false, "|530 5.7.0", "reached"},                     /* plain text */
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct fake f = {.external = true};
+		struct mm_smtpd s;
+		mm_smtpd_init(&s, &conf, &ops, &f);
+		if (rows[i].tls)
+			mm_smtpd_tls_started(&s, rows[i].cert);
+		feed(&s, &f, in[i], strlen(in[i]));
+		mm_buf_add(&f.replies, "", 0);
+		if (strstr(f.replies.p, rows[i].want) == NULL ||
+		    (rows[i].not &&strstr(f.replies.p, rows[i].not )))
+			fail_msg("row %zu: got %.300s, want %s%s%s", i, f.replies.p, rows[i].want,
+			         rows[i].not ? " and no " : "", rows[i].not ? rows[i].not : "");
+		mm_smtpd_free(&s);
+		fake_free(&f);
+	}
+}
+
 /* --- the client: what goes to the next hop ------------------------------- */
 
 /* Mutation seen failing: the BDAT chunk written with mm_buf_add() of the
@@ -836,6 +921,7 @@ int main(void)
 	    cmocka_unit_test(test_auth_user_control_characters),
 	    cmocka_unit_test(test_password),
 	    cmocka_unit_test(test_server_rules),
+	    cmocka_unit_test(test_xlink_checks),
 	    cmocka_unit_test(test_client_canonical_body),
 	    cmocka_unit_test(test_client_reply_text),
 	};
