@@ -284,7 +284,8 @@ size_t mm_table_delta(const struct mm_table *t, const Mailmesh__EntrySummary *co
                       size_t npeer, const mm_entry ***out)
 {
 	const Mailmesh__EntrySummary **sorted = mm_xcalloc(npeer, sizeof(*sorted));
-	memcpy(sorted, peer, npeer * sizeof(*sorted));
+	if (npeer > 0) /* an empty list may be NULL (protobuf-c's) */
+		memcpy(sorted, peer, npeer * sizeof(*sorted));
 	if (npeer > 1)
 		qsort(sorted, npeer, sizeof(*sorted), cmp_summary);
 	*out = mm_xcalloc(t->n, sizeof(**out));

@@ -98,6 +98,13 @@ static void on_read(struct bufferevent *bev, void *arg);
 static void timeouts(struct probe *p)
 {
 	struct timeval tv = {(time_t)p->ps->n->set.reply_timeout_s, 0};
+	if (p->c.xlink) {
+		/* an exchange waits for a peer's answer no longer than for its
+		 * connection: a peer that hangs would hold every exchange with it
+		 * for reply_timeout_s, and anti-entropy heals what is lost */
+		uint64_t ms = p->ps->n->set.connect_timeout_ms;
+		tv = (struct timeval){(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	}
 	bufferevent_set_timeouts(p->bev, &tv, &tv);
 }
 

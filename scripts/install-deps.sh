@@ -6,7 +6,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang clang-format
       libevent-dev libprotobuf-c-dev protobuf-c-compiler libc-ares-dev libldap2-dev
       libssl-dev libcmocka-dev
-      slapd ldap-utils dnsmasq-base postfix swaks python3 openssl graphviz groff-base)
+      slapd ldap-utils dnsmasq-base postfix swaks python3 openssl graphviz groff-base
+      nftables)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

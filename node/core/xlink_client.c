@@ -146,8 +146,11 @@ enum mm_xcli_event mm_xlink_cli_line(struct mm_xlink_cli *c, int code, const cha
 		t[k] = '\0';
 		return failed(c, "the peer answered %d %s", code, mm_logfmt_quote(q, sizeof(q), t));
 	}
-	bool bad;
-	if (chunk_line(c, text, n, &bad)) {
+	bool bad, chunk = chunk_line(c, text, n, &bad);
+	/* entries come in the reply to our last chunk only */
+	if (chunk && c->state == MM_XCLI_CHUNKS && c->acks > 0)
+		return failed(c, "chunks in the reply to one of our chunks");
+	if (chunk) {
 		if (bad)
 			return failed(c,
 			              "the peer's chunks are out of order, not base64, or over %zu "

@@ -7,14 +7,21 @@
  *
  *   flags bit 0  the session starts with TLS active (mm_smtpd_tls_started):
  *                AUTH PLAIN/LOGIN/EXTERNAL and their base64 are reachable
- *         bit 1  AUTH EXTERNAL succeeds
+ *         bit 1  AUTH EXTERNAL succeeds (then, with bit 0, X-LINK2STATE
+ *                reaches its parser; without, it is answered 530)
  *         bit 2  the queue answers 451 instead of 250
  *
- * 1. The server machine reads the bytes as commands (with an auth hook and
- *    a recipient hook that canonicalizes in place); what it sends and what
- *    it submits is checked: replies have no control character but their
- *    CRLF, a body has CRLF line ends only and no line over 1,000 octets,
- *    the envelope has no control character and no recipient twice.
+ * 1. The server machine reads the bytes as commands (with an auth hook, a
+ *    recipient hook that canonicalizes in place, and an X-LINK2STATE hook
+ *    that runs the real server side, mm_xlink_srv, of a node whose take is
+ *    the member machine's with the checks of signed entries: fuzz_xnode.h,
+ *    whose fx_serve checks every X-LINK2STATE reply and take); what it
+ *    sends and what it submits is checked: replies have no control
+ *    character but their CRLF and no line over 1,024 octets, a body has
+ *    CRLF line ends only and no line over 1,000 octets, the envelope has no
+ *    control character and no recipient twice; the X-LINK2STATE hook is
+ *    called only under TLS after AUTH EXTERNAL, outside a transaction, for
+ *    a line within 1,024 octets (DESIGN §5.2's order of checks).
  * 2. The client machine reads the bytes as a next hop's replies, relaying
  *    the bytes as a body; its output has CRLF line ends only.
  * 3. Round trip: the bytes as a body go through the client (DATA with
@@ -29,6 +36,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
+#include "fuzz_xnode.h"
 #include "smtp_client.h"
 #include "smtp_parse.h"
 #include "smtp_server.h"
@@ -50,6 +59,12 @@ struct ctx {
 	int submitted;
 	struct mm_buf body; /* the last body submitted */
 	size_t nrcpt;
+	/* X-LINK2STATE: the server machine, and the node behind the hook
+	 * (made at the session's first X-LINK2STATE that passes) */
+	const struct mm_smtpd *s;
+	struct mm_trust *trust;
+	struct fx_node *xn;
+	struct mm_xlink_srv xs;
 };
 
 static void die(const char *what)
@@ -161,15 +176,56 @@ static bool auth(void *c, const char *mech, const char *user, const char *pass)
 	return strcmp(mech, "LOGIN") == 0 ? strcmp(user, pass) == 0 : user[0] == 'u';
 }
 
-/* Replies: CRLF-terminated lines without control characters. */
+/* The X-LINK2STATE hook: a node SA1 of group GA whose peer is SB1 (what
+ * the certificate of AUTH EXTERNAL would name), a transfer limit of 64 KiB. */
+static enum mm_xlink_result xlink(void *c, const char *arg, struct mm_buf *out)
+{
+	struct ctx *x = c;
+	const struct mm_smtpd *s = x->s;
+	if (!s->tls_active || !s->authenticated || strcmp(s->auth_mech, "EXTERNAL") != 0)
+		die("X-LINK2STATE reached without TLS and AUTH EXTERNAL");
+	if (s->state == MM_SMTPD_MAIL)
+		die("X-LINK2STATE reached inside a mail transaction");
+	/* "X-LINK2STATE " and the argument, within the line and its LF */
+	if (strlen(arg) + 13 > MM_XLINK_LINE_MAX - 1)
+		die("X-LINK2STATE reached with a line over 1,024 octets");
+	if (x->xn == NULL) {
+		x->trust = fpki_trust(&fx_org()->pki, true);
+		x->xn = mm_xmalloc(sizeof(*x->xn));
+		fx_node_init(x->xn, x->trust, true, 64u << 10, "SA1", NULL);
+		mm_xlink_srv_init(&x->xs, &x->xn->env, "SB1");
+	}
+	return fx_serve(x->xn, &x->xs, arg, out);
+}
+
+static void xlink_free(struct ctx *x)
+{
+	if (x->xn == NULL)
+		return;
+	mm_xlink_srv_free(&x->xs);
+	fx_node_free(x->xn);
+	free(x->xn);
+	mm_trust_free(x->trust);
+	x->xn = NULL;
+}
+
+/* Replies: CRLF-terminated lines without control characters, none over
+ * 1,024 octets (X-LINK2STATE's; every other reply is shorter). */
 static void check_replies(const struct mm_buf *out)
 {
+	size_t line = 0;
 	for (size_t i = 0; i < out->len; i++) {
 		unsigned char c = (unsigned char)out->p[i];
-		if (c == '\r' && i + 1 < out->len && out->p[i + 1] == '\n')
+		if (c == '\r' && i + 1 < out->len && out->p[i + 1] == '\n') {
+			if (line + 2 > MM_XLINK_LINE_MAX)
+				die("a reply line over 1,024 octets");
+			line = 0;
 			i++;
-		else if (control(c))
+		} else if (control(c)) {
 			die("a control character in a reply");
+		} else {
+			line++;
+		}
 	}
 	if (out->len > 0 && out->p[out->len - 1] != '\n')
 		die("a reply without its CRLF");
@@ -214,10 +270,12 @@ static void server_session(const struct input *in)
 	                                          .max_hops = 15,
 	                                          .max_errors = 1000,
 	                                          .starttls = true};
-	static const struct mm_smtpd_ops ops = {.rcpt = rcpt, .submit = submit, .auth = auth};
+	static const struct mm_smtpd_ops ops = {
+	    .rcpt = rcpt, .submit = submit, .auth = auth, .xlink = xlink};
 	struct ctx x = {.in = in};
 	struct mm_smtpd s;
 	mm_smtpd_init(&s, &conf, &ops, &x);
+	x.s = &s;
 	mm_smtpd_start(&s);
 	if (in->flags & 1)
 		mm_smtpd_tls_started(&s, true);
@@ -226,6 +284,7 @@ static void server_session(const struct input *in)
 	check_replies(&s.out);
 	mm_smtpd_free(&s);
 	mm_buf_free(&x.body);
+	xlink_free(&x);
 }
 
 static void client_session(const struct input *in)

@@ -25,12 +25,22 @@ atexit.register(_reap)  # also when a test dies half way
 
 
 def check(cond, what):
-    """Record a failed assertion and go on, so one run shows every problem."""
+    """Record a failed assertion and go on, so one run shows every problem
+    (with MM_FAIL_FAST=1 in the environment, as mutation runs want: stop at
+    the first, every process killed)."""
     if cond:
         print("ok   " + what)
     else:
         print("FAIL " + what)
         failures.append(what)
+        if os.environ.get("MM_FAIL_FAST"):
+            sys.stdout.flush()
+            os._exit(_fail_fast())
+
+
+def _fail_fast():
+    _reap()
+    return 1
 
 
 workdirs = []

@@ -460,6 +460,25 @@ static void test_client_errors(void **state)
 		mm_buf_free(&out);
 		mm_xlink_cli_free(&c);
 	}
+	/* entries only in the reply to our last chunk: chunks in the reply to
+	 * an earlier one end the exchange (mutation seen failing: the test
+	 * removed -- they are kept, and taken at the end) */
+	for (unsigned g = 2; g <= 12; g++)
+		put(&a, entry(g, 5, 1, true));
+	struct mm_xlink_cli c;
+	mm_xlink_cli_init(&c, &a.env, "S99-0");
+	struct mm_buf out = {0};
+	mm_xlink_cli_start(&c, &out);
+	const char *differs = "250 2.0.0 X-LINK2STATE DIGEST=00 differs";
+	assert_int_equal(mm_xlink_cli_line(&c, 250, differs + 4, strlen(differs) - 4, false, &out),
+	                 MM_XCLI_MORE);
+	assert_true(c.acks > 0);
+	const char *sneak = "250-X-LINK2STATE FIRST LAST CHUNK=AAAA";
+	assert_int_equal(mm_xlink_cli_line(&c, 250, sneak + 4, strlen(sneak) - 4, true, &out),
+	                 MM_XCLI_END);
+	assert_int_equal(c.state, MM_XCLI_FAILED);
+	mm_buf_free(&out);
+	mm_xlink_cli_free(&c);
 	mm_table_free(&a.t);
 }
 
