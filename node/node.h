@@ -205,10 +205,16 @@ struct probes *probes_new(struct node *n,
 void probe_start(struct probes *ps, uint32_t id, const struct mm_cs_probe *p);
 /* An X-LINK2STATE session (xlink.h) with server at address: TLS required,
  * its certificate must name server, AUTH EXTERNAL, the exchange x runs,
- * QUIT. Answered like a probe: ok when the exchange ended well (x->why
- * says why not). x lives until the answer. */
+ * QUIT -- or, keep, the session stays open, idle, for probe_xlink_again.
+ * Answered like a probe: ok when the exchange ended well (x->why says why
+ * not). x lives until the answer. */
 void probe_start_xlink(struct probes *ps, uint32_t id, const char *address, const char *server,
-                       struct mm_xlink_cli *x);
+                       struct mm_xlink_cli *x, bool keep);
+/* The next exchange x on the kept session id, answered under id; false
+ * when that session is gone (the peer closed it) or busy. */
+bool probe_xlink_again(struct probes *ps, uint32_t id, struct mm_xlink_cli *x);
+/* Close a probe or a kept session without an answer. */
+void probe_drop(struct probes *ps, uint32_t id);
 
 /* dial.c: an SMTP connection to address ("ip:port") from this server's
  * own address, its callbacks set, connect_timeout_ms on it; NULL with why

@@ -36,6 +36,10 @@ struct probe {
 	struct bufferevent *bev;
 	struct mm_smtpc c;
 	bool connected, tls_pending, answered;
+	bool keep;                    /* an exchange session kept open for the next exchange */
+	bool idle;                    /* ... between two exchanges */
+	uint64_t plain_in, plain_out; /* octets before STARTTLS */
+	uint64_t base_in, base_out;   /* the wire octets when this exchange began */
 	char addr[80];
 	char expect[MM_CERT_NAME_MAX + 1]; /* an organization server: its name */
 	char why[300];
@@ -87,6 +91,8 @@ static void end(struct probe *p, bool ok, const char *why)
 static void flush(struct probe *p)
 {
 	if (p->c.out.len > 0 && p->bev) {
+		if (p->ssl == NULL)
+			p->plain_out += p->c.out.len;
 		bufferevent_write(p->bev, p->c.out.p, p->c.out.len);
 		mm_buf_reset(&p->c.out);
 	}
@@ -94,6 +100,23 @@ static void flush(struct probe *p)
 
 static void on_event(struct bufferevent *bev, short what, void *arg);
 static void on_read(struct bufferevent *bev, void *arg);
+
+/* An exchange's cost on the wire so far, TLS records and all (not TCP/IP
+ * headers): the plain text before STARTTLS, and what went through the TLS
+ * connection's socket BIO. The QUIT to come is a few octets more. */
+static void wire_bytes(struct probe *p)
+{
+	BIO *b = p->ssl ? SSL_get_rbio(p->ssl) : NULL;
+	uint64_t in = p->plain_in + (b ? BIO_number_read(b) : 0);
+	b = p->ssl ? SSL_get_wbio(p->ssl) : NULL;
+	uint64_t out = p->plain_out + (b ? BIO_number_written(b) : 0);
+	if (p->c.xlink) {
+		p->c.xlink->wire_in = in - p->base_in;
+		p->c.xlink->wire_out = out - p->base_out;
+	}
+	p->base_in = in;
+	p->base_out = out;
+}
 
 static void timeouts(struct probe *p)
 {
@@ -141,6 +164,8 @@ static void on_read(struct bufferevent *bev, void *arg)
 		if (len > sizeof(chunk))
 			len = sizeof(chunk);
 		evbuffer_remove(in, chunk, len);
+		if (p->ssl == NULL)
+			p->plain_in += len;
 		switch (mm_smtpc_feed(&p->c, chunk, len)) {
 		case MM_SMTPC_NONE:
 		case MM_SMTPC_JOB_DONE: flush(p); break;
@@ -155,7 +180,15 @@ static void on_read(struct bufferevent *bev, void *arg)
 		case MM_SMTPC_FAILED: end(p, false, NULL); return;
 		case MM_SMTPC_XLINK_DONE:
 			/* an exchange session (probe_start_xlink): its end is the
-			 * answer; then QUIT */
+			 * answer; then QUIT, or, kept, nothing until the next
+			 * exchange (probe_xlink_again) or the peer's close */
+			wire_bytes(p);
+			if (p->keep && p->c.xlink->state == MM_XCLI_DONE) {
+				p->idle = true;
+				bufferevent_set_timeouts(p->bev, NULL, NULL);
+				answer(p, true, NULL);
+				break; /* the answer may have begun the next one */
+			}
 			answer(p, p->c.xlink->state == MM_XCLI_DONE, p->c.xlink->why);
 			mm_smtpc_quit(&p->c);
 			flush(p);
@@ -319,11 +352,12 @@ void probe_start(struct probes *ps, uint32_t id, const struct mm_cs_probe *t)
 }
 
 void probe_start_xlink(struct probes *ps, uint32_t id, const char *address, const char *server,
-                       struct mm_xlink_cli *x)
+                       struct mm_xlink_cli *x, bool keep)
 {
 	struct node *n = ps->n;
 	struct probe *p = mm_xcalloc(1, sizeof(*p));
-	*p = (struct probe){.ps = ps, .id = id, .tls = MM_SMTPC_TLS_REQUIRED, .fd = -1};
+	*p = (struct probe){
+	    .ps = ps, .id = id, .tls = MM_SMTPC_TLS_REQUIRED, .fd = -1, .keep = keep};
 	snprintf(p->addr, sizeof(p->addr), "%s", address);
 	snprintf(p->expect, sizeof(p->expect), "%s", server);
 	mm_u64map_put(&ps->live, id, p);
@@ -334,6 +368,25 @@ void probe_start_xlink(struct probes *ps, uint32_t id, const char *address, cons
 	p->bev = node_dial(n, address, on_read, on_event, p, &p->fd, why, sizeof(why));
 	if (p->bev == NULL)
 		fail_later(p, why);
+}
+
+bool probe_xlink_again(struct probes *ps, uint32_t id, struct mm_xlink_cli *x)
+{
+	struct probe *p = mm_u64map_get(&ps->live, id);
+	if (p == NULL || !p->idle || !mm_smtpc_xlink_again(&p->c, x))
+		return false;
+	p->idle = false;
+	p->answered = false;
+	flush(p);
+	timeouts(p);
+	return true;
+}
+
+void probe_drop(struct probes *ps, uint32_t id)
+{
+	struct probe *p = mm_u64map_get(&ps->live, id);
+	if (p)
+		probe_free(p);
 }
 
 void probes_free(struct probes *ps)

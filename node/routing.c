@@ -293,6 +293,15 @@ static void save_pending(struct routing *r)
 }
 
 /* Flap damping moved: the figures as of now, for the next turn. */
+/* The write goes on the next turn of the loop, as a timer: after whatever
+ * this turn set going (an X-LINK2STATE flood, the writes to members), so
+ * that no fsync (3 ms at the median) lies on the path of a change. */
+static void save_soon(struct routing *r)
+{
+	struct timeval now = {0, 0};
+	evtimer_add(r->save_ev, &now);
+}
+
 static void save_damping(struct routing *r)
 {
 	struct mm_damp_saved *s;
@@ -301,7 +310,7 @@ static void save_damping(struct routing *r)
 	r->damp_buf = mm_damping_format(s, n, node_wall_ms(), &r->damp_len);
 	mm_damp_saved_free(s, n);
 	r->cs.damp_changed = false;
-	event_active(r->save_ev, 0, 0);
+	save_soon(r);
 }
 
 /* What the last run left of flap damping, decayed by the time passed
@@ -353,7 +362,7 @@ static void save_table(void *ctx, const uint8_t *bytes, size_t len)
 	r->save_buf = mm_xmalloc(len ? len : 1);
 	memcpy(r->save_buf, bytes, len);
 	r->save_len = len;
-	event_active(r->save_ev, 0, 0);
+	save_soon(r);
 }
 
 /* The table saved by the last run, into t; false when there is none that
@@ -928,7 +937,7 @@ int routing_start(struct node *n, const char *tls_dir)
 	n->rt = r;
 	r->links_tail = &r->links;
 	r->links_ev = event_new(n->base, -1, 0, links_cb, r);
-	r->save_ev = event_new(n->base, -1, 0, save_cb, r);
+	r->save_ev = evtimer_new(n->base, save_cb, r);
 	r->path = spool_path(n, "table");
 	r->tmp = spool_path(n, "table.new");
 	r->corrupt = spool_path(n, "table.corrupt");

@@ -32,12 +32,14 @@
 struct xpeer {
 	struct xlinks *x;
 	char *server, *address;
-	bool live;    /* the table holds it up */
-	bool listed;  /* a remote bridgehead of a connector still */
-	bool busy;    /* an exchange runs */
-	bool again;   /* the table changed while it ran */
-	bool failing; /* the last exchange failed (logged once) */
-	uint32_t id;  /* of the running exchange */
+	bool live;     /* the table holds it up */
+	bool listed;   /* a remote bridgehead of a connector still */
+	bool busy;     /* an exchange runs */
+	bool again;    /* the table changed while it ran */
+	bool failing;  /* the last exchange failed (logged once) */
+	uint32_t id;   /* of the running exchange */
+	uint32_t conn; /* the session kept open with it (probe id), or 0 */
+	bool reused;   /* the running exchange is on that kept session */
 	struct mm_xlink_cli cli;
 };
 
@@ -67,7 +69,11 @@ struct xlinks {
 	bool flooded;
 	uint32_t next_id;
 	struct event *tick, *kick;
-	bool kick_flood;
+	bool kick_flood, started;
+	/* kept sessions of peers gone, closed on the next turn (not from
+	 * inside their own probe's callback) */
+	uint32_t *drop;
+	size_t ndrop;
 };
 
 /* --- the machines' environment --------------------------------------------- */
@@ -128,8 +134,18 @@ static void penalize(struct xlinks *x, const char *server)
 
 /* --- targets ---------------------------------------------------------------- */
 
+static void drop_later(struct xlinks *x, uint32_t conn)
+{
+	if (conn == 0)
+		return;
+	x->drop = mm_xrealloc(x->drop, x->ndrop + 1, sizeof(*x->drop));
+	x->drop[x->ndrop++] = conn;
+	event_active(x->kick, 0, 0);
+}
+
 static void peer_free(struct xpeer *p)
 {
+	drop_later(p->x, p->conn);
 	mm_xlink_cli_free(&p->cli);
 	free(p->server);
 	free(p->address);
@@ -212,6 +228,11 @@ static void targets(struct xlinks *x)
 			bool up = !bh->down && server_up(t, cn->target_group, bh->server);
 			/* the first address of the server's, and an up one first */
 			if (!p->listed || (up && !p->live)) {
+				if (p->address && strcmp(p->address, bh->address) != 0 &&
+				    !p->busy) {
+					drop_later(x, p->conn); /* a session to the old address */
+					p->conn = 0;
+				}
 				free(p->address);
 				p->address = mm_xstrdup(bh->address);
 			}
@@ -252,10 +273,17 @@ static void start(struct xlinks *x, struct xpeer *p)
 		return;
 	p->busy = true;
 	p->again = false;
-	p->id = ++x->next_id;
 	mm_xlink_cli_free(&p->cli);
 	mm_xlink_cli_init(&p->cli, &x->env, p->server);
-	probe_start_xlink(x->probes, p->id, p->address, p->server, &p->cli);
+	/* the session of the last exchange, kept open: no connection, no TLS
+	 * handshake, no AUTH -- a flood crosses a link in a round trip or two */
+	p->reused = p->conn && probe_xlink_again(x->probes, p->conn, &p->cli);
+	if (p->reused) {
+		p->id = p->conn;
+		return;
+	}
+	p->id = p->conn = ++x->next_id;
+	probe_start_xlink(x->probes, p->id, p->address, p->server, &p->cli, true);
 }
 
 static struct xpeer *peer_by_id(struct xlinks *x, uint32_t id)
@@ -275,15 +303,26 @@ static void done(void *ctx, uint32_t id, bool ok, const char *why)
 	p->busy = false;
 	const struct mm_xlink_cli *c = &p->cli;
 	char q[300], w[700];
+	if (!ok || c->state != MM_XCLI_DONE)
+		p->conn = 0; /* the probe is gone, or goes with its QUIT */
+	if (!ok && p->reused && c->bytes_in == 0 && p->listed) {
+		/* the kept session had ended (the peer's idle timeout) before
+		 * the exchange got a word back: at once on a new one */
+		start(x, p);
+		return;
+	}
 	if (ok && c->state == MM_XCLI_DONE) {
 		if (p->failing)
 			node_log("xlink: with %s again", mm_logfmt_quote(q, sizeof(q), p->server));
 		p->failing = false;
-		if (c->taken || c->sent)
+		/* a quiet round is not news, but the benches count it */
+		if (c->taken || c->sent || c->dropped || x->n->set.test_hooks)
 			node_log(
-			    "xlink: with %s: %u taken, %u dropped, %u sent, %zu octets out, %zu in",
-			    mm_logfmt_quote(q, sizeof(q), p->server), c->taken, c->dropped, c->sent,
-			    c->bytes_out, c->bytes_in);
+			    "xlink: with %s: %s%u taken, %u dropped, %u sent; %zu octets out, %zu "
+			    "in; on the wire %llu out, %llu in",
+			    mm_logfmt_quote(q, sizeof(q), p->server), c->equal ? "equal, " : "",
+			    c->taken, c->dropped, c->sent, c->bytes_out, c->bytes_in,
+			    (unsigned long long)c->wire_out, (unsigned long long)c->wire_in);
 	} else {
 		if (c->refused) {
 			penalize(x, p->server);
@@ -362,8 +401,15 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
 	struct xlinks *x = arg;
+	for (size_t i = 0; i < x->ndrop; i++)
+		probe_drop(x->probes, x->drop[i]);
+	x->ndrop = 0;
+	if (x->started && !x->kick_flood)
+		return; /* only sessions to close */
+	/* the first kick is the start's round of anti-entropy */
 	bool flood = x->kick_flood;
 	x->kick_flood = false;
+	x->started = true;
 	round_of(x, flood);
 }
 
@@ -445,11 +491,14 @@ void xlinks_free(struct xlinks *x)
 	event_free(x->tick);
 	event_free(x->kick);
 	conns_free(x);
-	for (size_t i = 0; i < x->npeers; i++)
+	for (size_t i = 0; i < x->npeers; i++) {
+		x->peers[i]->conn = 0; /* closed with the probes */
 		peer_free(x->peers[i]);
+	}
 	free(x->peers);
 	for (size_t i = 0; i < x->npen; i++)
 		free(x->pen[i].server);
 	free(x->pen);
+	free(x->drop);
 	free(x);
 }

@@ -17,6 +17,7 @@ void mm_smtpc_tls_started(struct mm_smtpc *c)
 	/* RFC 3207 §4.2: forget what the server said before TLS */
 	c->tls_active = true;
 	c->pipelining = c->chunking = c->eightbit = c->dsn = c->starttls = c->size = false;
+	c->auth_external = c->xlink2state = false;
 	c->max_size = 0;
 	mm_buf_reset(&c->in);
 	mm_buf_printf(&c->out, "EHLO %s\r\n", c->helo);
@@ -216,6 +217,16 @@ void mm_smtpc_send(struct mm_smtpc *c, struct mm_smtpc_job *job)
 			send_command(c, k);
 	else if (!c->rset_pending)
 		send_command(c, 0);
+}
+
+bool mm_smtpc_xlink_again(struct mm_smtpc *c, struct mm_xlink_cli *x)
+{
+	if (c->state != MM_SMTPC_IDLE || c->xlink == NULL || x == NULL)
+		return false;
+	c->xlink = x;
+	mm_xlink_cli_start(x, &c->out);
+	c->state = MM_SMTPC_XLINK;
+	return true;
 }
 
 void mm_smtpc_quit(struct mm_smtpc *c)

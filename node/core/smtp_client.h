@@ -102,6 +102,10 @@ void mm_smtpc_free(struct mm_smtpc *c);
 enum mm_smtpc_event mm_smtpc_feed(struct mm_smtpc *c, const char *data, size_t n);
 /* Only when the last event was READY (or JOB_DONE). */
 void mm_smtpc_send(struct mm_smtpc *c, struct mm_smtpc_job *job);
+/* Another X-LINK2STATE exchange x on a session whose first one ended
+ * (MM_SMTPC_XLINK_DONE left it idle, authenticated): false when it is not
+ * such a session, or not idle. */
+bool mm_smtpc_xlink_again(struct mm_smtpc *c, struct mm_xlink_cli *x);
 void mm_smtpc_quit(struct mm_smtpc *c);
 /* The connection broke or timed out: fail whatever is in flight. */
 void mm_smtpc_broken(struct mm_smtpc *c, const char *why);

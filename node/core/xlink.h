@@ -144,9 +144,11 @@ struct mm_xlink_cli {
 	uint32_t acks; /* chunk replies to come before the last one */
 	struct mm_xlink_asm in;
 	uint32_t taken, dropped, sent;
-	size_t bytes_in, bytes_out;
-	bool equal;   /* the digests were equal */
-	bool refused; /* the peer sent an entry that failed a check */
+	size_t bytes_in, bytes_out; /* X-LINK2STATE lines */
+	uint64_t wire_in, wire_out; /* the whole session on the wire (TLS and all),
+	                             * when the driver knows: its to fill */
+	bool equal;                 /* the digests were equal */
+	bool refused;               /* the peer sent an entry that failed a check */
 	char why[600];
 };
 
