@@ -139,5 +139,9 @@ void mm_net_directory_table(struct mm_net *n, const struct mm_table *t);
  * (repeat.h): the caller's own lines about it are better left unsaid, the
  * transport counts them and says the count once a minute. */
 bool mm_net_quiet(const struct mm_net *n);
+/* After a new CRL (or CA) is in the contexts: every open connection whose
+ * peer's certificate no longer verifies is closed, as a lost one (the
+ * owner is told). Returns how many. */
+size_t mm_net_recheck(struct mm_net *n);
 
 #endif

@@ -1225,5 +1225,8 @@ bool routing_trust_load(struct node *n)
 		mm_member_trust(&n->rt->m, t, &n->dir.table);
 	mm_trust_free(n->trust);
 	n->trust = t;
+	/* a certificate revoked now is refused on what is open too */
+	if (routing_on(n) && n->rt->net_ready)
+		mm_net_recheck(&n->rt->net);
 	return true;
 }

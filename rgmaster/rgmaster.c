@@ -227,6 +227,8 @@ bool rgm_trust_load(struct rgm *r)
 		mm_master_trust(&r->m, t);
 	mm_trust_free(r->trust);
 	r->trust = t;
+	/* a certificate revoked now is refused on what is open too */
+	mm_net_recheck(&r->net);
 	return true;
 }
 

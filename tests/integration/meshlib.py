@@ -33,7 +33,9 @@ FASTNODE = FAST + ["--set", "xlink_digest_interval_ms=1000", "--set", "connect_t
                    "--set", "reroute_hold_ms=500", "--set", "test_hooks=1"]
 
 
-def write_ldif(path, groups, connectors, recipients):
+def write_ldif(path, groups, connectors, recipients, relay="127.0.0.0/8"):
+    """relay: every virtual server's mmRelayAllow (None: none -- only an
+    organization server's certificate or AUTH relays)."""
     w = ["dn: o=Mesh\nobjectClass: mmOrganization\no: Mesh\n"]
     where = {}
     for g in groups:
@@ -48,8 +50,9 @@ def write_ldif(path, groups, connectors, recipients):
                      "mmRoutingAddress: %s:%d\n" % (s, g["name"], s, s.lower(), DOMAIN, ip,
                                                     NODE_691))
             w.append("dn: cn=SMTP,cn=%s,cn=%s,o=Mesh\nobjectClass: mmVirtualServer\ncn: SMTP\n"
-                     "mmBind: %s:%d\nmmFqdn: %s.%s\nmmRelayAllow: 127.0.0.0/8\n"
-                     % (s, g["name"], ip, SMTP_PORT, s.lower(), DOMAIN))
+                     "mmBind: %s:%d\nmmFqdn: %s.%s\n%s"
+                     % (s, g["name"], ip, SMTP_PORT, s.lower(), DOMAIN,
+                        "mmRelayAllow: %s\n" % relay if relay else ""))
     vs = lambda s: "cn=SMTP,cn=%s,cn=%s,o=Mesh" % (s, where[s])  # noqa: E731
     for name, group, cost, local, target, remote in connectors:
         w.append("dn: cn=%s,cn=%s,o=Mesh\nobjectClass: mmConnector\ncn: %s\n"
@@ -101,9 +104,9 @@ class Mesh:
         self.procs = {}
 
     @classmethod
-    def of(cls, w, binaries, groups, connectors, recipients=()):
+    def of(cls, w, binaries, groups, connectors, recipients=(), **kw):
         ldif = os.path.join(w, "mesh.ldif")
-        write_ldif(ldif, groups, connectors, recipients)
+        write_ldif(ldif, groups, connectors, recipients, **kw)
         servers = {s: "%s:%d" % (ip, NODE_691) for g in groups for s, ip in g["servers"]}
         masters = {m: "%s:%d" % (ip, MASTER_691) for g in groups for m, ip in g["masters"]}
         return cls(w, *binaries, ldif, servers, masters)
