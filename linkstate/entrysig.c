@@ -20,12 +20,28 @@ struct verdict {
 
 #define CACHE_MAX 4096 /* verdicts kept; then the cache starts afresh */
 
+/* What checks 1 and 2 found for one signer certificate: every entry a
+ * master issues carries the same one, and the chain (an ECDSA or Ed25519
+ * verification per link, the CRL's lookup) costs several times the entry's
+ * own signature. A new CRL makes a new trust, and so a new cache. */
+struct signer {
+	char key[65]; /* SHA-256 of the DER (the map points here) */
+	enum mm_entry_check check;
+	char name[MM_CERT_NAME_MAX + 1];
+	X509 *x; /* its key verifies the entries */
+};
+
+#define SIGNERS_MAX 256
+
 struct mm_trust {
 	X509_STORE *store;
 	bool crl;
 	struct mm_strmap cache;   /* hex of the key → index in verdicts */
 	struct verdict *verdicts; /* CACHE_MAX, made at the first check */
 	size_t n;
+	struct mm_strmap by_cert; /* hex of the DER's digest → index in signers */
+	struct signer *signers;   /* SIGNERS_MAX, made at the first check */
+	size_t nsigners;
 };
 
 static void err_text(char *err, size_t errlen, const char *what)
@@ -74,6 +90,10 @@ void mm_trust_free(struct mm_trust *t)
 	X509_STORE_free(t->store);
 	mm_strmap_free(&t->cache);
 	free(t->verdicts);
+	for (size_t i = 0; i < t->nsigners; i++)
+		X509_free(t->signers[i].x);
+	mm_strmap_free(&t->by_cert);
+	free(t->signers);
 	free(t);
 }
 
@@ -143,16 +163,26 @@ bool mm_entry_signer_name(const mm_entry *e, char *name)
 	return ok;
 }
 
-/* Checks 1, 2 and 4: chain and CRL, kind, signature. */
-static struct verdict verify(struct mm_trust *t, const mm_entry *e, const uint8_t *content,
-                             size_t len)
+static void sha256_hex(const uint8_t *p, size_t len, char hex[65])
 {
-	struct verdict v = {.check = MM_ENTRY_BAD_CERT};
-	X509 *x = signer_cert(e);
-	if (x == NULL)
-		return v;
-	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
-	if (ctx && X509_STORE_CTX_init(ctx, t->store, x, NULL) == 1) {
+	uint8_t d[MM_DIGEST_LEN];
+	unsigned int n = 0;
+	EVP_Digest(p, len, d, &n, EVP_sha256(), NULL);
+	mm_digest_hex(d, hex);
+}
+
+/* Checks 1 and 2 for e's signer certificate, once per certificate: the
+ * signer, its X509 NULL when it does not decode. */
+static const struct signer *signer_of(struct mm_trust *t, const mm_entry *e)
+{
+	char key[65];
+	sha256_hex(e->signer.data, e->signer.len, key);
+	uint32_t i;
+	if (mm_strmap_get(&t->by_cert, key, &i))
+		return &t->signers[i];
+	struct signer v = {.check = MM_ENTRY_BAD_CERT, .x = signer_cert(e)};
+	X509_STORE_CTX *ctx = v.x ? X509_STORE_CTX_new() : NULL;
+	if (ctx && X509_STORE_CTX_init(ctx, t->store, v.x, NULL) == 1) {
 		unsigned long flags = X509_V_FLAG_NO_CHECK_TIME | X509_V_FLAG_X509_STRICT;
 		if (t->crl)
 			flags |= X509_V_FLAG_CRL_CHECK;
@@ -166,12 +196,34 @@ static struct verdict verify(struct mm_trust *t, const mm_entry *e, const uint8_
 	ERR_clear_error();
 	enum mm_cert_kind kind;
 	if (v.check == MM_ENTRY_OK &&
-	    (!mm_cert_identity(x, v.signer, sizeof(v.signer), &kind) || kind != MM_CERT_MASTER)) {
+	    (!mm_cert_identity(v.x, v.name, sizeof(v.name), &kind) || kind != MM_CERT_MASTER)) {
 		v.check = MM_ENTRY_NOT_MASTER;
-		v.signer[0] = '\0';
+		v.name[0] = '\0';
 	}
+	if (t->signers == NULL)
+		t->signers = mm_xcalloc(SIGNERS_MAX, sizeof(*t->signers));
+	if (t->nsigners >= SIGNERS_MAX) {
+		for (size_t k = 0; k < t->nsigners; k++)
+			X509_free(t->signers[k].x);
+		mm_strmap_clear(&t->by_cert);
+		t->nsigners = 0;
+	}
+	memcpy(v.key, key, sizeof(v.key));
+	t->signers[t->nsigners] = v;
+	mm_strmap_put(&t->by_cert, t->signers[t->nsigners].key, (uint32_t)t->nsigners);
+	return &t->signers[t->nsigners++];
+}
+
+/* Checks 1, 2 and 4: chain and CRL, kind, signature. */
+static struct verdict verify(struct mm_trust *t, const mm_entry *e, const uint8_t *content,
+                             size_t len)
+{
+	struct verdict v = {.check = MM_ENTRY_BAD_CERT};
+	const struct signer *s = signer_of(t, e);
+	v.check = s->check;
+	memcpy(v.signer, s->name, sizeof(v.signer));
 	if (v.check == MM_ENTRY_OK) {
-		EVP_PKEY *key = X509_get0_pubkey(x);
+		EVP_PKEY *key = X509_get0_pubkey(s->x);
 		EVP_MD_CTX *mc = EVP_MD_CTX_new();
 		bool good =
 		    key && EVP_PKEY_get_id(key) == EVP_PKEY_ED25519 && mc &&
@@ -182,7 +234,6 @@ static struct verdict verify(struct mm_trust *t, const mm_entry *e, const uint8_
 		if (!good)
 			v.check = MM_ENTRY_BAD_SIGNATURE;
 	}
-	X509_free(x);
 	return v;
 }
 
