@@ -23,6 +23,7 @@ rgmaster and meshnode over mutual TLS, groups joined by X-LINK2STATE.
 usage: xlink_mesh.py MESHNODE MESHCTL RGMASTER CONTOSO_LDIF
 """
 import os
+import re
 import signal
 import smtplib
 import sys
@@ -137,6 +138,28 @@ send("again")
 check(wait_for(lambda: delivered("again"), 60), "mail S12 -> S42 delivered")
 check(wait_for(lambda: len(s11_hop(3)) >= 3, 10) and s11_hop(3)[2] == S21,
       "... over the primary path again (%s)" % s11_hop(3))
+
+# G2's master down: its bridgehead S21 still takes G1's entries from S11 and
+# passes them on to S31; G2's other server S22, whose only source is that
+# master, does not learn them until it is back.
+# (mutation: xlink_run.c round_of() doing nothing while no master is
+# connected -- S21 neither takes nor passes on: S31 never sees it)
+mark = len(open(mesh.log("S21")).read())
+mesh.kill("G2-RGM")
+check(wait_for(lambda: re.search(r'connection \d+ to "G2-RGM" (closed|failed)',
+                                 open(mesh.log("S21")).read()[mark:]), 30, 0.1),
+      "G2-RGM killed: S21 lost its master")
+check(mesh.report("S11", "G1-G4", True), "G1-G4 reported down at S11")
+check(wait_for(lambda: M.connector_state(mesh.table("S21"), "G1-G4") == "down", 60, 0.1),
+      "with G2's master down, S21 takes G1's change from S11")
+check(wait_for(lambda: 'xlink: with "S31"' in open(mesh.log("S21")).read()[mark:], 30, 0.1),
+      "... and passes it on to S31")
+check(M.connector_state(mesh.table("S22"), "G1-G4") == "up",
+      "... while S22, a member of G2 only, waits for its master")
+mesh.start_master("G2-RGM")
+check(wait_for(lambda: M.connector_state(mesh.table("S22"), "G1-G4") == "down", 60, 0.1),
+      "G2-RGM back: it learns G1's entry from S21 and S22 sees G1-G4 down")
+check(mesh.report("S11", "G1-G4", False), "G1-G4 reported up again")
 wait_converged(mesh, "chain at the end")
 for n in list(mesh.procs):
     rc = mesh.stop(n)
