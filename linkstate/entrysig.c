@@ -244,9 +244,21 @@ static void cache_key(const mm_entry *e, const uint8_t *content, size_t len, cha
 	unsigned int n = 0;
 	EVP_MD_CTX *mc = EVP_MD_CTX_new();
 	EVP_DigestInit_ex(mc, EVP_sha256(), NULL);
-	EVP_DigestUpdate(mc, e->signature.data, e->signature.len);
-	EVP_DigestUpdate(mc, e->signer.data, e->signer.len);
-	EVP_DigestUpdate(mc, content, len);
+	/* each field after its length: bytes moved from one field to the next
+	 * make another key (else a forged entry could leave its verdict under
+	 * a genuine one's key) */
+	const struct {
+		const void *p;
+		size_t n;
+	} f[] = {
+	    {e->signature.data, e->signature.len}, {e->signer.data, e->signer.len}, {content, len}};
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		uint8_t n8[8];
+		for (int k = 0; k < 8; k++)
+			n8[k] = (uint8_t)((uint64_t)f[i].n >> (8 * k));
+		EVP_DigestUpdate(mc, n8, sizeof(n8));
+		EVP_DigestUpdate(mc, f[i].p, f[i].n);
+	}
 	EVP_DigestFinal_ex(mc, d, &n);
 	EVP_MD_CTX_free(mc);
 	mm_digest_hex(d, hex);

@@ -693,25 +693,6 @@ void mm_net_free(struct mm_net *n)
 	*n = (struct mm_net){0};
 }
 
-/* The peer's chain against its context's store as it is now (a CRL loaded
- * since the handshake): false when it no longer verifies. */
-static bool peer_still_trusted(SSL *ssl)
-{
-	X509 *peer = SSL_get0_peer_certificate(ssl);
-	if (peer == NULL)
-		return true;
-	SSL_CTX *sc = SSL_get_SSL_CTX(ssl);
-	X509_STORE_CTX *x = X509_STORE_CTX_new();
-	bool ok = x && X509_STORE_CTX_init(x, SSL_CTX_get_cert_store(sc), peer,
-	                                   SSL_get_peer_cert_chain(ssl)) == 1;
-	if (ok) {
-		X509_STORE_CTX_set_flags(x, X509_VERIFY_PARAM_get_flags(SSL_CTX_get0_param(sc)));
-		ok = X509_verify_cert(x) == 1;
-	}
-	X509_STORE_CTX_free(x);
-	return ok;
-}
-
 size_t mm_net_recheck(struct mm_net *n)
 {
 	if (n->insecure || n->conns.used == 0)
@@ -727,7 +708,7 @@ size_t mm_net_recheck(struct mm_net *n)
 	for (size_t i = 0; i < k; i++) {
 		struct mm_net_conn *c = mm_u64map_get(&n->conns, nums[i]);
 		SSL *ssl = c && c->open && !c->closing ? bufferevent_openssl_get_ssl(c->bev) : NULL;
-		if (ssl && !peer_still_trusted(ssl)) {
+		if (ssl && !mm_tls_peer_still_trusted(ssl)) {
 			logf_(n,
 			      "691: connection %u: the peer's certificate no longer verifies "
 			      "(revoked?): closed",

@@ -110,6 +110,9 @@ struct node {
 int node_listen(struct node *n);
 void node_stop_listening(struct node *n);
 void node_close_sessions(struct node *n);
+/* After a new CRL: sessions of a certificate that no longer verifies lose
+ * what it earned, and end with 421 (unless a commit holds them). */
+void node_recheck_sessions(struct node *n);
 /* Stopping: 421 to every session not waiting for its commit. */
 void node_say_goodbye(struct node *n);
 /* The commit pipeline resolved: answer the sessions it names. */
@@ -190,6 +193,9 @@ struct xlinks *xlinks_new(struct node *n);
 void xlinks_free(struct xlinks *x);
 /* After every table change: a new base floods to the remote bridgeheads. */
 void xlinks_table_changed(struct xlinks *x);
+/* After a new CRL: kept sessions close (the next exchange checks the
+ * peer's certificate afresh). */
+void xlinks_drop_sessions(struct xlinks *x);
 /* A session's X-LINK2STATE command (the SMTP server machine's checks
  * passed; peer: the server its certificate names). *slot: the session's
  * exchange, made at its first command, freed by xlinks_session_free. */

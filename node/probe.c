@@ -161,6 +161,11 @@ static void on_read(struct bufferevent *bev, void *arg)
 	char chunk[4096];
 	size_t len;
 	while ((len = evbuffer_get_length(in)) > 0) {
+		if (p->idle) {
+			/* a kept session's peer speaks unasked: not one to keep */
+			end(p, true, NULL);
+			return;
+		}
 		if (len > sizeof(chunk))
 			len = sizeof(chunk);
 		evbuffer_remove(in, chunk, len);
@@ -183,7 +188,8 @@ static void on_read(struct bufferevent *bev, void *arg)
 			 * answer; then QUIT, or, kept, nothing until the next
 			 * exchange (probe_xlink_again) or the peer's close */
 			wire_bytes(p);
-			if (p->keep && p->c.xlink->state == MM_XCLI_DONE) {
+			if (p->keep && p->c.xlink->state == MM_XCLI_DONE && p->c.in.len == 0 &&
+			    evbuffer_get_length(in) == 0) {
 				p->idle = true;
 				bufferevent_set_timeouts(p->bev, NULL, NULL);
 				answer(p, true, NULL);

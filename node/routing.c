@@ -1228,5 +1228,7 @@ bool routing_trust_load(struct node *n)
 	/* a certificate revoked now is refused on what is open too */
 	if (routing_on(n) && n->rt->net_ready)
 		mm_net_recheck(&n->rt->net);
+	node_recheck_sessions(n);
+	xlinks_drop_sessions(n->xl);
 	return true;
 }

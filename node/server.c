@@ -614,6 +614,29 @@ int node_listen(struct node *n)
 	return 0;
 }
 
+void node_recheck_sessions(struct node *n)
+{
+	for (struct session *s = n->sessions, *next; s; s = next) {
+		next = s->next; /* flush may free s */
+		if (!s->client.org_cert || s->ssl == NULL || mm_tls_peer_still_trusted(s->ssl))
+			continue;
+		/* what the certificate earned goes: relaying, AUTH EXTERNAL,
+		 * X-LINK2STATE; and the session, unless a commit holds it */
+		char q[300];
+		node_log("session from %s: the certificate of %s no longer verifies (revoked?): "
+		         "%s",
+		         s->ip, mm_logfmt_quote(q, sizeof(q), s->server_name),
+		         s->waiting || s->closing ? "no more an organization server's" : "closed");
+		s->client.org_cert = false;
+		s->server_name[0] = '\0';
+		if (s->waiting || s->closing)
+			continue;
+		mm_smtpd_abort(&s->smtpd,
+		               "421 4.7.0 Your certificate is revoked, closing connection");
+		flush(s);
+	}
+}
+
 void node_say_goodbye(struct node *n)
 {
 	for (struct session *s = n->sessions, *next; s; s = next) {

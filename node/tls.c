@@ -88,6 +88,17 @@ static void client_ca_list(SSL_CTX *ctx, const struct material *m)
 		SSL_CTX_set_client_CA_list(ctx, names);
 }
 
+/* No session is resumed: a resumed session skips the check of the client's
+ * certificate, and so the CRL read since (a revoked certificate could come
+ * back on a ticket it was given before). Full handshakes cost little at
+ * the rate these contexts see them. */
+static void no_resumption(SSL_CTX *ctx)
+{
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	SSL_CTX_set_num_tickets(ctx, 0);
+}
+
 bool mm_tls_init(struct mm_tls *t, const char *dir, const char *name, char *err, size_t errlen)
 {
 	struct material m;
@@ -107,6 +118,7 @@ bool mm_tls_init(struct mm_tls *t, const char *dir, const char *name, char *err,
 			return false;
 	SSL_CTX_set_verify(t->server, SSL_VERIFY_PEER, verify_later);
 	client_ca_list(t->server, &m);
+	no_resumption(t->server);
 	SSL_CTX_set_verify(t->client, SSL_VERIFY_NONE, NULL);
 	SSL_CTX_set_verify(t->client_verify, SSL_VERIFY_PEER, NULL);
 	return true;
@@ -166,6 +178,7 @@ bool mm_tls_routing_init(struct mm_tls_routing *t, const char *dir, const char *
 	/* a server that verifies its clients must name its sessions, or a
 	 * resumption attempt fails the handshake */
 	SSL_CTX_set_session_id_context(t->accept, sid_ctx, sizeof(sid_ctx) - 1);
+	no_resumption(t->accept);
 	return true;
 }
 
@@ -539,4 +552,23 @@ void mm_signer_free(struct mm_signer *s)
 	EVP_PKEY_free(s->key);
 	free(s->cert);
 	*s = (struct mm_signer){0};
+}
+
+/* The peer's chain against its context's store as it is now (a CRL loaded
+ * since the handshake): false when it no longer verifies. */
+bool mm_tls_peer_still_trusted(SSL *ssl)
+{
+	X509 *peer = SSL_get0_peer_certificate(ssl);
+	if (peer == NULL)
+		return true;
+	SSL_CTX *sc = SSL_get_SSL_CTX(ssl);
+	X509_STORE_CTX *x = X509_STORE_CTX_new();
+	bool ok = x && X509_STORE_CTX_init(x, SSL_CTX_get_cert_store(sc), peer,
+	                                   SSL_get_peer_cert_chain(ssl)) == 1;
+	if (ok) {
+		X509_STORE_CTX_set_flags(x, X509_VERIFY_PARAM_get_flags(SSL_CTX_get0_param(sc)));
+		ok = X509_verify_cert(x) == 1;
+	}
+	X509_STORE_CTX_free(x);
+	return ok;
 }

@@ -109,4 +109,9 @@ void mm_signer_free(struct mm_signer *s);
  * compared without their pass phrase, and are not. */
 bool mm_tls_check_dir(const char *dir, char *err, size_t errlen);
 
+/* The peer's certificate chain against its context's store as it is now
+ * (a CRL loaded since the handshake): false when it no longer verifies.
+ * True when the peer showed no certificate. */
+bool mm_tls_peer_still_trusted(SSL *ssl);
+
 #endif

@@ -282,6 +282,7 @@ static void start(struct xlinks *x, struct xpeer *p)
 		p->id = p->conn;
 		return;
 	}
+	drop_later(x, p->conn); /* one it would not take again, if any */
 	p->id = p->conn = ++x->next_id;
 	probe_start_xlink(x->probes, p->id, p->address, p->server, &p->cli, true);
 }
@@ -305,9 +306,9 @@ static void done(void *ctx, uint32_t id, bool ok, const char *why)
 	char q[300], w[700];
 	if (!ok || c->state != MM_XCLI_DONE)
 		p->conn = 0; /* the probe is gone, or goes with its QUIT */
-	if (!ok && p->reused && c->bytes_in == 0 && p->listed) {
-		/* the kept session had ended (the peer's idle timeout) before
-		 * the exchange got a word back: at once on a new one */
+	if (!ok && p->reused && c->lines_ok == 0 && p->listed) {
+		/* the kept session had ended (the peer's idle timeout, its 421)
+		 * before the exchange got a good word back: at once on a new one */
 		start(x, p);
 		return;
 	}
@@ -372,7 +373,7 @@ static void round_of(struct xlinks *x, bool flood)
 		}
 		for (size_t k = 0; k < xc->n; k++) {
 			struct xpeer *p = xc->peers[xc->next++ % xc->n];
-			if (live == 0 || p->live) {
+			if ((live == 0 || p->live) && !penalized(x, p->server)) {
 				start(x, p);
 				break;
 			}
@@ -447,6 +448,17 @@ void xlinks_table_changed(struct xlinks *x)
 		event_active(x->kick, 0, 0);
 	}
 	x->flooded = true;
+}
+
+void xlinks_drop_sessions(struct xlinks *x)
+{
+	if (x == NULL)
+		return;
+	for (size_t i = 0; i < x->npeers; i++)
+		if (!x->peers[i]->busy) {
+			drop_later(x, x->peers[i]->conn);
+			x->peers[i]->conn = 0;
+		}
 }
 
 enum mm_xlink_result xlinks_serve(struct xlinks *x, struct mm_xlink_srv **slot, const char *peer,

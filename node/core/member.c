@@ -831,7 +831,8 @@ static enum mm_take judge(struct mm_member *m, const mm_entry *e, bool from_mast
 	         (unsigned long long)(e->version ? e->version->minor : 0),
 	         (unsigned long long)(e->version ? e->version->user : 0), mm_entry_check_name(k),
 	         signer[0] ? ", signed by " : "", signer);
-	return MM_TAKE_REFUSED;
+	return k == MM_ENTRY_REVOKED || k == MM_ENTRY_NOT_CANDIDATE ? MM_TAKE_DISOWNED
+	                                                            : MM_TAKE_REFUSED;
 }
 
 /* Merge one judged entry (taken over); true when base changed. */
@@ -895,14 +896,18 @@ unsigned mm_member_take(struct mm_member *m, mm_entry **e, size_t n, const char 
 	size_t nt = 0;
 	if (whylen)
 		why[0] = '\0';
+	bool refused = false;
 	for (size_t i = 0; i < n; i++) {
-		res[i] = entry_valid(e[i]) ? judge(m, e[i], false, w, sizeof(w)) : MM_TAKE_DROPPED;
-		if (res[i] == MM_TAKE_REFUSED) {
+		/* after a refusal the session ends: what follows is not judged
+		 * (each judgement may cost a chain's verification) */
+		res[i] = refused || !entry_valid(e[i]) ? MM_TAKE_DROPPED
+		                                       : judge(m, e[i], false, w, sizeof(w));
+		refused |= res[i] == MM_TAKE_REFUSED;
+		if (res[i] == MM_TAKE_REFUSED || res[i] == MM_TAKE_DISOWNED)
 			mlog(m, "member: from %s: %s: dropped", mm_logfmt_quote(q, sizeof(q), peer),
 			     w);
-			if (whylen && why[0] == '\0')
-				snprintf(why, whylen, "%s", w);
-		}
+		if (res[i] == MM_TAKE_REFUSED && whylen && why[0] == '\0')
+			snprintf(why, whylen, "%s", w);
 		if (res[i] != MM_TAKE_TAKEN) {
 			mm_entry_free(e[i]);
 			continue;
@@ -936,7 +941,7 @@ static unsigned on_push(struct mm_member *m, Mailmesh__TablePush *p)
 		mm_entry *e = p->entries[i];
 		p->entries[i] = NULL; /* taken over */
 		enum mm_take t = judge(m, e, true, why, sizeof(why));
-		if (t == MM_TAKE_REFUSED)
+		if (t == MM_TAKE_REFUSED || t == MM_TAKE_DISOWNED)
 			mlog(m, "member: from master %s: %s: dropped",
 			     mm_logfmt_quote(q, sizeof(q), m->peer ? m->peer : "?"), why);
 		if (t != MM_TAKE_TAKEN) {

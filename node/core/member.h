@@ -165,10 +165,16 @@ struct mm_member {
 
 /* What becomes of one entry a peer hands over. */
 enum mm_take {
-	MM_TAKE_TAKEN,   /* newer, and it passed every check: merged */
-	MM_TAKE_DROPPED, /* older or the same, a baseline, a group the directory
-	                  * lacks, or the node's own group: nothing to do */
-	MM_TAKE_REFUSED, /* newer, but it failed a check (entrysig.h) */
+	MM_TAKE_TAKEN,    /* newer, and it passed every check: merged */
+	MM_TAKE_DROPPED,  /* older or the same, a baseline, a group the directory
+	                   * lacks, or the node's own group: nothing to do */
+	MM_TAKE_REFUSED,  /* newer, but it failed a check (entrysig.h): forged,
+	                   * altered, not a master's -- no honest peer sends it */
+	MM_TAKE_DISOWNED, /* newer and signed by a master, but one this node does
+	                   * not take for that group (revoked in its CRL, or no
+	                   * candidate of the group in its directory): dropped
+	                   * and logged, as a peer with another CRL or directory
+	                   * may pass it on in good faith */
 };
 
 /* table: read from SPOOL/table, or the directory's when there is none; the

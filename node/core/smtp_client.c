@@ -221,7 +221,9 @@ void mm_smtpc_send(struct mm_smtpc *c, struct mm_smtpc_job *job)
 
 bool mm_smtpc_xlink_again(struct mm_smtpc *c, struct mm_xlink_cli *x)
 {
-	if (c->state != MM_SMTPC_IDLE || c->xlink == NULL || x == NULL)
+	/* a session that sent anything while idle is not one to trust with
+	 * the next exchange: those lines would be read as its answers */
+	if (c->state != MM_SMTPC_IDLE || c->xlink == NULL || x == NULL || c->in.len > 0)
 		return false;
 	c->xlink = x;
 	mm_xlink_cli_start(x, &c->out);
@@ -406,7 +408,12 @@ enum mm_smtpc_event mm_smtpc_feed(struct mm_smtpc *c, const char *data, size_t n
 		}
 		if (c->state == MM_SMTPC_XLINK) {
 			/* every line to the exchange as it comes: a reply of chunks
-			 * may be megabytes, bounded by the exchange's own limit */
+			 * may be megabytes, bounded by the exchange's own limit; a
+			 * line, CRLF included, by DESIGN §5.2's 1,024 octets */
+			if (len > MM_XLINK_LINE_MAX) {
+				ev = die(c, 421, "4.4.2 X-LINK2STATE reply line over 1024 octets");
+				break;
+			}
 			c->cur_code = code;
 			c->cur_lines = more ? 1 : 0;
 			enum mm_xcli_event xe =

@@ -18,6 +18,9 @@
 
 void mm_xlink_asm_reset(struct mm_xlink_asm *a)
 {
+	/* a kept session holds its assembler for hours: not 8 MiB of it */
+	if (a->data.cap > (64u << 10))
+		mm_buf_free(&a->data);
 	mm_buf_reset(&a->data);
 	a->open = false;
 	a->chunks = 0;
@@ -117,10 +120,35 @@ uint8_t *mm_xlink_encode(const struct mm_table *t, const mm_entry *const *entrie
 	return buf;
 }
 
+/* protobuf-c's allocations for one decode, counted: a transfer of tiny
+ * entries or empty lists would decode to some 50 times its size (each a
+ * struct of its own); past the budget the decode fails as undecodable.
+ * What it hands out is malloc's, freed by free() like any entry. */
+struct budget {
+	size_t used, limit;
+};
+
+static void *budget_alloc(void *data, size_t size)
+{
+	struct budget *b = data;
+	if (size > b->limit - b->used)
+		return NULL;
+	b->used += size;
+	return malloc(size);
+}
+
+static void budget_free(void *data, void *p)
+{
+	(void)data;
+	free(p);
+}
+
 Mailmesh__LinkTransfer *mm_xlink_decode(const struct mm_buf *b)
 {
+	struct budget bud = {0, MM_XLINK_DECODE_MAX};
+	ProtobufCAllocator a = {budget_alloc, budget_free, &bud};
 	Mailmesh__LinkTransfer *x =
-	    mailmesh__link_transfer__unpack(NULL, b->len, (const uint8_t *)(b->p ? b->p : ""));
+	    mailmesh__link_transfer__unpack(&a, b->len, (const uint8_t *)(b->p ? b->p : ""));
 	if (x == NULL)
 		return NULL;
 	bool ok = mm_pb_fields_valid(&x->base);

@@ -40,6 +40,10 @@
 #define MM_XLINK_LINE_MAX      1024       /* a command or reply line, CRLF included */
 #define MM_XLINK_CHUNK_RAW     735        /* octets a chunk carries: 980 base64 characters */
 #define MM_XLINK_LIMIT_DEFAULT (8u << 20) /* a transfer, decoded */
+#define MM_XLINK_TEXT_LINES    100        /* lines of a reply that are no chunks */
+/* what protobuf-c may allocate to unpack one transfer (an honest one of
+ * 8 MiB takes some 3 times its size) */
+#define MM_XLINK_DECODE_MAX (64u << 20)
 
 /* --- chunks ----------------------------------------------------------------- */
 
@@ -77,7 +81,9 @@ uint8_t *mm_xlink_encode(const struct mm_table *t, const mm_entry *const *entrie
                          size_t *len);
 
 /* The transfer in b, or NULL when it does not decode (a field numbered 0, a
- * group without a name, bytes left over: pbvalid.h). */
+ * group without a name, bytes left over: pbvalid.h; or more than
+ * MM_XLINK_DECODE_MAX of memory to unpack). Free with
+ * mailmesh__link_transfer__free_unpacked(x, NULL): the memory is malloc's. */
 Mailmesh__LinkTransfer *mm_xlink_decode(const struct mm_buf *b);
 
 /* --- the node's side ------------------------------------------------------ */
@@ -141,7 +147,9 @@ struct mm_xlink_cli {
 	const struct mm_xlink_env *env;
 	char peer[MM_CERT_NAME_MAX + 1]; /* the server dialled */
 	enum mm_xcli_state state;
-	uint32_t acks; /* chunk replies to come before the last one */
+	uint32_t acks;       /* chunk replies to come before the last one */
+	uint32_t text_lines; /* of the reply being read, no chunks */
+	uint32_t lines_ok;   /* 2xx lines read: the peer answered at all */
 	struct mm_xlink_asm in;
 	uint32_t taken, dropped, sent;
 	size_t bytes_in, bytes_out; /* X-LINK2STATE lines */

@@ -139,6 +139,7 @@ enum mm_xcli_event mm_xlink_cli_line(struct mm_xlink_cli *c, int code, const cha
 	c->bytes_in += n + 6;
 	if (c->state == MM_XCLI_DONE || c->state == MM_XCLI_FAILED)
 		return MM_XCLI_END;
+	c->lines_ok += code / 100 == 2;
 	if (code / 100 != 2) {
 		size_t k = n < 400 ? n : 400;
 		char t[401];
@@ -160,8 +161,14 @@ enum mm_xcli_event mm_xlink_cli_line(struct mm_xlink_cli *c, int code, const cha
 			return failed(c, "a chunk as the last line of a reply");
 		return MM_XCLI_MORE;
 	}
-	if (more)
-		return MM_XCLI_MORE; /* a line of text we have no use for */
+	if (more) {
+		/* a line of text we have no use for; not without end */
+		if (++c->text_lines > MM_XLINK_TEXT_LINES)
+			return failed(c, "a reply of more than %d lines that are no chunks",
+			              MM_XLINK_TEXT_LINES);
+		return MM_XCLI_MORE;
+	}
+	c->text_lines = 0;
 	/* the last line of a reply */
 	if (c->in.open)
 		return failed(c, "the peer's reply ended inside a transfer");

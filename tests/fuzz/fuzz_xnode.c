@@ -235,7 +235,7 @@ static bool env_take(void *ctx, const char *peer, mm_entry **e, size_t n, uint32
 		why[0] = '\0';
 	mm_member_take(&x->m, e, n, peer, res, why, whylen);
 	*taken = *dropped = 0;
-	bool ok = true;
+	bool ok = true, refused = false;
 	for (size_t i = 0; i < n; i++) {
 		const mm_entry *c = p[i].copy;
 		*taken += res[i] == MM_TAKE_TAKEN;
@@ -257,10 +257,16 @@ static bool env_take(void *ctx, const char *peer, mm_entry **e, size_t n, uint32
 		}
 		if (res[i] == MM_TAKE_REFUSED && p[i].oracle)
 			fx_die("an entry refused that the oracle takes");
-		enum mm_take want = !p[i].eligible ? MM_TAKE_DROPPED
-		                    : p[i].oracle  ? MM_TAKE_TAKEN
-		                                   : MM_TAKE_REFUSED;
-		if (p[i].first && res[i] != want) {
+		/* after the first refusal nothing is judged (the session
+		 * ends); a revoked or foreign master's entry is disowned, a
+		 * forged one refused */
+		enum mm_take want = refused || !p[i].eligible ? MM_TAKE_DROPPED
+		                    : p[i].oracle             ? MM_TAKE_TAKEN
+		                                              : MM_TAKE_REFUSED;
+		bool as_said =
+		    res[i] == want || (want == MM_TAKE_REFUSED && res[i] == MM_TAKE_DISOWNED);
+		refused |= res[i] == MM_TAKE_REFUSED;
+		if (p[i].first && !as_said) {
 			fprintf(stderr, "entry %zu: %d, want %d\n", i, res[i], want);
 			fx_die("an entry judged otherwise than DESIGN §5.2 says");
 		}

@@ -139,6 +139,16 @@ check(wait_for(lambda: delivered("again"), 60), "mail S12 -> S42 delivered")
 check(wait_for(lambda: len(s11_hop(3)) >= 3, 10) and s11_hop(3)[2] == S21,
       "... over the primary path again (%s)" % s11_hop(3))
 
+# Exchanges run on a session kept open since the last one: a quiet round,
+# DIGEST and "equal", is two short lines in TLS records (about 230 octets;
+# with a new session, TCP, TLS handshake and AUTH, some 5 KB).
+# (mutation: probe_xlink_again() always false -- a new session each time)
+quiet = [int(m.group(1)) + int(m.group(2)) for m in re.finditer(
+    r"equal, 0 taken, 0 dropped, 0 sent; \d+ octets out, \d+ in; on the wire (\d+) out, "
+    r"(\d+) in", open(mesh.log("S21")).read())]
+check(quiet and min(quiet) < 1000,
+      "a quiet exchange on a kept session: %s octets on the wire" % (min(quiet) if quiet else "-"))
+
 # G2's master down: its bridgehead S21 still takes G1's entries from S11 and
 # passes them on to S31; G2's other server S22, whose only source is that
 # master, does not learn them until it is back.

@@ -180,6 +180,36 @@ static void test_checks(void **state)
 	mm_trust_free(t);
 }
 
+/* A forged entry whose signature and signer, joined, are a genuine one's
+ * (the first octet of the certificate moved to the end of the signature)
+ * fails; checked first, its verdict must not be the genuine entry's.
+ * Mutation seen failing: the cache's key without the fields' lengths -- the
+ * genuine entry, checked second, is refused from the cache. */
+static void test_cache_key(void **state)
+{
+	(void)state;
+	struct mm_trust *t = trust(true);
+	mm_entry *group = directory_entry();
+	char signer[MM_CERT_NAME_MAX + 1];
+	mm_entry *good = issued("M-A", "M-A");
+	mm_entry *forged = mm_entry_clone(good);
+	size_t sl = good->signature.len, cl = good->signer.len;
+	uint8_t *sig = mm_xmalloc(sl + 1), *cert = mm_xmalloc(cl - 1);
+	memcpy(sig, good->signature.data, sl);
+	sig[sl] = good->signer.data[0];
+	memcpy(cert, good->signer.data + 1, cl - 1);
+	free(forged->signature.data);
+	free(forged->signer.data);
+	forged->signature = (ProtobufCBinaryData){sl + 1, sig};
+	forged->signer = (ProtobufCBinaryData){cl - 1, cert};
+	assert_int_equal(mm_entry_check(t, forged, group, signer), MM_ENTRY_BAD_CERT);
+	assert_int_equal(mm_entry_check(t, good, group, signer), MM_ENTRY_OK);
+	mm_entry_free(forged);
+	mm_entry_free(good);
+	mm_entry_free(group);
+	mm_trust_free(t);
+}
+
 /* What is signed, and what every digest covers, is the content: a signed
  * entry has the digest of its content, a table holding it the digest of
  * the same table unsigned; Ed25519 is deterministic; only Ed25519 keys
@@ -234,6 +264,7 @@ int main(int argc, char **argv)
 	dir = argv[1];
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_checks),
+	    cmocka_unit_test(test_cache_key),
 	    cmocka_unit_test(test_content),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -764,7 +764,9 @@ static void test_server_rules(void **state)
  * 500 5.5.2), then authentication (TLS and AUTH EXTERNAL: 530 5.7.0
  * whatever follows), then state (503 5.5.1 in a transaction); only then
  * the hook. Mutations seen failing: the authentication test dropped (row
- * 1 reaches the hook); AUTH PLAIN counted as enough (row 4); the state
+ * 1 reaches the hook); its "authenticated" part dropped (row 12: a refused
+ * AUTH EXTERNAL); the state checked before authentication (row 13: 503 to
+ * a stranger); AUTH PLAIN counted as enough (row 4); the state
  * test dropped (row 6); the X-LINK2STATE limit applied to every command
  * (row 9), or the 512 limit to X-LINK2STATE (row 7); the hook's CLOSE not
  * ending the session (row 10). */
@@ -780,7 +782,7 @@ static void test_xlink_checks(void **state)
 	memset(other, 'x', sizeof(other));
 	other[600] = '\0';
 	const char *ext = "EHLO c\r\nAUTH EXTERNAL =\r\n";
-	char in[12][1400];
+	char in[14][1400];
 	snprintf(in[0], sizeof(in[0]), "EHLO c\r\n");
 	snprintf(in[1], sizeof(in[1]), "EHLO c\r\nX-LINK2STATE DIGEST=00\r\n");
 	snprintf(in[2], sizeof(in[2]), "EHLO c\r\nX-LINK2STATE FIRST CHUNK=%s\r\n", long_arg);
@@ -794,6 +796,9 @@ static void test_xlink_checks(void **state)
 	snprintf(in[9], sizeof(in[9]), "%sNOOP %s\r\n", ext, other);
 	snprintf(in[10], sizeof(in[10]), "%sX-LINK2STATE CLOSE\r\nNOOP\r\n", ext);
 	snprintf(in[11], sizeof(in[11]), "EHLO c\r\nX-LINK2STATE DIGEST=00\r\n");
+	snprintf(in[12], sizeof(in[12]), "%sX-LINK2STATE DIGEST=00\r\n", ext); /* refused */
+	snprintf(in[13], sizeof(in[13]),
+	         "EHLO c\r\nMAIL FROM:<a@b.test>\r\nX-LINK2STATE DIGEST=00\r\n");
 	static const struct {
 		bool tls, cert;
 		const char *want, *not ;
@@ -810,9 +815,11 @@ static void test_xlink_checks(void **state)
 	    {true, true, "|500 5.5.2", NULL},                            /* other verbs: 512 */
 	    {true, true, "|421 4.7.0 closing|", "closing|2"},            /* the hook closes */
 	    {false, false, "|530 5.7.0", "reached"},                     /* plain text */
+	    {true, true, "|530 5.7.0", "reached"},                       /* EXTERNAL refused */
+	    {true, true, "|530 5.7.0", "reached"}, /* no AUTH, in a transaction: 530 first */
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-		struct fake f = {.external = true};
+		struct fake f = {.external = i != 12}; /* row 12: AUTH EXTERNAL refused */
 		struct mm_smtpd s;
 		mm_smtpd_init(&s, &conf, &ops, &f);
 		if (rows[i].tls)

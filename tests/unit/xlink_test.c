@@ -314,12 +314,17 @@ static void test_exchange(void **state)
 	assert_int_equal(w.cli.taken, 2);
 	wire_end(&w);
 
-	/* the peer's own group: never sent to it, even when newer */
+	/* the peer's own group: never sent to it, even when newer -- by the
+	 * client (b's group 2), nor by the server (a's group 1). Mutation
+	 * seen failing: transfer() passing no peer group to mm_xlink_newer */
 	put(&w.a, entry(2, 6, 1, true));
+	put(&w.b, entry(1, 6, 1, true));
 	wire_start(&w, "S2-0", "S1-0");
 	run(&w);
 	assert_int_equal(major_of(&w.b, 2), 4);
 	assert_int_equal(w.cli.sent, 0);
+	assert_int_equal(major_of(&w.a, 1), 3);
+	assert_int_equal(w.cli.taken, 0);
 	wire_end(&w);
 	wire_free(&w);
 }
@@ -482,12 +487,32 @@ static void test_client_errors(void **state)
 	mm_table_free(&a.t);
 }
 
+/* 8 MiB of the smallest entries there are (a name of one letter, 5 octets
+ * each) would unpack to some 250 MB: the decode's budget refuses it, and
+ * the same bytes in a small transfer decode. Mutation seen failing: the
+ * budget's test in budget_alloc() removed. */
+static void test_decode_budget(void **state)
+{
+	(void)state;
+	static const uint8_t tiny[] = {0x12, 0x03, 0x0a, 0x01, 0x61};
+	struct mm_buf b = {0};
+	for (size_t i = 0; i < (8u << 20) / sizeof(tiny); i++)
+		mm_buf_add(&b, tiny, sizeof(tiny));
+	assert_null(mm_xlink_decode(&b));
+	b.len = 1000 * sizeof(tiny);
+	Mailmesh__LinkTransfer *x = mm_xlink_decode(&b);
+	assert_non_null(x);
+	assert_int_equal(x->n_entries, 1000);
+	mailmesh__link_transfer__free_unpacked(x, NULL);
+	mm_buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_chunks),        cmocka_unit_test(test_exchange),
 	    cmocka_unit_test(test_quiet_round),   cmocka_unit_test(test_server_errors),
-	    cmocka_unit_test(test_client_errors),
+	    cmocka_unit_test(test_client_errors), cmocka_unit_test(test_decode_budget),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
