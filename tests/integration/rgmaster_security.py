@@ -164,14 +164,16 @@ check(ok, "a Hello a byte at a time, then two Queries in one write: both answere
       "(mutation: net_data() taking one frame per read)")
 c.close()
 
-# many bad peers at once, then a good one
+# many bad peers at once, then a good one: 12, within the bound of 16
+# connections per address (conn_per_address), which would otherwise refuse
+# the last ones whenever the master had not yet closed the first
 bad = []
-for i in range(20):
+for i in range(12):
     c = raw(ADMIN)
     c.send(b"\x00\x00\x00\x05hello" if i % 2 else struct.pack(">I", 1 << 30))
     bad.append(c)
-check(all(at_once(c) for c in bad), "20 admins sending garbage at once: all closed")
+check(all(at_once(c) for c in bad), "12 admins sending garbage at once: all closed")
 for c in bad:
     c.close()
-serving("20 bad peers")
+serving("12 bad peers")
 R.done()
