@@ -69,6 +69,14 @@ static void conn_end(struct conn *c, bool failed, const char *why)
 	snprintf(reason, sizeof(reason), "%s", why ? why : c->c.error.text);
 	if (c->has_job && c->c.state != MM_SMTPC_DEAD)
 		mm_smtpc_broken(&c->c, reason);
+	if (failed && c->fd >= 0) {
+		/* abort, not close: bytes of ours still queued in the kernel
+		 * (a message whose reply we gave up on) must not reach the peer
+		 * after we rerouted it -- through a cut that heals, a graceful
+		 * close would deliver them later and make a duplicate */
+		struct linger abort_now = {.l_onoff = 1, .l_linger = 0};
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &abort_now, sizeof(abort_now));
+	}
 	conn_free(c);
 	mm_qm_session_end(&n->qm, sid, failed, connected, reason);
 }

@@ -4,7 +4,7 @@
 # gets configured or started. Quick when everything is already there.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang clang-format
-      libevent-dev libprotobuf-c-dev protobuf-c-compiler libc-ares-dev libldap2-dev
+      libevent-dev libprotobuf-c-dev protobuf-c-compiler libc-ares-dev libldap2-dev libjansson-dev
       libssl-dev libcmocka-dev
       slapd ldap-utils dnsmasq-base postfix swaks python3 openssl graphviz groff-base
       nftables)

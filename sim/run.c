@@ -1,0 +1,437 @@
+/* A live run (DESIGN §8): the scenario's lines in file order, `at` lines
+ * when their time comes, `within` as a poll until the condition holds or
+ * its time is out, chaos between lines, the accounting at the end, and
+ * report.json. */
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "alloc.h"
+#include "world.h"
+
+#define POLL_MS 100
+
+/* set by SIGINT/SIGTERM (meshsim.c): the run ends, cleaned up */
+extern volatile sig_atomic_t sim_interrupted;
+
+struct runner {
+	struct sim_world *w;
+	json_t *expectations, *changes;
+	size_t nat;
+	const struct mm_sim_step **at; /* pending `at` lines */
+	bool *at_done;
+	int64_t last_converge_check;
+};
+
+static int64_t elapsed(struct sim_world *w)
+{
+	return sim_now_ms() - w->t0;
+}
+
+static bool failed_at(struct runner *r, const struct mm_sim_step *s, const char *what,
+                      const char *seen)
+{
+	struct sim_world *w = r->w;
+	w->failed++;
+	printf("%s:%u: expected %s; seen %s\n", w->sc->file, s->line, what, seen);
+	fflush(stdout);
+	return false;
+}
+
+static void record(struct runner *r, const struct mm_sim_step *s, bool ok, const char *what,
+                   const char *seen)
+{
+	json_array_append_new(r->expectations,
+	                      json_pack("{s:i, s:b, s:s, s:s, s:I}", "line", (int)s->line, "ok", ok,
+	                                "expected", what, "seen", seen, "at_ms",
+	                                (json_int_t)elapsed(r->w)));
+	if (ok) {
+		printf("%6.1fs  line %u: %s: ok (%s)\n", (double)elapsed(r->w) / 1000, s->line,
+		       what, seen);
+		fflush(stdout);
+	} else {
+		failed_at(r, s, what, seen);
+	}
+}
+
+/* a state change, for report.json's changes (its convergence time
+ * measured while the run goes on) */
+static void change(struct runner *r, const char *fmt, const char *a, const char *b)
+{
+	char what[300];
+	snprintf(what, sizeof(what), fmt, a, b);
+	json_array_append_new(r->changes,
+	                      json_pack("{s:I, s:s, s:n}", "at_ms", (json_int_t)elapsed(r->w),
+	                                "what", what, "converged_ms"));
+}
+
+/* every change not yet converged gets its time when the daemons agree */
+static void converge_check(struct runner *r)
+{
+	struct sim_world *w = r->w;
+	size_t n = json_array_size(r->changes);
+	if (n == 0 ||
+	    !json_is_null(json_object_get(json_array_get(r->changes, n - 1), "converged_ms")))
+		return;
+	if (sim_now_ms() - r->last_converge_check < 250)
+		return;
+	r->last_converge_check = sim_now_ms();
+	char seen[300];
+	if (!sim_converged(w, seen, sizeof(seen)))
+		return;
+	int64_t now = elapsed(w);
+	json_t *c;
+	size_t i;
+	json_array_foreach(r->changes, i, c)
+	{
+		if (json_is_null(json_object_get(c, "converged_ms")))
+			json_object_set_new(
+			    c, "converged_ms",
+			    json_integer(now - json_integer_value(json_object_get(c, "at_ms"))));
+	}
+}
+
+static bool action(struct runner *r, const struct mm_sim_step *s);
+
+/* between lines and while waiting: due `at` lines, daemons that died,
+ * chaos, convergence times */
+static void service(struct runner *r)
+{
+	struct sim_world *w = r->w;
+	sim_reap(w);
+	for (size_t i = 0; i < r->nat; i++)
+		if (!r->at_done[i] && elapsed(w) >= (int64_t)r->at[i]->at_ms) {
+			r->at_done[i] = true;
+			action(r, r->at[i]);
+		}
+	if (w->chaos && sim_now_ms() >= w->chaos_next) {
+		sim_chaos_fault(w);
+		uint64_t gap = 60000 / (w->chaos_rate ? w->chaos_rate : 6);
+		w->chaos_next = sim_now_ms() + (int64_t)gap;
+	}
+	converge_check(r);
+}
+
+static void pause_ms(struct runner *r, int64_t ms)
+{
+	int64_t end = sim_now_ms() + ms;
+	while (!sim_interrupted) {
+		service(r);
+		int64_t left = end - sim_now_ms();
+		if (left <= 0)
+			break;
+		sim_sleep_ms(left < POLL_MS ? left : POLL_MS);
+	}
+}
+
+static struct sim_daemon *daemon_of(struct sim_world *w, const struct mm_sim_name *n)
+{
+	return sim_daemon_find(w, n->text, n->kind);
+}
+
+static size_t index_of(struct sim_world *w, const struct sim_daemon *d)
+{
+	return (size_t)(d - w->d);
+}
+
+static bool cut_apply(struct sim_world *w)
+{
+	char err[400];
+	if (!sim_nft_apply(w, err, sizeof(err))) {
+		fprintf(stderr, "meshsim: %s\n", err);
+		w->failed++;
+		return false;
+	}
+	return true;
+}
+
+static const char *smart_host(struct sim_world *w, const char *connector)
+{
+	const struct mm_table *t = &w->dir.table;
+	for (size_t g = 0; g < t->n; g++)
+		for (size_t c = 0; c < t->entries[g]->n_connectors; c++)
+			if (strcmp(t->entries[g]->connectors[c]->name, connector) == 0)
+				return t->entries[g]->connectors[c]->smart_host;
+	return NULL;
+}
+
+static bool start(struct runner *r, struct sim_daemon *d)
+{
+	char err[600];
+	if (!sim_daemon_start(r->w, d, err, sizeof(err))) {
+		fprintf(stderr, "meshsim: %s\n", err);
+		r->w->failed++;
+		return false;
+	}
+	return true;
+}
+
+static bool action(struct runner *r, const struct mm_sim_step *s)
+{
+	struct sim_world *w = r->w;
+	char err[600];
+	switch (s->verb) {
+	case MM_SIM_START:
+		if (s->nnames == 0) {
+			/* masters first: the servers find them at once */
+			for (int k = 1; k >= 0; k--)
+				for (size_t i = 0; i < w->nd; i++)
+					if ((int)w->d[i].kind == (k ? SIM_MASTER : SIM_SERVER) &&
+					    !start(r, &w->d[i]))
+						return false;
+			return true;
+		}
+		for (size_t i = 0; i < s->nnames; i++)
+			if (!start(r, daemon_of(w, &s->names[i])))
+				return false;
+		return true;
+	case MM_SIM_STOP:
+	case MM_SIM_KILL:
+	case MM_SIM_RESTART:
+		for (size_t i = 0; i < s->nnames; i++) {
+			struct sim_daemon *d = daemon_of(w, &s->names[i]);
+			sim_daemon_signal(w, d, s->verb == MM_SIM_STOP ? SIGTERM : SIGKILL, true);
+			change(r, s->verb == MM_SIM_STOP ? "stop %s%s" : "kill %s%s", d->name, "");
+			if (s->verb == MM_SIM_RESTART && !start(r, d))
+				return false;
+		}
+		return true;
+	case MM_SIM_CUT:
+	case MM_SIM_HEAL: {
+		struct sim_daemon *a = daemon_of(w, &s->names[0]), *b = daemon_of(w, &s->names[1]);
+		sim_cut(w, index_of(w, a), index_of(w, b), s->verb == MM_SIM_CUT);
+		change(r, s->verb == MM_SIM_CUT ? "cut %s %s" : "heal %s %s", a->name, b->name);
+		return cut_apply(w);
+	}
+	case MM_SIM_ISOLATE:
+	case MM_SIM_REJOIN: {
+		struct sim_daemon *a = daemon_of(w, &s->names[0]);
+		bool cut = s->verb == MM_SIM_ISOLATE;
+		for (size_t i = 0; i < w->nd; i++)
+			if (&w->d[i] != a)
+				sim_cut(w, index_of(w, a), i, cut);
+		a->isolated = cut;
+		change(r, cut ? "isolate %s%s" : "rejoin %s%s", a->name, "");
+		return cut_apply(w);
+	}
+	case MM_SIM_REFUSE:
+	case MM_SIM_ACCEPT:
+		sim_sink_refuse(w, smart_host(w, s->names[0].text), s->verb == MM_SIM_REFUSE);
+		change(r, s->verb == MM_SIM_REFUSE ? "refuse %s%s" : "accept %s%s",
+		       s->names[0].text, "");
+		return true;
+	case MM_SIM_SEND: {
+		struct sim_daemon *d = daemon_of(w, &s->names[0]);
+		uint64_t ok = sim_send(w, d, s->n, s->address, err, sizeof(err));
+		printf("%6.1fs  line %u: sent %llu of %llu from %s to %s%s%s\n",
+		       (double)elapsed(w) / 1000, s->line, (unsigned long long)ok,
+		       (unsigned long long)s->n, d->name, s->address,
+		       ok < s->n ? "; refused: " : "", ok < s->n ? err : "");
+		fflush(stdout);
+		return true;
+	}
+	case MM_SIM_CHAOS_ON:
+		w->chaos = true;
+		w->chaos_rate = s->n;
+		w->chaos_next = sim_now_ms() + (int64_t)(60000 / (s->n ? s->n : 6));
+		return true;
+	case MM_SIM_CHAOS_OFF: {
+		w->chaos = false;
+		sim_chaos_off(w);
+		return true;
+	}
+	default: return true;
+	}
+}
+
+/* a `within` condition, polled */
+typedef bool (*holds_fn)(struct runner *r, const struct mm_sim_step *s, char *seen, size_t len);
+
+static bool delivered_n(struct runner *r, const struct mm_sim_step *s, char *seen, size_t len)
+{
+	struct sim_count c;
+	sim_account(r->w, s->address, false, &c);
+	snprintf(seen, len, "%llu delivered of %llu sent", (unsigned long long)c.delivered,
+	         (unsigned long long)c.sent);
+	return c.delivered >= s->n;
+}
+
+static bool all_delivered(struct runner *r, const struct mm_sim_step *s, char *seen, size_t len)
+{
+	(void)s;
+	struct sim_count c;
+	sim_account(r->w, NULL, false, &c);
+	snprintf(seen, len, "%llu delivered and %llu bounced of %llu sent",
+	         (unsigned long long)c.delivered, (unsigned long long)c.bounced,
+	         (unsigned long long)c.sent);
+	return c.delivered + c.bounced >= c.sent;
+}
+
+static bool route_via(struct runner *r, const struct mm_sim_step *s, char *seen, size_t len)
+{
+	struct sim_daemon *d = daemon_of(r->w, &s->names[0]);
+	return sim_route_via(r->w, d, s->address, &s->names[1], seen, len);
+}
+
+static bool state_is(struct runner *r, const struct mm_sim_step *s, char *seen, size_t len)
+{
+	struct sim_daemon *at = s->nnames > 1 ? daemon_of(r->w, &s->names[1]) : NULL;
+	return sim_state_is(r->w, at, &s->names[0], s->up, seen, len);
+}
+
+static bool digests_equal(struct runner *r, const struct mm_sim_step *s, char *seen, size_t len)
+{
+	(void)s;
+	return sim_converged(r->w, seen, len);
+}
+
+static bool poll_within(struct runner *r, const struct mm_sim_step *s, holds_fn f, const char *what)
+{
+	int64_t begin = sim_now_ms();
+	char seen[600] = "";
+	for (;;) {
+		service(r);
+		if (f(r, s, seen, sizeof(seen))) {
+			record(r, s, true, what, seen);
+			return true;
+		}
+		if (sim_interrupted || sim_now_ms() - begin >= (int64_t)s->within_ms)
+			break;
+		sim_sleep_ms(POLL_MS);
+	}
+	char t[700];
+	snprintf(t, sizeof(t), "%s after %.1f s", seen, (double)(sim_now_ms() - begin) / 1000);
+	record(r, s, false, what, t);
+	return false;
+}
+
+static void step(struct runner *r, const struct mm_sim_step *s)
+{
+	struct sim_world *w = r->w;
+	char what[600], seen[600];
+	switch (s->verb) {
+	case MM_SIM_SET: return; /* given to the daemons when they start */
+	case MM_SIM_WAIT: pause_ms(r, (int64_t)s->wait_ms); return;
+	case MM_SIM_WAIT_CONVERGED:
+		poll_within(r, s, digests_equal, "converged (one digest)");
+		return;
+	case MM_SIM_EXPECT_DELIVERED:
+		snprintf(what, sizeof(what), "%llu delivered%s%s", (unsigned long long)s->n,
+		         s->address ? " to " : "", s->address ? s->address : "");
+		poll_within(r, s, delivered_n, what);
+		return;
+	case MM_SIM_EXPECT_ALL_DELIVERED: poll_within(r, s, all_delivered, "all delivered"); return;
+	case MM_SIM_EXPECT_ROUTE:
+		snprintf(what, sizeof(what), "route from %s to %s via %s", s->names[0].text,
+		         s->address, s->names[1].text);
+		poll_within(r, s, route_via, what);
+		return;
+	case MM_SIM_EXPECT_STATE:
+		snprintf(what, sizeof(what), "%s %s%s%s", s->names[0].text, s->up ? "up" : "down",
+		         s->nnames > 1 ? " at " : "", s->nnames > 1 ? s->names[1].text : "");
+		poll_within(r, s, state_is, what);
+		return;
+	case MM_SIM_EXPECT_DIGESTS: poll_within(r, s, digests_equal, "digests equal"); return;
+	case MM_SIM_EXPECT_LOST:
+	case MM_SIM_EXPECT_DUPLICATES: {
+		struct sim_count c;
+		sim_account(w, NULL, true, &c);
+		bool lost = s->verb == MM_SIM_EXPECT_LOST;
+		uint64_t v = lost ? c.lost : c.duplicated;
+		snprintf(what, sizeof(what), "%s %llu", lost ? "lost" : "duplicates",
+		         (unsigned long long)s->n);
+		snprintf(seen, sizeof(seen),
+		         "%llu %s (sent %llu, delivered %llu, queued %llu, bounced %llu)",
+		         (unsigned long long)v, lost ? "lost" : "duplicated",
+		         (unsigned long long)c.sent, (unsigned long long)c.delivered,
+		         (unsigned long long)c.queued, (unsigned long long)c.bounced);
+		record(r, s, v <= s->n, what, seen);
+		return;
+	}
+	default: action(r, s); return;
+	}
+}
+
+static void write_report(struct runner *r, const char *dir, const struct sim_count *c)
+{
+	struct sim_world *w = r->w;
+	mkdir(dir, 0755);
+	json_t *rep = json_pack(
+	    "{s:s, s:s, s:I, s:b, s:O, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:O, s:I, s:n}",
+	    "scenario", w->sc->file, "mode", "live", "seed", (json_int_t)w->seed, "passed",
+	    w->failed == 0, "expectations", r->expectations, "messages", "sent",
+	    (json_int_t)c->sent, "refused", (json_int_t)c->refused, "delivered",
+	    (json_int_t)c->delivered, "queued", (json_int_t)c->queued, "bounced",
+	    (json_int_t)c->bounced, "lost", (json_int_t)c->lost, "duplicated",
+	    (json_int_t)c->duplicated, "changes", r->changes, "bytes", (json_int_t)0,
+	    "event_log_sha256");
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/report.json", dir);
+	if (json_dump_file(rep, path, JSON_INDENT(2)) != 0)
+		fprintf(stderr, "meshsim: cannot write %s\n", path);
+	else
+		printf("report: %s\n", path);
+	json_decref(rep);
+}
+
+int sim_run_live(struct sim_world *w, const char *report_dir)
+{
+	char err[1024];
+	struct runner r = {.w = w, .expectations = json_array(), .changes = json_array()};
+	int rc = sim_live_setup(w, err, sizeof(err));
+	if (rc != 0) {
+		fprintf(stderr, "meshsim: %s\n", err);
+		sim_live_teardown(w);
+		return rc;
+	}
+	for (size_t i = 0; i < w->sc->nsteps; i++)
+		if (w->sc->steps[i].has_at) {
+			r.at = mm_xrealloc(r.at, r.nat + 1, sizeof(*r.at));
+			r.at[r.nat++] = &w->sc->steps[i];
+		}
+	r.at_done = mm_xcalloc(r.nat + 1, sizeof(*r.at_done));
+	printf("meshsim: %s, live, seed %llu: %zu daemons on loopback, work in %s\n", w->sc->file,
+	       (unsigned long long)w->seed, w->nd, w->work);
+	fflush(stdout);
+	w->t0 = sim_now_ms();
+	for (size_t i = 0; i < w->sc->nsteps && !sim_interrupted; i++) {
+		const struct mm_sim_step *s = &w->sc->steps[i];
+		if (!s->has_at)
+			step(&r, s);
+		service(&r);
+	}
+	struct sim_count c;
+	sim_account(w, NULL, true, &c);
+	c.refused = w->refused;
+	sim_reap(w);
+	printf("\nmessages: %llu sent, %llu refused, %llu delivered, %llu queued, %llu bounced, "
+	       "%llu lost, %llu duplicated\n",
+	       (unsigned long long)c.sent, (unsigned long long)c.refused,
+	       (unsigned long long)c.delivered, (unsigned long long)c.queued,
+	       (unsigned long long)c.bounced, (unsigned long long)c.lost,
+	       (unsigned long long)c.duplicated);
+	if (report_dir)
+		write_report(&r, report_dir, &c);
+	sim_live_teardown(w);
+	json_decref(r.expectations);
+	json_decref(r.changes);
+	free(r.at);
+	free(r.at_done);
+	if (sim_interrupted) {
+		printf("interrupted after %.1f s; everything stopped\n", (double)elapsed(w) / 1000);
+		return 128 + (int)sim_interrupted;
+	}
+	printf("%s: %s (%u failed) in %.1f s\n", w->sc->file, w->failed ? "FAILED" : "passed",
+	       w->failed, (double)elapsed(w) / 1000);
+	if (w->failed) {
+		printf("the daemons' logs, spools and certificates are kept in %s\n", w->work);
+	} else {
+		char *argv[] = {"/bin/rm", "-rf", w->work, NULL}, *out;
+		sim_run_capture(argv, &out, 60000);
+		free(out);
+	}
+	return w->failed ? 1 : 0;
+}
