@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Turn a man page written in the small Markdown subset of docs/*.md man
-sources into roff (man(7)): "# name(N)" title, "## SECTION" headings,
+sources into roff (man(7)): "# name(N)" title, "## SECTION" and "### Subsection" headings,
 paragraphs, 4-space indented or ``` fenced example lines, "- " bullet
 items, tables (each row a tagged paragraph: the first cell the tag, the
 other cells its text; the header row is left out, so the text before a
@@ -85,6 +85,8 @@ for i, line in enumerate(rest):
         fence = True
     elif line.startswith("## "):
         out.append(".SH " + inline(line[3:].upper()))
+    elif line.startswith("### "):
+        out.append(".SS " + inline(line[4:]))
     elif line.startswith("|"):
         nxt = rest[i + 1] if i + 1 < len(rest) else ""
         if SEP.match(line) or SEP.match(nxt):

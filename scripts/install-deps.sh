@@ -7,11 +7,13 @@ pkgs=(build-essential cmake pkg-config clang clang-format
       libevent-dev libprotobuf-c-dev protobuf-c-compiler libc-ares-dev libldap2-dev libjansson-dev
       libssl-dev libcmocka-dev
       slapd ldap-utils dnsmasq-base postfix swaks python3 openssl graphviz groff-base
-      nftables)
+      nftables chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# --list: only say what is missing (scripts/demo.sh tells the user)
+if [ "${1:-}" = --list ]; then echo "${missing[*]:-}"; exit 0; fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 export DEBIAN_FRONTEND=noninteractive
 echo "slapd slapd/no_configuration boolean true" | debconf-set-selections

@@ -37,17 +37,25 @@ void sim_sleep_ms(int64_t ms)
 		;
 }
 
-int sim_run_capture(char *const argv[], char **out, int64_t timeout_ms)
+struct child {
+	pid_t pid;
+	int fd; /* -1: read to its end */
+	char *buf;
+	size_t len, cap;
+};
+
+static void spawn(char *const argv[], struct child *c)
 {
 	int p[2];
-	*out = NULL;
+	*c = (struct child){.pid = -1, .fd = -1, .cap = 4096};
+	c->buf = mm_xmalloc(c->cap);
 	if (pipe2(p, O_CLOEXEC) != 0)
-		return -1;
+		return;
 	pid_t pid = fork();
 	if (pid < 0) {
 		close(p[0]);
 		close(p[1]);
-		return -1;
+		return;
 	}
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -59,32 +67,75 @@ int sim_run_capture(char *const argv[], char **out, int64_t timeout_ms)
 		_exit(127);
 	}
 	close(p[1]);
-	size_t len = 0, cap = 4096;
-	char *buf = mm_xmalloc(cap);
+	c->pid = pid;
+	c->fd = p[0];
+}
+
+int sim_run_many(char **const argvs[], size_t n, char **outs, int64_t timeout_ms, int *rcs)
+{
+	struct child *c = mm_xcalloc(n ? n : 1, sizeof(*c));
+	for (size_t i = 0; i < n; i++)
+		spawn(argvs[i], &c[i]);
+	struct pollfd *pf = mm_xcalloc(n ? n : 1, sizeof(*pf));
 	int64_t deadline = sim_now_ms() + timeout_ms;
 	for (;;) {
-		int64_t left = deadline - sim_now_ms();
-		struct pollfd pf = {.fd = p[0], .events = POLLIN};
-		if (left <= 0 || poll(&pf, 1, (int)left) == 0) {
-			kill(pid, SIGKILL);
-			break;
+		size_t open_ = 0;
+		for (size_t i = 0; i < n; i++) {
+			pf[i] = (struct pollfd){.fd = c[i].fd, .events = POLLIN};
+			open_ += c[i].fd >= 0;
 		}
-		if (len + 4096 > cap)
-			buf = mm_xrealloc(buf, cap *= 2, 1);
-		ssize_t r = read(p[0], buf + len, cap - len - 1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
+		int64_t left = deadline - sim_now_ms();
+		if (open_ == 0 || left <= 0)
 			break;
-		len += (size_t)r;
+		if (poll(pf, n, (int)left) <= 0)
+			continue; /* EINTR, or the deadline: looked at above */
+		for (size_t i = 0; i < n; i++) {
+			if (c[i].fd < 0 || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			if (c[i].len + 4096 > c[i].cap)
+				c[i].buf = mm_xrealloc(c[i].buf, c[i].cap *= 2, 1);
+			ssize_t r = read(c[i].fd, c[i].buf + c[i].len, c[i].cap - c[i].len - 1);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0) {
+				close(c[i].fd);
+				c[i].fd = -1;
+			} else {
+				c[i].len += (size_t)r;
+			}
+		}
 	}
-	close(p[0]);
-	buf[len] = '\0';
-	int st;
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	*out = buf;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	int worst = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (c[i].fd >= 0) { /* past the deadline */
+			close(c[i].fd);
+			if (c[i].pid > 0)
+				kill(c[i].pid, SIGKILL);
+		}
+		int st = 0, rc = -1;
+		if (c[i].pid > 0) {
+			while (waitpid(c[i].pid, &st, 0) < 0 && errno == EINTR)
+				;
+			rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+		}
+		c[i].buf[c[i].len] = '\0';
+		outs[i] = c[i].buf;
+		if (rcs)
+			rcs[i] = rc;
+		if (rc != 0)
+			worst = rc;
+	}
+	free(pf);
+	free(c);
+	return worst;
+}
+
+int sim_run_capture(char *const argv[], char **out, int64_t timeout_ms)
+{
+	char **const argvs[] = {(char **)argv};
+	int rc;
+	sim_run_many(argvs, 1, out, timeout_ms, &rc);
+	return rc;
 }
 
 static bool run_quiet(char *const argv[], char *err, size_t errlen)

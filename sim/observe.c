@@ -6,25 +6,79 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "world.h"
 
 #define QUERY_TIMEOUT_MS 10000
 
-char *sim_query(struct sim_world *w, struct sim_daemon *d, const char *verb, const char *arg)
-{
+/* the command line of one query; expect: room for "KIND:NAME" */
+struct qargs {
 	char expect[200];
-	snprintf(expect, sizeof(expect), "%s:%s", d->kind == SIM_SERVER ? "server" : "master",
+	char *argv[16];
+};
+
+static void qargs(struct sim_world *w, struct sim_daemon *d, bool json, const char *verb,
+                  const char *arg, struct qargs *q)
+{
+	snprintf(q->expect, sizeof(q->expect), "%s:%s", d->kind == SIM_SERVER ? "server" : "master",
 	         d->name);
-	char *argv[] = {w->bin_meshctl, "--connect", d->routing, "--tls", w->admin_tls,
-	                "--as",         "meshsim",   "--expect", expect,  "--json",
-	                (char *)verb,   (char *)arg, NULL};
+	char *head[] = {w->bin_meshctl, "--connect", d->routing, "--tls",  w->admin_tls,
+	                "--as",         "meshsim",   "--expect", q->expect};
+	size_t n = 0;
+	for (; n < sizeof(head) / sizeof(head[0]); n++)
+		q->argv[n] = head[n];
+	if (json)
+		q->argv[n++] = "--json";
+	q->argv[n++] = (char *)verb;
+	q->argv[n++] = (char *)arg;
+	q->argv[n] = NULL;
+}
+
+static char *query(struct sim_world *w, struct sim_daemon *d, bool json, const char *verb,
+                   const char *arg)
+{
+	struct qargs q;
+	qargs(w, d, json, verb, arg, &q);
 	char *out;
-	int rc = sim_run_capture(argv, &out, QUERY_TIMEOUT_MS);
+	int rc = sim_run_capture(q.argv, &out, QUERY_TIMEOUT_MS);
 	if (rc != 0) {
 		free(out);
 		return NULL;
 	}
 	return out;
+}
+
+/* the tables of n daemons, asked at once; tables[i] NULL when d[i] did
+ * not answer */
+static void tables_of(struct sim_world *w, struct sim_daemon **d, size_t n, json_t **tables)
+{
+	struct qargs *q = mm_xcalloc(n ? n : 1, sizeof(*q));
+	char ***argvs = mm_xcalloc(n ? n : 1, sizeof(*argvs));
+	char **outs = mm_xcalloc(n ? n : 1, sizeof(*outs));
+	int *rcs = mm_xcalloc(n ? n : 1, sizeof(*rcs));
+	for (size_t i = 0; i < n; i++) {
+		qargs(w, d[i], true, "table", NULL, &q[i]);
+		argvs[i] = q[i].argv;
+	}
+	sim_run_many((char **const *)argvs, n, outs, QUERY_TIMEOUT_MS, rcs);
+	for (size_t i = 0; i < n; i++) {
+		tables[i] = rcs[i] == 0 ? json_loads(outs[i], 0, NULL) : NULL;
+		free(outs[i]);
+	}
+	free(rcs);
+	free(outs);
+	free(argvs);
+	free(q);
+}
+
+char *sim_query(struct sim_world *w, struct sim_daemon *d, const char *verb, const char *arg)
+{
+	return query(w, d, true, verb, arg);
+}
+
+char *sim_query_text(struct sim_world *w, struct sim_daemon *d, const char *verb)
+{
+	return query(w, d, false, verb, NULL);
 }
 
 static json_t *query_json(struct sim_world *w, struct sim_daemon *d, const char *verb,
@@ -38,43 +92,73 @@ static json_t *query_json(struct sim_world *w, struct sim_daemon *d, const char 
 	return j;
 }
 
-bool sim_converged(struct sim_world *w, char *seen, size_t seenlen)
+/* a group whose entry is still the directory's (signed by no one) while
+ * one of its candidates runs: its master has not published yet */
+static const char *unpublished(struct sim_world *w, json_t *t)
 {
-	const char *first = NULL;
-	char firstname[128] = "";
-	bool ok = true;
-	size_t asked = 0;
-	seen[0] = '\0';
-	json_t *keep[256];
-	size_t nkeep = 0;
-	for (size_t i = 0; i < w->nd && ok; i++) {
-		struct sim_daemon *d = &w->d[i];
-		if (d->pid <= 0 || d->isolated)
+	json_t *g;
+	size_t i;
+	json_array_foreach(json_object_get(t, "groups"), i, g)
+	{
+		if (json_is_string(json_object_get(g, "signed_by")))
 			continue;
-		json_t *t = query_json(w, d, "table", NULL);
-		const char *dg = t ? json_string_value(json_object_get(t, "digest")) : NULL;
+		const char *name = json_string_value(json_object_get(g, "name"));
+		for (size_t k = 0; name && k < w->nd; k++)
+			if (w->d[k].kind == SIM_MASTER && w->d[k].pid > 0 &&
+			    strcmp(w->d[k].group, name) == 0)
+				return name;
+	}
+	return NULL;
+}
+
+bool sim_converged(struct sim_world *w, char *seen, size_t seenlen, char digest[65])
+{
+	seen[0] = '\0';
+	if (digest)
+		digest[0] = '\0';
+	struct sim_daemon **asked = mm_xcalloc(w->nd + 1, sizeof(*asked));
+	size_t n = 0;
+	for (size_t i = 0; i < w->nd; i++)
+		if (w->d[i].pid > 0 && !w->d[i].isolated)
+			asked[n++] = &w->d[i];
+	json_t **t = mm_xcalloc(n + 1, sizeof(*t));
+	tables_of(w, asked, n, t);
+	bool ok = n > 0;
+	const char *first = NULL;
+	if (n == 0)
+		snprintf(seen, seenlen, "no daemon running");
+	for (size_t i = 0; i < n && ok; i++) {
+		const char *dg = t[i] ? json_string_value(json_object_get(t[i], "digest")) : NULL;
+		const char *g;
 		if (dg == NULL) {
-			snprintf(seen, seenlen, "%s does not answer", d->name);
+			snprintf(seen, seenlen, "%s does not answer", asked[i]->name);
 			ok = false;
 		} else if (first == NULL) {
 			first = dg;
-			snprintf(firstname, sizeof(firstname), "%s", d->name);
+			if ((g = unpublished(w, t[i])) != NULL) {
+				snprintf(seen, seenlen,
+				         "%s holds the directory's entry of %s (its master has "
+				         "published "
+				         "none yet)",
+				         asked[i]->name, g);
+				ok = false;
+			}
 		} else if (strcmp(first, dg) != 0) {
-			snprintf(seen, seenlen, "%s holds %.16s, %s %.16s", firstname, first,
-			         d->name, dg);
+			snprintf(seen, seenlen, "%s holds %.16s, %s %.16s", asked[0]->name, first,
+			         asked[i]->name, dg);
 			ok = false;
 		}
-		asked++;
-		if (t && nkeep < 256)
-			keep[nkeep++] = t;
-		else
-			json_decref(t);
 	}
-	if (ok)
-		snprintf(seen, seenlen, "%zu daemons hold %.16s", asked, first ? first : "-");
-	for (size_t i = 0; i < nkeep; i++)
-		json_decref(keep[i]);
-	return ok && asked > 0;
+	if (ok) {
+		snprintf(seen, seenlen, "%zu daemons hold %.16s", n, first);
+		if (digest)
+			snprintf(digest, 65, "%s", first);
+	}
+	for (size_t i = 0; i < n; i++)
+		json_decref(t[i]);
+	free(t);
+	free(asked);
+	return ok;
 }
 
 /* the state of name in table t: "up", "down", or NULL when it has none */
@@ -90,9 +174,12 @@ static const char *state_in(json_t *t, const struct mm_sim_name *n)
 		json_t *x;
 		size_t k;
 		if (n->kind == MM_SIM_MASTER) {
-			const char *m = json_string_value(json_object_get(g, "master"));
-			if (m && strcmp(m, n->text) == 0)
-				return "up";
+			json_array_foreach(json_object_get(g, "master_candidates"), k, x)
+			{
+				const char *nm = json_string_value(json_object_get(x, "name"));
+				if (nm && strcmp(nm, n->text) == 0)
+					return json_string_value(json_object_get(x, "state"));
+			}
 			continue;
 		}
 		if (n->kind == MM_SIM_SERVER) {
@@ -130,33 +217,38 @@ static const char *state_in(json_t *t, const struct mm_sim_name *n)
 			}
 		}
 	}
-	return n->kind == MM_SIM_MASTER ? "down" : NULL;
+	return NULL;
 }
 
 bool sim_state_is(struct sim_world *w, struct sim_daemon *at, const struct mm_sim_name *name,
                   bool up, char *seen, size_t seenlen)
 {
-	size_t asked = 0;
+	struct sim_daemon **asked = mm_xcalloc(w->nd + 1, sizeof(*asked));
+	size_t n = 0;
 	for (size_t i = 0; i < w->nd; i++) {
 		struct sim_daemon *d = &w->d[i];
-		if (at ? d != at : (d->kind != SIM_SERVER || d->pid <= 0))
-			continue;
-		json_t *t = query_json(w, d, "table", NULL);
-		const char *st = t ? state_in(t, name) : NULL;
-		bool ok = st && strcmp(st, up ? "up" : "down") == 0;
-		snprintf(seen, seenlen, "%s %s at %s", name->text,
-		         t == NULL ? "unknown (no answer)"
-		         : st      ? st
-		                   : "absent",
-		         d->name);
-		json_decref(t);
-		if (!ok)
-			return false;
-		asked++;
+		if (at ? d == at : (d->kind == SIM_SERVER && d->pid > 0))
+			asked[n++] = d;
 	}
-	if (asked == 0)
+	json_t **t = mm_xcalloc(n + 1, sizeof(*t));
+	tables_of(w, asked, n, t);
+	bool ok = n > 0;
+	if (n == 0)
 		snprintf(seen, seenlen, "no running server to ask");
-	return asked > 0;
+	for (size_t i = 0; i < n && ok; i++) {
+		const char *st = t[i] ? state_in(t[i], name) : NULL;
+		ok = st && strcmp(st, up ? "up" : "down") == 0;
+		snprintf(seen, seenlen, "%s %s at %s", name->text,
+		         t[i] == NULL ? "unknown (no answer)"
+		         : st         ? st
+		                      : "absent",
+		         asked[i]->name);
+	}
+	for (size_t i = 0; i < n; i++)
+		json_decref(t[i]);
+	free(t);
+	free(asked);
+	return ok;
 }
 
 bool sim_route_via(struct sim_world *w, struct sim_daemon *at, const char *rcpt,

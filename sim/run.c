@@ -24,6 +24,9 @@ struct runner {
 	const struct mm_sim_step **at; /* pending `at` lines */
 	bool *at_done;
 	int64_t last_converge_check;
+	bool table_shown; /* at the first convergence */
+	size_t pending;   /* changes without a convergence time yet */
+	char before[65];  /* the digest agreed on before them */
 };
 
 static int64_t elapsed(struct sim_world *w)
@@ -57,30 +60,32 @@ static void record(struct runner *r, const struct mm_sim_step *s, bool ok, const
 	}
 }
 
-/* a state change, for report.json's changes (its convergence time
- * measured while the run goes on) */
+/* a state change, for report.json's changes: its convergence time is from
+ * the change until every daemon agrees on a table other than the one they
+ * agreed on before it (measured while the run goes on; null when the table
+ * never changed, or they never agreed) */
 static void change(struct runner *r, const char *fmt, const char *a, const char *b)
 {
-	char what[300];
+	char what[300], seen[300];
 	snprintf(what, sizeof(what), fmt, a, b);
+	if (r->pending == 0 && !sim_converged(r->w, seen, sizeof(seen), r->before))
+		r->before[0] = '\0';
+	r->pending++;
 	json_array_append_new(r->changes,
 	                      json_pack("{s:I, s:s, s:n}", "at_ms", (json_int_t)elapsed(r->w),
 	                                "what", what, "converged_ms"));
 }
 
-/* every change not yet converged gets its time when the daemons agree */
+/* every change not yet converged gets its time when the daemons agree on
+ * a new table */
 static void converge_check(struct runner *r)
 {
 	struct sim_world *w = r->w;
-	size_t n = json_array_size(r->changes);
-	if (n == 0 ||
-	    !json_is_null(json_object_get(json_array_get(r->changes, n - 1), "converged_ms")))
-		return;
-	if (sim_now_ms() - r->last_converge_check < 250)
+	if (r->pending == 0 || sim_now_ms() - r->last_converge_check < 250)
 		return;
 	r->last_converge_check = sim_now_ms();
-	char seen[300];
-	if (!sim_converged(w, seen, sizeof(seen)))
+	char seen[300], now_digest[65];
+	if (!sim_converged(w, seen, sizeof(seen), now_digest) || strcmp(now_digest, r->before) == 0)
 		return;
 	int64_t now = elapsed(w);
 	json_t *c;
@@ -92,6 +97,8 @@ static void converge_check(struct runner *r)
 			    c, "converged_ms",
 			    json_integer(now - json_integer_value(json_object_get(c, "at_ms"))));
 	}
+	r->pending = 0;
+	snprintf(r->before, sizeof(r->before), "%s", now_digest);
 }
 
 static bool action(struct runner *r, const struct mm_sim_step *s);
@@ -285,7 +292,7 @@ static bool state_is(struct runner *r, const struct mm_sim_step *s, char *seen, 
 static bool digests_equal(struct runner *r, const struct mm_sim_step *s, char *seen, size_t len)
 {
 	(void)s;
-	return sim_converged(r->w, seen, len);
+	return sim_converged(r->w, seen, len, NULL);
 }
 
 static bool poll_within(struct runner *r, const struct mm_sim_step *s, holds_fn f, const char *what)
@@ -308,6 +315,24 @@ static bool poll_within(struct runner *r, const struct mm_sim_step *s, holds_fn 
 	return false;
 }
 
+/* the table as the first running server holds it, as meshctl shows it */
+static void show_table(struct sim_world *w, const char *title)
+{
+	for (size_t i = 0; i < w->nd; i++) {
+		struct sim_daemon *d = &w->d[i];
+		if (d->pid <= 0 || d->kind != SIM_SERVER)
+			continue;
+		char *text = sim_query_text(w, d, "table");
+		if (text == NULL)
+			continue;
+		printf("\n%s, at %s (%.1f s):\n%s\n", title, d->name, (double)elapsed(w) / 1000,
+		       text);
+		free(text);
+		fflush(stdout);
+		return;
+	}
+}
+
 static void step(struct runner *r, const struct mm_sim_step *s)
 {
 	struct sim_world *w = r->w;
@@ -316,7 +341,10 @@ static void step(struct runner *r, const struct mm_sim_step *s)
 	case MM_SIM_SET: return; /* given to the daemons when they start */
 	case MM_SIM_WAIT: pause_ms(r, (int64_t)s->wait_ms); return;
 	case MM_SIM_WAIT_CONVERGED:
-		poll_within(r, s, digests_equal, "converged (one digest)");
+		if (poll_within(r, s, digests_equal, "converged (one digest)") && !r->table_shown) {
+			r->table_shown = true;
+			show_table(w, "the table");
+		}
 		return;
 	case MM_SIM_EXPECT_DELIVERED:
 		snprintf(what, sizeof(what), "%llu delivered%s%s", (unsigned long long)s->n,
@@ -355,10 +383,53 @@ static void step(struct runner *r, const struct mm_sim_step *s)
 	}
 }
 
+/* X-LINK2STATE octets on the wire, from the daemons' logs ("xlink: with
+ * PEER: ... N octets out, M in"): what every server sent */
+static uint64_t xlink_bytes(struct sim_world *w)
+{
+	uint64_t total = 0;
+	for (size_t i = 0; i < w->nd; i++) {
+		FILE *f = fopen(w->d[i].log, "r");
+		if (f == NULL)
+			continue;
+		char line[2048];
+		while (fgets(line, sizeof(line), f)) {
+			const char *p = strstr(line, " octets out, ");
+			if (p == NULL || strstr(line, "xlink: with ") == NULL)
+				continue;
+			while (p > line && p[-1] >= '0' && p[-1] <= '9')
+				p--;
+			total += strtoull(p, NULL, 10);
+		}
+		fclose(f);
+	}
+	return total;
+}
+
+/* the table at the end, as the first running server (else daemon) holds it */
+static json_t *final_table(struct sim_world *w)
+{
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < w->nd; i++) {
+			struct sim_daemon *d = &w->d[i];
+			if (d->pid <= 0 || (pass == 0 && d->kind != SIM_SERVER))
+				continue;
+			char *text = sim_query(w, d, "table", NULL);
+			json_t *t = text ? json_loads(text, 0, NULL) : NULL;
+			free(text);
+			if (t)
+				return t;
+		}
+	return NULL;
+}
+
 static void write_report(struct runner *r, const char *dir, const struct sim_count *c)
 {
 	struct sim_world *w = r->w;
 	mkdir(dir, 0755);
+	json_t *table = final_table(w);
+	sim_pictures(w, dir, table, r->changes);
+	json_decref(table);
 	json_t *rep = json_pack(
 	    "{s:s, s:s, s:I, s:b, s:O, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:O, s:I, s:n}",
 	    "scenario", w->sc->file, "mode", "live", "seed", (json_int_t)w->seed, "passed",
@@ -366,7 +437,7 @@ static void write_report(struct runner *r, const char *dir, const struct sim_cou
 	    (json_int_t)c->sent, "refused", (json_int_t)c->refused, "delivered",
 	    (json_int_t)c->delivered, "queued", (json_int_t)c->queued, "bounced",
 	    (json_int_t)c->bounced, "lost", (json_int_t)c->lost, "duplicated",
-	    (json_int_t)c->duplicated, "changes", r->changes, "bytes", (json_int_t)0,
+	    (json_int_t)c->duplicated, "changes", r->changes, "bytes", (json_int_t)xlink_bytes(w),
 	    "event_log_sha256");
 	char path[1024];
 	snprintf(path, sizeof(path), "%s/report.json", dir);
@@ -403,6 +474,16 @@ int sim_run_live(struct sim_world *w, const char *report_dir)
 			step(&r, s);
 		service(&r);
 	}
+	/* the last changes' convergence: a few seconds more to see it */
+	for (int64_t end = sim_now_ms() + 5000;
+	     r.pending && !sim_interrupted && sim_now_ms() < end;) {
+		r.last_converge_check = 0;
+		converge_check(&r);
+		if (r.pending)
+			sim_sleep_ms(POLL_MS);
+	}
+	if (!sim_interrupted)
+		show_table(w, "the table at the end");
 	struct sim_count c;
 	sim_account(w, NULL, true, &c);
 	c.refused = w->refused;
@@ -421,7 +502,9 @@ int sim_run_live(struct sim_world *w, const char *report_dir)
 	free(r.at);
 	free(r.at_done);
 	if (sim_interrupted) {
-		printf("interrupted after %.1f s; everything stopped\n", (double)elapsed(w) / 1000);
+		printf("interrupted after %.1f s; everything stopped; the run's files are kept in "
+		       "%s\n",
+		       (double)elapsed(w) / 1000, w->work);
 		return 128 + (int)sim_interrupted;
 	}
 	printf("%s: %s (%u failed) in %.1f s\n", w->sc->file, w->failed ? "FAILED" : "passed",

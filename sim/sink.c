@@ -24,6 +24,7 @@
 
 struct session {
 	struct sim_world *w;
+	struct sim_sink *sink;
 	int fd;
 };
 
@@ -115,6 +116,7 @@ static void *session(void *arg)
 	struct session *ss = arg;
 	int fd = ss->fd;
 	struct sim_world *w = ss->w;
+	const struct sim_sink *ss_sink = ss->sink;
 	free(ss);
 	struct reader *r = mm_xcalloc(1, sizeof(*r));
 	char line[SINK_LINE_MAX];
@@ -122,6 +124,15 @@ static void *session(void *arg)
 	size_t nrcpts = 0;
 	say(fd, "220 sink.meshsim ESMTP the simulator's smart host\r\n");
 	while (read_line(fd, r, line, sizeof(line))) {
+		/* refusing: sessions already open end too, at their next command
+		 * (a client's cached session must not outlive the refusal) */
+		pthread_mutex_lock(&w->sinks.lock);
+		bool refusing = ss_sink->refusing;
+		pthread_mutex_unlock(&w->sinks.lock);
+		if (refusing) {
+			say(fd, "421 4.3.2 sink.meshsim refusing; closing connection\r\n");
+			break;
+		}
 		if (strncasecmp(line, "EHLO", 4) == 0)
 			say(fd, "250-sink.meshsim\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE "
 			        "67108864\r\n");
@@ -225,7 +236,7 @@ static void *acceptor(void *arg)
 			if (fd < 0)
 				continue;
 			struct session *ss = mm_xmalloc(sizeof(*ss));
-			*ss = (struct session){.w = w, .fd = fd};
+			*ss = (struct session){.w = w, .sink = s, .fd = fd};
 			pthread_t t;
 			pthread_mutex_lock(&w->sinks.lock);
 			w->sinks.active++;

@@ -131,6 +131,8 @@ int64_t sim_now_ms(void);
 void sim_sleep_ms(int64_t ms);
 /* run argv, its stdout into *out (malloc'd), within timeout_ms; exit status or -1 */
 int sim_run_capture(char *const argv[], char **out, int64_t timeout_ms);
+/* n of them at once: outs[i] (malloc'd) and rcs[i] (-1: no exit status) */
+int sim_run_many(char **const argvs[], size_t n, char **outs, int64_t timeout_ms, int *rcs);
 
 /* netcut.c */
 bool sim_nft_init(struct sim_world *w, char *err, size_t errlen);
@@ -150,7 +152,11 @@ uint64_t sim_send(struct sim_world *w, struct sim_daemon *d, uint64_t n, const c
 /* observe.c: one query (meshctl --connect ... --json VERB ARGS); the JSON
  * text (malloc'd) or NULL */
 char *sim_query(struct sim_world *w, struct sim_daemon *d, const char *verb, const char *arg);
-bool sim_converged(struct sim_world *w, char *seen, size_t seenlen);
+/* the same, as meshctl prints it for a person */
+char *sim_query_text(struct sim_world *w, struct sim_daemon *d, const char *verb);
+/* one digest at every running, not isolated daemon, and every group with
+ * a running candidate published by its master; the digest (65 octets) */
+bool sim_converged(struct sim_world *w, char *seen, size_t seenlen, char digest[65]);
 bool sim_state_is(struct sim_world *w, struct sim_daemon *at, const struct mm_sim_name *name,
                   bool up, char *seen, size_t seenlen);
 bool sim_route_via(struct sim_world *w, struct sim_daemon *at, const char *rcpt,
@@ -167,6 +173,11 @@ bool sim_daemon_running(const struct sim_daemon *d);
 /* chaos.c: one fault drawn from the seed; chaos off undoes chaos's own */
 void sim_chaos_fault(struct sim_world *w);
 void sim_chaos_off(struct sim_world *w);
+
+/* picture.c: topology.dot/.svg from a table's JSON, convergence.svg */
+struct json_t;
+void sim_pictures(struct sim_world *w, const char *dir, struct json_t *table,
+                  struct json_t *changes);
 
 /* run.c */
 int sim_run_live(struct sim_world *w, const char *report_dir);

@@ -7,6 +7,7 @@ to its end, and exits 1 -- with no daemon and no nftables table left.
 
 usage: meshsim_errors.py MESHSIM ORG.ldif
 """
+import glob
 import os
 import shutil
 import subprocess
@@ -17,6 +18,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nodelib import check, done  # noqa: E402
 
 meshsim, org = sys.argv[1], os.path.abspath(sys.argv[2])
+# the run directories meshsim keeps when a run fails: ours go at the end
+BEFORE = set(glob.glob("/tmp/meshsim.*"))
 W = tempfile.mkdtemp(prefix="mm-meshsim-errors.")
 
 
@@ -73,4 +76,7 @@ check(ps == [], "no daemon left behind (%s)" % ps)
 nft = subprocess.run(["nft", "list", "table", "inet", "meshsim"], capture_output=True)
 check(nft.returncode != 0, "no nftables table left behind")
 shutil.rmtree(W, ignore_errors=True)
+for d in set(glob.glob("/tmp/meshsim.*")) - BEFORE:
+    if os.path.isdir(d):
+        shutil.rmtree(d, ignore_errors=True)
 done()
