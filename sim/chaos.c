@@ -9,6 +9,16 @@
 
 #include "world.h"
 
+/* said on stdout and kept for the report */
+static void told(struct sim_world *w, const char *what)
+{
+	char line[400];
+	snprintf(line, sizeof(line), "chaos: %s", what);
+	printf("%s\n", line);
+	if (w->on_change)
+		w->on_change(w->change_ctx, line);
+}
+
 static uint64_t draw(struct sim_world *w, uint64_t n)
 {
 	/* xorshift64*, seeded from --seed */
@@ -39,13 +49,17 @@ void sim_chaos_fault(struct sim_world *w)
 	case 0: { /* kill a running daemon, or bring back one chaos killed */
 		struct sim_daemon *d = &w->d[draw(w, w->nd)];
 		if (d->pid > 0 && !last_candidate(w, d)) {
-			printf("chaos: kill %s\n", d->name);
+			char what[200];
+			snprintf(what, sizeof(what), "kill %s", d->name);
 			sim_daemon_signal(w, d, SIGKILL, true);
+			told(w, what);
 			d->chaos = true;
 		} else if (d->pid <= 0 && d->chaos) {
-			printf("chaos: start %s\n", d->name);
+			char what[200];
+			snprintf(what, sizeof(what), "start %s", d->name);
 			if (sim_daemon_start(w, d, err, sizeof(err)))
 				d->chaos = false;
+			told(w, what);
 		}
 		break;
 	}
@@ -54,12 +68,14 @@ void sim_chaos_fault(struct sim_world *w)
 		if (a == b)
 			break;
 		if (w->nchaos >= 2) {
-			printf("chaos: heal its cuts\n");
+			told(w, "heal its cuts");
 			for (size_t i = 0; i < w->nchaos; i++)
 				sim_cut(w, w->chaos_cuts[i][0], w->chaos_cuts[i][1], false);
 			w->nchaos = 0;
 		} else {
-			printf("chaos: cut %s %s\n", w->d[a].name, w->d[b].name);
+			char what[300];
+			snprintf(what, sizeof(what), "cut %s %s", w->d[a].name, w->d[b].name);
+			told(w, what);
 			sim_cut(w, a, b, true);
 			w->chaos_cuts[w->nchaos][0] = a;
 			w->chaos_cuts[w->nchaos][1] = b;
@@ -75,7 +91,9 @@ void sim_chaos_fault(struct sim_world *w)
 		char hp[80];
 		snprintf(hp, sizeof(hp), "%s:%d", s->host, s->port);
 		bool refuse = !s->refusing;
-		printf("chaos: %s %s\n", refuse ? "refuse" : "accept", hp);
+		char what[200];
+		snprintf(what, sizeof(what), "%s %s", refuse ? "refuse" : "accept", hp);
+		told(w, what);
 		sim_sink_refuse(w, hp, refuse);
 		s->chaos = refuse;
 		break;

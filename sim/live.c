@@ -23,6 +23,8 @@
 #define READY_TIMEOUT_MS 30000
 #define LOCK_PATH        "/tmp/meshsim.lock"
 
+extern volatile sig_atomic_t sim_interrupted; /* meshsim.c */
+
 int64_t sim_now_ms(void)
 {
 	struct timespec ts;
@@ -382,9 +384,18 @@ static bool has_key(char **keys, size_t n, const char *kv)
 int sim_live_setup(struct sim_world *w, char *err, size_t errlen)
 {
 	w->lock_fd = open(LOCK_PATH, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (w->lock_fd < 0 || flock(w->lock_fd, LOCK_EX) != 0) {
+	bool got = w->lock_fd >= 0 && flock(w->lock_fd, LOCK_EX | LOCK_NB) == 0;
+	if (!got && w->lock_fd >= 0 && errno == EWOULDBLOCK) {
+		/* one run at a time: the addresses and the nftables table are shared */
+		printf("meshsim: waiting for another meshsim run to end (%s)\n", LOCK_PATH);
+		fflush(stdout);
+		while (!(got = flock(w->lock_fd, LOCK_EX) == 0) && errno == EINTR &&
+		       !sim_interrupted)
+			;
+	}
+	if (!got) {
 		snprintf(err, errlen, "%s: %s", LOCK_PATH, strerror(errno));
-		return 69;
+		return sim_interrupted ? 128 + (int)sim_interrupted : 69;
 	}
 	char tmpl[] = "/tmp/meshsim.XXXXXX";
 	if (mkdtemp(tmpl) == NULL) {

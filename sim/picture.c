@@ -209,8 +209,11 @@ static bool write_convergence_svg(const char *path, json_t *changes, int64_t run
 			fprintf(f, ": not converged during the run");
 		else
 			fprintf(f, ": converged in %lld ms", (long long)json_integer_value(cv));
-		fprintf(f, "</title></circle>\n<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">",
-		        x + 7, y + (i % 2 ? 12 : -6));
+		fprintf(f, "</title></circle>\n");
+		if (json_array_size(changes) > 12)
+			continue; /* too many to label: each point's title says what it is */
+		fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">", x + 7,
+		        y + (i % 2 ? 12 : -6));
 		xml(f, str(c, "what"));
 		fprintf(f, "</text>\n");
 	}

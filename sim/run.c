@@ -101,6 +101,11 @@ static void converge_check(struct runner *r)
 	snprintf(r->before, sizeof(r->before), "%s", now_digest);
 }
 
+static void chaos_change(void *ctx, const char *what)
+{
+	change(ctx, "%s%s", what, "");
+}
+
 static bool action(struct runner *r, const struct mm_sim_step *s);
 
 /* between lines and while waiting: due `at` lines, daemons that died,
@@ -464,6 +469,8 @@ int sim_run_live(struct sim_world *w, const char *report_dir)
 			r.at[r.nat++] = &w->sc->steps[i];
 		}
 	r.at_done = mm_xcalloc(r.nat + 1, sizeof(*r.at_done));
+	w->on_change = chaos_change;
+	w->change_ctx = &r;
 	printf("meshsim: %s, live, seed %llu: %zu daemons on loopback, work in %s\n", w->sc->file,
 	       (unsigned long long)w->seed, w->nd, w->work);
 	fflush(stdout);

@@ -113,6 +113,9 @@ struct sim_world {
 	size_t chaos_cuts[2][2];
 	uint64_t rng;
 	int lock_fd;
+	/* a change chaos made, for the report (run.c) */
+	void (*on_change)(void *ctx, const char *what);
+	void *change_ctx;
 };
 
 /* live.c */

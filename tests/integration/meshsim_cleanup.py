@@ -92,6 +92,23 @@ out, _ = p.communicate(timeout=120)
 check(p.returncode == 0, "the next run passes (%d)" % p.returncode)
 clean("after the next run")
 
+# two runs at once: the second waits for the first (one lock, one table)
+a = subprocess.Popen([meshsim, "run", scenario("long.sim", LONG)], stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL)
+check(started(a) is not None, "two runs: the first started its daemons")
+b = subprocess.Popen([meshsim, "run", probe], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                     text=True)
+first = b.stdout.readline()
+time.sleep(2)
+check("waiting for another meshsim run" in first and len(daemons()) == 3,
+      "the second waits, saying so, and starts nothing (%r, %d daemons)"
+      % (first.strip(), len(daemons())))
+a.send_signal(signal.SIGINT)
+a.wait(60)
+out, _ = b.communicate(timeout=120)
+check(b.returncode == 0, "... and runs, and passes, when the first has ended (%d)" % b.returncode)
+clean("two runs")
+
 # a run that fails
 r = subprocess.run([meshsim, "run", scenario("false.sim", "start all\nexpect state Internet "
                                                "down at MB-01 within 1s\n")],
