@@ -1,10 +1,18 @@
-/* The accounting of DESIGN §8: of the messages sent (answered 250), how
- * many were delivered (a copy with its Message-ID in the recipient's
- * Maildir on its home server, or at a smart host's sink), are still queued
- * (in a running server's queues, asked over 691), were bounced (an NDR line
- * in a server's tracking log), and lost: none of these. A duplicate is a
- * second copy of one (Message-ID, recipient). Every message meshsim sends
- * has one recipient, so counts of recipients and of messages agree. */
+/* The accounting of DESIGN §8, message by message: each (Message-ID,
+ * recipient) the simulator sent (answered 250) is
+ *   delivered  a copy with its Message-ID in the recipient's Maildir on a
+ *              server, or, for an external recipient, at a smart host's sink;
+ *   bounced    else, an NDR line for it in a server's tracking log;
+ *   queued     else, in a server's spool: a running server's queues (asked
+ *              over 691), a stopped server's recipients its tracking log
+ *              routed and never settled;
+ *   lost       else.
+ * The tracking log ties a server's queue id to the Message-ID (RECEIVED
+ * ... message_id=). A queued recipient whose id the log does not name yet
+ * (the log is written once a second; a SIGKILL takes its last second) is
+ * counted as queued for one unsettled message of that recipient, so that
+ * the lag cannot make a message look lost. A duplicate is every copy of a
+ * (Message-ID, recipient) after the first. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,73 +26,191 @@
 
 #define SENDER "meshsim@sim.invalid"
 
-struct pairs {
-	struct mm_strmap seen; /* "msgid rcpt" -> copies */
-	size_t nkeys;
-	char **keys; /* the map's keys (it copies none) */
+/* a set of strings, counted: the map holds pointers into keys */
+struct bag {
+	struct mm_strmap map;
+	size_t n;
+	char **keys;
 };
 
-static void count_pair(struct pairs *p, const char *msgid, const char *rcpt)
+static uint32_t bag_get(const struct bag *b, const char *key)
 {
-	char key[1200];
-	snprintf(key, sizeof(key), "%s %s", msgid, rcpt);
 	uint32_t n = 0;
-	if (mm_strmap_get(&p->seen, key, &n)) {
-		mm_strmap_put(&p->seen, key, n + 1);
+	return mm_strmap_get(&b->map, key, &n) ? n : 0;
+}
+
+static void bag_add(struct bag *b, const char *key, uint32_t by)
+{
+	uint32_t n = 0;
+	if (mm_strmap_get(&b->map, key, &n)) {
+		mm_strmap_put(&b->map, key, n + by);
 		return;
 	}
-	p->keys = mm_xrealloc(p->keys, p->nkeys + 1, sizeof(*p->keys));
-	p->keys[p->nkeys] = mm_xstrdup(key);
-	mm_strmap_put(&p->seen, p->keys[p->nkeys++], 1);
+	b->keys = mm_xrealloc(b->keys, b->n + 1, sizeof(*b->keys));
+	b->keys[b->n] = mm_xstrdup(key);
+	mm_strmap_put(&b->map, b->keys[b->n++], by);
 }
+
+/* one fewer of key (there is one) */
+static void bag_take(struct bag *b, const char *key)
+{
+	mm_strmap_put(&b->map, key, bag_get(b, key) - 1);
+}
+
+static void bag_free(struct bag *b)
+{
+	mm_strmap_free(&b->map);
+	for (size_t i = 0; i < b->n; i++)
+		free(b->keys[i]);
+	free(b->keys);
+}
+
+static void pair(char *out, size_t len, const char *a, const char *b)
+{
+	snprintf(out, len, "%s %s", a, b);
+}
+
+struct tally {
+	struct bag copies;  /* "msgid rcpt" delivered, with copies */
+	struct bag bounced; /* "msgid rcpt" with an NDR line */
+	struct bag queued;  /* "msgid rcpt" in a spool */
+	struct bag loose;   /* "rcpt": queued, its Message-ID not known yet */
+	const struct mm_directory *dir;
+};
 
 static void each_copy(void *ctx, const char *msgid, const char *box)
 {
-	count_pair(ctx, msgid, box);
+	char k[1200];
+	pair(k, sizeof(k), msgid, box);
+	bag_add(&((struct tally *)ctx)->copies, k, 1);
 }
 
-static void maildirs(const struct sim_daemon *d, struct pairs *p)
+/* key=value of a tracking line (linkstate/logfmt.h: bare, or quoted with C
+ * escapes) into out; false when the line has no such key */
+static bool field(const char *line, const char *key, char *out, size_t cap)
 {
-	char base[700];
-	snprintf(base, sizeof(base), "%s/mailstore", d->dir);
-	sim_mailstore_scan(base, each_copy, p);
+	size_t kl = strlen(key);
+	for (const char *p = strchr(line, ' '); p; p = strchr(p + 1, ' ')) {
+		if (strncmp(p + 1, key, kl) != 0 || p[1 + kl] != '=')
+			continue;
+		const char *v = p + 2 + kl;
+		size_t n = 0;
+		if (*v != '"') {
+			while (v[n] && v[n] != ' ' && v[n] != '\n' && n + 1 < cap) {
+				out[n] = v[n];
+				n++;
+			}
+			out[n] = '\0';
+			return true;
+		}
+		for (v++; *v && *v != '"' && n + 1 < cap; v++) {
+			if (*v == '\\' && v[1]) {
+				v++;
+				if (*v == 'x' && v[1] && v[2]) {
+					char hex[3] = {v[1], v[2], 0};
+					out[n++] = (char)strtol(hex, NULL, 16);
+					v += 2;
+					continue;
+				}
+				out[n++] = *v == 'n'   ? '\n'
+				           : *v == 'r' ? '\r'
+				           : *v == 't' ? '\t'
+				                       : *v;
+				continue;
+			}
+			out[n++] = *v;
+		}
+		out[n] = '\0';
+		return true;
+	}
+	return false;
 }
 
-/* NDR lines of d's tracking log for rcpt (NULL: any but the simulator's
- * own address, whose DSNs are no mail it sent) */
-static uint64_t ndr_lines(const struct sim_daemon *d, const char *rcpt)
+/* "<a@b>" into "a@b", lower case */
+static void bare(char *a)
+{
+	size_t n = strlen(a);
+	if (n >= 2 && a[0] == '<' && a[n - 1] == '>') {
+		memmove(a, a + 1, n - 2);
+		a[n - 2] = '\0';
+	}
+	for (char *c = a; *c; c++)
+		*c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+}
+
+/* a server's tracking log: its queue ids' Message-IDs into ids ("id=msgid"
+ * keys); with pending, each (id, rcpt) it routed ("id rcpt" -> 1) or
+ * settled, delivered onward or bounced (-> 2 or more) */
+static void tracking(const struct sim_daemon *d, struct bag *ids, struct bag *pending)
 {
 	char path[700];
 	snprintf(path, sizeof(path), "%s/tracking.log", d->dir);
 	FILE *f = fopen(path, "r");
 	if (f == NULL)
-		return 0;
-	char line[4096];
-	uint64_t n = 0;
+		return;
+	char line[4096], ev[32], id[32], msgid[1024], to[600], k[1200];
 	while (fgets(line, sizeof(line), f)) {
-		char *ev = strchr(line, ' ');
-		if (ev == NULL || strncmp(ev + 1, "NDR ", 4) != 0)
+		if (sscanf(line, "%*s %31s %31s", ev, id) != 2)
 			continue;
-		char *to = strstr(ev, " to=<");
-		if (to == NULL)
+		if (strcmp(ev, "RECEIVED") == 0) {
+			if (field(line, "message_id", msgid, sizeof(msgid))) {
+				snprintf(k, sizeof(k), "%s=%s", id, msgid);
+				bag_add(ids, k, 1);
+			}
 			continue;
-		to += 5;
-		size_t len = strcspn(to, ">");
-		if (rcpt ? strlen(rcpt) == len && strncasecmp(to, rcpt, len) == 0
-		         : !(len == strlen(SENDER) && strncasecmp(to, SENDER, len) == 0))
-			n++;
+		}
+		if (pending == NULL || !field(line, "to", to, sizeof(to)))
+			continue;
+		bare(to);
+		pair(k, sizeof(k), id, to);
+		if (strcmp(ev, "NDR") == 0 || strcmp(ev, "DELIVERED") == 0)
+			bag_add(pending, k, 2);
+		else if ((strcmp(ev, "ROUTED") == 0 || strcmp(ev, "REROUTED") == 0) &&
+		         bag_get(pending, k) == 0)
+			bag_add(pending, k, 1);
 	}
 	fclose(f);
-	return n;
 }
 
-/* recipients of the simulator's messages in d's queues */
-static uint64_t queued(struct sim_world *w, struct sim_daemon *d, const char *rcpt)
+/* the Message-ID of queue id `id`, from ids ("id=msgid" keys) */
+static const char *msgid_of(const struct bag *ids, const char *id)
+{
+	size_t l = strlen(id);
+	for (size_t i = 0; i < ids->n; i++)
+		if (strncmp(ids->keys[i], id, l) == 0 && ids->keys[i][l] == '=')
+			return ids->keys[i] + l + 1;
+	return NULL;
+}
+
+/* the NDR lines again, now that every id has its Message-ID */
+static void ndrs(const struct sim_daemon *d, const struct bag *ids, struct tally *t)
+{
+	char path[700];
+	snprintf(path, sizeof(path), "%s/tracking.log", d->dir);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return;
+	char line[4096], ev[32], id[32], to[600], k[1200];
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%*s %31s %31s", ev, id) != 2 || strcmp(ev, "NDR") != 0 ||
+		    !field(line, "to", to, sizeof(to)))
+			continue;
+		bare(to);
+		const char *m = msgid_of(ids, id);
+		if (m) {
+			pair(k, sizeof(k), m, to);
+			bag_add(&t->bounced, k, 1);
+		}
+	}
+	fclose(f);
+}
+
+static void queued_running(struct sim_world *w, struct sim_daemon *d, const struct bag *ids,
+                           struct tally *t)
 {
 	char *text = sim_query(w, d, "queues", NULL);
 	json_t *qs = text ? json_loads(text, 0, NULL) : NULL;
 	free(text);
-	uint64_t n = 0;
 	json_t *q;
 	size_t i;
 	json_array_foreach(json_object_get(qs, "queues"), i, q)
@@ -92,43 +218,105 @@ static uint64_t queued(struct sim_world *w, struct sim_daemon *d, const char *rc
 		json_t *msgs = json_object_get(q, "messages");
 		if (!json_is_integer(msgs) || json_integer_value(msgs) == 0)
 			continue;
-		const char *id = json_string_value(json_object_get(q, "id"));
-		char *body = id ? sim_query(w, d, "queue", id) : NULL;
+		const char *qid = json_string_value(json_object_get(q, "id"));
+		char *body = qid ? sim_query(w, d, "queue", qid) : NULL;
 		json_t *one = body ? json_loads(body, 0, NULL) : NULL;
 		free(body);
-		json_t *m;
-		size_t k;
+		json_t *m, *r;
+		size_t k, j;
 		json_array_foreach(json_object_get(one, "messages"), k, m)
 		{
 			const char *from = json_string_value(json_object_get(m, "sender"));
-			if (from == NULL || strcasecmp(from, SENDER) != 0)
+			const char *id = json_string_value(json_object_get(m, "id"));
+			if (from == NULL || id == NULL || strcasecmp(from, SENDER) != 0)
 				continue;
-			json_t *r;
-			size_t j;
+			const char *mid = msgid_of(ids, id);
 			json_array_foreach(json_object_get(m, "recipients"), j, r)
 			{
 				const char *a = json_string_value(json_object_get(r, "address"));
-				n += a && (rcpt == NULL || strcasecmp(a, rcpt) == 0);
+				if (a == NULL)
+					continue;
+				char to[600], key[1200];
+				snprintf(to, sizeof(to), "%s", a);
+				bare(to);
+				if (mid) {
+					pair(key, sizeof(key), mid, to);
+					bag_add(&t->queued, key, 1);
+				} else {
+					bag_add(&t->loose, to, 1);
+				}
 			}
 		}
 		json_decref(one);
 	}
 	json_decref(qs);
-	return n;
 }
 
-void sim_account(struct sim_world *w, const char *rcpt, bool full, struct sim_count *c)
+/* a stopped server: what its log routed and never settled is in its spool */
+static void queued_stopped(const struct sim_daemon *d, const struct bag *ids,
+                           const struct bag *pending, struct tally *t)
 {
-	*c = (struct sim_count){.refused = 0};
-	struct pairs p = {0};
-	mm_strmap_init(&p.seen);
+	(void)d;
+	for (size_t i = 0; i < pending->n; i++) {
+		if (bag_get(pending, pending->keys[i]) != 1)
+			continue;
+		char id[32], to[600], key[1200];
+		if (sscanf(pending->keys[i], "%31s %599s", id, to) != 2)
+			continue;
+		const char *mid = msgid_of(ids, id);
+		if (mid) {
+			pair(key, sizeof(key), mid, to);
+			bag_add(&t->queued, key, 1);
+		} else {
+			bag_add(&t->loose, to, 1);
+		}
+	}
+}
+
+static bool external(const struct mm_directory *dir, const char *rcpt)
+{
+	const struct mm_recipient *who;
+	char domain[256];
+	return mm_directory_categorize(dir, rcpt, &who, domain) == MM_CAT_EXTERNAL;
+}
+
+static void tally(struct sim_world *w, const char *rcpt, bool full, struct sim_count *c)
+{
+	*c = (struct sim_count){0};
+	struct tally t = {.dir = &w->dir};
+	mm_strmap_init(&t.copies.map);
+	mm_strmap_init(&t.bounced.map);
+	mm_strmap_init(&t.queued.map);
+	mm_strmap_init(&t.loose.map);
 	for (size_t i = 0; i < w->nd; i++)
-		if (w->d[i].kind == SIM_SERVER)
-			maildirs(&w->d[i], &p);
+		if (w->d[i].kind == SIM_SERVER) {
+			char base[700];
+			snprintf(base, sizeof(base), "%s/mailstore", w->d[i].dir);
+			sim_mailstore_scan(base, each_copy, &t);
+		}
 	pthread_mutex_lock(&w->sinks.lock);
 	for (size_t i = 0; i < w->sinks.ndone; i++)
-		count_pair(&p, w->sinks.done[i].msgid, w->sinks.done[i].rcpt);
+		if (external(&w->dir, w->sinks.done[i].rcpt))
+			each_copy(&t, w->sinks.done[i].msgid, w->sinks.done[i].rcpt);
 	pthread_mutex_unlock(&w->sinks.lock);
+	/* bounces always (the logs are cheap to read); the queues only when
+	 * asked for (a query per queue) */
+	for (size_t i = 0; i < w->nd; i++) {
+		struct sim_daemon *d = &w->d[i];
+		if (d->kind != SIM_SERVER)
+			continue;
+		struct bag ids = {0}, pending = {0};
+		mm_strmap_init(&ids.map);
+		mm_strmap_init(&pending.map);
+		tracking(d, &ids, full && d->pid <= 0 ? &pending : NULL);
+		ndrs(d, &ids, &t);
+		if (full && d->pid > 0)
+			queued_running(w, d, &ids, &t);
+		else if (full)
+			queued_stopped(d, &ids, &pending, &t);
+		bag_free(&ids);
+		bag_free(&pending);
+	}
 	for (size_t i = 0; i < w->nsent; i++) {
 		const struct sim_sent *s = &w->sent[i];
 		if (rcpt && strcasecmp(s->rcpt, rcpt) != 0)
@@ -138,39 +326,35 @@ void sim_account(struct sim_world *w, const char *rcpt, bool full, struct sim_co
 			continue;
 		}
 		c->sent++;
-		char key[1200];
-		snprintf(key, sizeof(key), "%s %s", s->msgid, s->rcpt);
-		uint32_t n = 0;
-		c->delivered += mm_strmap_get(&p.seen, key, &n) && n > 0;
-	}
-	/* duplicates of what this run sent only */
-	c->duplicated = 0;
-	for (size_t i = 0; i < w->nsent; i++) {
-		const struct sim_sent *s = &w->sent[i];
-		if (!s->accepted || (rcpt && strcasecmp(s->rcpt, rcpt) != 0))
-			continue;
-		char key[1200];
-		snprintf(key, sizeof(key), "%s %s", s->msgid, s->rcpt);
-		uint32_t n = 0;
-		mm_strmap_get(&p.seen, key, &n);
-		c->duplicated += n > 1 ? n - 1 : 0;
-	}
-	mm_strmap_free(&p.seen);
-	for (size_t i = 0; i < p.nkeys; i++)
-		free(p.keys[i]);
-	free(p.keys);
-	c->queued = c->bounced = 0;
-	for (size_t i = 0; i < w->nd; i++)
-		if (w->d[i].kind == SIM_SERVER) {
-			c->bounced += ndr_lines(&w->d[i], rcpt);
+		char k[1200];
+		pair(k, sizeof(k), s->msgid, s->rcpt);
+		uint32_t copies = bag_get(&t.copies, k);
+		if (copies > 0) {
+			c->delivered++;
+			c->duplicated += copies - 1;
+		} else if (bag_get(&t.bounced, k) > 0) {
+			c->bounced++;
+		} else if (bag_get(&t.queued, k) > 0) {
+			c->queued++;
+		} else if (full && bag_get(&t.loose, s->rcpt) > 0) {
+			c->queued++; /* queued under an id the log has not named yet */
+			bag_take(&t.loose, s->rcpt);
+		} else if (full) {
+			c->lost++;
 		}
-	uint64_t settled = c->delivered + c->bounced;
-	if (full && settled < c->sent) {
-		/* only then are the queues worth asking */
-		for (size_t i = 0; i < w->nd; i++)
-			if (w->d[i].kind == SIM_SERVER && w->d[i].pid > 0)
-				c->queued += queued(w, &w->d[i], rcpt);
 	}
-	settled += c->queued;
-	c->lost = settled < c->sent ? c->sent - settled : 0;
+	bag_free(&t.copies);
+	bag_free(&t.bounced);
+	bag_free(&t.queued);
+	bag_free(&t.loose);
+}
+
+void sim_account(struct sim_world *w, const char *rcpt, bool full, struct sim_count *c)
+{
+	tally(w, rcpt, full, c);
+	if (full && c->lost > 0) {
+		/* the tracking logs are written once a second: look again */
+		sim_sleep_ms(1200);
+		tally(w, rcpt, full, c);
+	}
 }

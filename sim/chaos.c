@@ -42,6 +42,14 @@ static bool last_candidate(struct sim_world *w, const struct sim_daemon *d)
 	return true;
 }
 
+/* what chaos stopped must run again: a daemon that does not start fails
+ * the run */
+static void restart_failed(struct sim_world *w, struct sim_daemon *d, const char *err)
+{
+	fprintf(stderr, "meshsim: chaos could not start %s again: %s\n", d->name, err);
+	w->failed++;
+}
+
 void sim_chaos_fault(struct sim_world *w)
 {
 	char err[400];
@@ -51,22 +59,24 @@ void sim_chaos_fault(struct sim_world *w)
 		if (d->pid > 0 && !last_candidate(w, d)) {
 			char what[200];
 			snprintf(what, sizeof(what), "kill %s", d->name);
-			sim_daemon_signal(w, d, SIGKILL, true);
 			told(w, what);
+			sim_daemon_signal(w, d, SIGKILL, true);
 			d->chaos = true;
 		} else if (d->pid <= 0 && d->chaos) {
 			char what[200];
 			snprintf(what, sizeof(what), "start %s", d->name);
+			told(w, what);
 			if (sim_daemon_start(w, d, err, sizeof(err)))
 				d->chaos = false;
-			told(w, what);
+			else
+				restart_failed(w, d, err);
 		}
 		break;
 	}
 	case 1: { /* cut two daemons, or heal chaos's cuts */
 		size_t a = draw(w, w->nd), b = draw(w, w->nd);
-		if (a == b)
-			break;
+		if (a == b || (w->nchaos < 2 && sim_is_cut(w, a, b)))
+			break; /* the scenario's own cut stays the scenario's */
 		if (w->nchaos >= 2) {
 			told(w, "heal its cuts");
 			for (size_t i = 0; i < w->nchaos; i++)
@@ -88,6 +98,8 @@ void sim_chaos_fault(struct sim_world *w)
 		if (w->sinks.n == 0)
 			break;
 		struct sim_sink *s = &w->sinks.s[draw(w, w->sinks.n)];
+		if (s->refusing && !s->chaos)
+			break; /* the scenario's own refusal stays the scenario's */
 		char hp[80];
 		snprintf(hp, sizeof(hp), "%s:%d", s->host, s->port);
 		bool refuse = !s->refusing;
@@ -120,6 +132,8 @@ void sim_chaos_off(struct sim_world *w)
 		if (w->d[i].chaos && w->d[i].pid <= 0) {
 			if (sim_daemon_start(w, &w->d[i], err, sizeof(err)))
 				w->d[i].chaos = false;
+			else
+				restart_failed(w, &w->d[i], err);
 		}
 	printf("chaos off: its cuts healed, its refusals ended, what it stopped runs again\n");
 	fflush(stdout);

@@ -389,14 +389,19 @@ int sim_live_setup(struct sim_world *w, char *err, size_t errlen)
 		/* one run at a time: the addresses and the nftables table are shared */
 		printf("meshsim: waiting for another meshsim run to end (%s)\n", LOCK_PATH);
 		fflush(stdout);
-		while (!(got = flock(w->lock_fd, LOCK_EX) == 0) && errno == EINTR &&
-		       !sim_interrupted)
-			;
+		/* polled, not blocking: a signal between the test and a blocking
+		 * flock would go unnoticed */
+		while (!sim_interrupted && !(got = flock(w->lock_fd, LOCK_EX | LOCK_NB) == 0) &&
+		       (errno == EWOULDBLOCK || errno == EINTR))
+			sim_sleep_ms(100);
+		if (!got && sim_interrupted)
+			errno = EINTR;
 	}
 	if (!got) {
 		snprintf(err, errlen, "%s: %s", LOCK_PATH, strerror(errno));
 		return sim_interrupted ? 128 + (int)sim_interrupted : 69;
 	}
+	w->locked = true;
 	char tmpl[] = "/tmp/meshsim.XXXXXX";
 	if (mkdtemp(tmpl) == NULL) {
 		snprintf(err, errlen, "mkdtemp: %s", strerror(errno));
@@ -471,11 +476,15 @@ bool sim_daemon_start(struct sim_world *w, struct sim_daemon *d, char *err, size
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
 		return false;
 	}
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() == 1)
+		if (getppid() != parent)
 			_exit(1); /* meshsim is gone already */
+		/* a group of its own: a terminal's Ctrl-C reaches meshsim, which
+		 * stops the daemons itself, not every daemon at once */
+		setpgid(0, 0);
 		dup2(p[1], 1);
 		int log = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (log >= 0)
@@ -532,16 +541,16 @@ bool sim_daemon_running(const struct sim_daemon *d)
 	return d->pid > 0;
 }
 
-void sim_daemon_signal(struct sim_world *w, struct sim_daemon *d, int sig, bool wait)
+int sim_daemon_signal(struct sim_world *w, struct sim_daemon *d, int sig, bool wait)
 {
 	(void)w;
 	if (d->pid <= 0)
-		return;
+		return 0;
 	d->expected = true;
 	kill(d->pid, sig);
 	if (!wait)
-		return;
-	int st;
+		return 0;
+	int st = 0;
 	int64_t deadline = sim_now_ms() + 30000;
 	while (waitpid(d->pid, &st, WNOHANG) == 0) {
 		if (sim_now_ms() > deadline) {
@@ -552,6 +561,40 @@ void sim_daemon_signal(struct sim_world *w, struct sim_daemon *d, int sig, bool 
 		sim_sleep_ms(10);
 	}
 	d->pid = 0;
+	return st;
+}
+
+unsigned sim_stop_all(struct sim_world *w)
+{
+	unsigned unclean = 0;
+	for (size_t i = 0; i < w->nd; i++)
+		if (w->d[i].pid > 0) {
+			w->d[i].expected = true;
+			kill(w->d[i].pid, SIGTERM);
+		}
+	int64_t deadline = sim_now_ms() + 30000;
+	for (size_t i = 0; i < w->nd; i++) {
+		struct sim_daemon *d = &w->d[i];
+		int st = 0;
+		while (d->pid > 0 && waitpid(d->pid, &st, WNOHANG) == 0) {
+			if (sim_now_ms() > deadline) {
+				kill(d->pid, SIGKILL);
+				waitpid(d->pid, &st, 0);
+				break;
+			}
+			sim_sleep_ms(10);
+		}
+		if (d->pid > 0 && st != 0) {
+			fprintf(
+			    stderr,
+			    "meshsim: %s did not stop cleanly on SIGTERM (%s %d); its log: %s\n",
+			    d->name, WIFSIGNALED(st) ? "signal" : "exit",
+			    WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st), d->log);
+			unclean++;
+		}
+		d->pid = 0;
+	}
+	return unclean;
 }
 
 void sim_reap(struct sim_world *w)
@@ -596,11 +639,14 @@ void sim_live_teardown(struct sim_world *w)
 		}
 		d->pid = 0;
 	}
-	sim_sinks_stop(w);
-	sim_nft_fini(w);
+	if (w->locked) { /* what is shared is ours to clean only if we held it */
+		sim_sinks_stop(w);
+		sim_nft_fini(w);
+	}
 	if (w->lock_fd >= 0)
 		close(w->lock_fd);
 	w->lock_fd = -1;
+	w->locked = false;
 }
 
 void sim_world_keys(struct sim_world *w)

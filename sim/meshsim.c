@@ -4,6 +4,7 @@
  * one failed, 64 usage, 65 a scenario that does not parse or names what the
  * organization lacks, 69 a binary or tool missing (and --model, until the
  * model mode exists). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -147,6 +148,37 @@ static bool org_setting_ok(void *ctx, const char *kv, char *why, size_t whylen)
 	return false;
 }
 
+/* live mode runs a sink at every smart host: an IPv4 address it can
+ * listen on (a name would have to be resolved to one of ours) */
+static bool smart_hosts_ok(struct sim_world *w, char *err, size_t errlen)
+{
+	const struct mm_table *t = &w->dir.table;
+	for (size_t g = 0; g < t->n; g++)
+		for (size_t i = 0; i < t->entries[g]->n_connectors; i++) {
+			const Mailmesh__Connector *x = t->entries[g]->connectors[i];
+			if (x->smart_host == NULL || x->smart_host[0] == '\0')
+				continue;
+			char host[64];
+			const char *sh = x->smart_host, *colon = strrchr(sh, ':');
+			size_t n = colon ? (size_t)(colon - sh) : strlen(sh);
+			if (sh[0] == '[' && n >= 2 && sh[n - 1] == ']') {
+				sh++;
+				n -= 2;
+			}
+			snprintf(host, sizeof(host), "%.*s", (int)n, sh);
+			struct in_addr a;
+			if (inet_pton(AF_INET, host, &a) != 1) {
+				snprintf(err, errlen,
+				         "connector %s's smart host %s: live mode runs its sinks "
+				         "on IPv4 "
+				         "addresses only ([a.b.c.d]:port)",
+				         x->name, x->smart_host);
+				return false;
+			}
+		}
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3 || strcmp(argv[1], "run") != 0)
@@ -178,7 +210,7 @@ int main(int argc, char **argv)
 	char *text = read_file(file, &len, err, sizeof(err));
 	if (text == NULL) {
 		fprintf(stderr, "meshsim: %s\n", err);
-		return EX_NOINPUT;
+		return EX_USAGE; /* the operand names no scenario to read */
 	}
 	struct mm_scenario sc;
 	bool ok = mm_scenario_parse(&sc, file, text, len, err, sizeof(err));
@@ -238,6 +270,11 @@ int main(int argc, char **argv)
 		rc = EX_UNAVAILABLE;
 		goto out;
 	}
+	if (!smart_hosts_ok(&w, err, sizeof(err))) {
+		fprintf(stderr, "%s:%u: org %s: %s\n", file, sc.org_line, sc.org, err);
+		rc = EX_DATAERR;
+		goto out;
+	}
 	for (size_t i = 0; i < sc.nsteps; i++)
 		if (sc.steps[i].verb == MM_SIM_SET) {
 			w.settings = mm_xrealloc(w.settings, w.nsettings + 1, sizeof(*w.settings));
@@ -246,6 +283,7 @@ int main(int argc, char **argv)
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL); /* a closed terminal: clean up as for SIGTERM */
 	signal(SIGPIPE, SIG_IGN);
 	rc = sim_run_live(&w, report);
 out:

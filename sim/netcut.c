@@ -92,6 +92,29 @@ bool sim_nft_apply(struct sim_world *w, char *err, size_t errlen)
 	return ok;
 }
 
+bool sim_is_cut(const struct sim_world *w, size_t a, size_t b)
+{
+	for (size_t i = 0; i < w->ncuts; i++)
+		if ((w->cuts[i][0] == a && w->cuts[i][1] == b) ||
+		    (w->cuts[i][0] == b && w->cuts[i][1] == a))
+			return true;
+	return false;
+}
+
+/* the scenario takes a pair over: chaos no longer owns it (chaos off
+ * leaves it cut) */
+void sim_chaos_disown(struct sim_world *w, size_t a, size_t b)
+{
+	for (size_t i = 0; i < w->nchaos; i++)
+		if ((w->chaos_cuts[i][0] == a && w->chaos_cuts[i][1] == b) ||
+		    (w->chaos_cuts[i][0] == b && w->chaos_cuts[i][1] == a)) {
+			w->nchaos--;
+			w->chaos_cuts[i][0] = w->chaos_cuts[w->nchaos][0];
+			w->chaos_cuts[i][1] = w->chaos_cuts[w->nchaos][1];
+			return;
+		}
+}
+
 void sim_cut(struct sim_world *w, size_t a, size_t b, bool cut)
 {
 	if (a > b) {

@@ -24,9 +24,9 @@ struct runner {
 	const struct mm_sim_step **at; /* pending `at` lines */
 	bool *at_done;
 	int64_t last_converge_check;
-	bool table_shown; /* at the first convergence */
-	size_t pending;   /* changes without a convergence time yet */
-	char before[65];  /* the digest agreed on before them */
+	bool table_shown;    /* at the first convergence */
+	size_t pending;      /* changes without a convergence time yet */
+	char (*befores)[65]; /* per change: the digest agreed on just before it */
 };
 
 static int64_t elapsed(struct sim_world *w)
@@ -68,16 +68,18 @@ static void change(struct runner *r, const char *fmt, const char *a, const char 
 {
 	char what[300], seen[300];
 	snprintf(what, sizeof(what), fmt, a, b);
-	if (r->pending == 0 && !sim_converged(r->w, seen, sizeof(seen), r->before))
-		r->before[0] = '\0';
+	size_t n = json_array_size(r->changes);
+	r->befores = mm_xrealloc(r->befores, n + 1, sizeof(*r->befores));
+	if (!sim_converged(r->w, seen, sizeof(seen), r->befores[n]))
+		r->befores[n][0] = '\0'; /* no agreement now: any later one counts */
 	r->pending++;
 	json_array_append_new(r->changes,
 	                      json_pack("{s:I, s:s, s:n}", "at_ms", (json_int_t)elapsed(r->w),
 	                                "what", what, "converged_ms"));
 }
 
-/* every change not yet converged gets its time when the daemons agree on
- * a new table */
+/* each change not yet converged gets its time when the daemons agree on a
+ * table other than the one they agreed on before it */
 static void converge_check(struct runner *r)
 {
 	struct sim_world *w = r->w;
@@ -85,20 +87,21 @@ static void converge_check(struct runner *r)
 		return;
 	r->last_converge_check = sim_now_ms();
 	char seen[300], now_digest[65];
-	if (!sim_converged(w, seen, sizeof(seen), now_digest) || strcmp(now_digest, r->before) == 0)
+	if (!sim_converged(w, seen, sizeof(seen), now_digest))
 		return;
 	int64_t now = elapsed(w);
 	json_t *c;
 	size_t i;
 	json_array_foreach(r->changes, i, c)
 	{
-		if (json_is_null(json_object_get(c, "converged_ms")))
-			json_object_set_new(
-			    c, "converged_ms",
-			    json_integer(now - json_integer_value(json_object_get(c, "at_ms"))));
+		if (!json_is_null(json_object_get(c, "converged_ms")) ||
+		    strcmp(now_digest, r->befores[i]) == 0)
+			continue;
+		json_object_set_new(
+		    c, "converged_ms",
+		    json_integer(now - json_integer_value(json_object_get(c, "at_ms"))));
+		r->pending--;
 	}
-	r->pending = 0;
-	snprintf(r->before, sizeof(r->before), "%s", now_digest);
 }
 
 static void chaos_change(void *ctx, const char *what)
@@ -196,44 +199,62 @@ static bool action(struct runner *r, const struct mm_sim_step *s)
 						return false;
 			return true;
 		}
-		for (size_t i = 0; i < s->nnames; i++)
-			if (!start(r, daemon_of(w, &s->names[i])))
-				return false;
-		return true;
-	case MM_SIM_STOP:
-	case MM_SIM_KILL:
-	case MM_SIM_RESTART:
 		for (size_t i = 0; i < s->nnames; i++) {
 			struct sim_daemon *d = daemon_of(w, &s->names[i]);
-			sim_daemon_signal(w, d, s->verb == MM_SIM_STOP ? SIGTERM : SIGKILL, true);
-			change(r, s->verb == MM_SIM_STOP ? "stop %s%s" : "kill %s%s", d->name, "");
-			if (s->verb == MM_SIM_RESTART && !start(r, d))
+			change(r, "start %s%s", d->name, "");
+			d->chaos = false; /* the scenario's now */
+			if (!start(r, d))
 				return false;
 		}
 		return true;
+	case MM_SIM_STOP:
+	case MM_SIM_KILL:
+	case MM_SIM_RESTART: {
+		struct sim_daemon *d = daemon_of(w, &s->names[0]);
+		const char *verb = s->verb == MM_SIM_STOP   ? "stop"
+		                   : s->verb == MM_SIM_KILL ? "kill"
+		                                            : "restart";
+		change(r, "%s %s", verb, d->name);
+		d->chaos = false;
+		int st = sim_daemon_signal(w, d, s->verb == MM_SIM_STOP ? SIGTERM : SIGKILL, true);
+		if (s->verb == MM_SIM_STOP && st != 0) {
+			/* DESIGN §7a: a daemon stops cleanly on SIGTERM */
+			fprintf(stderr,
+			        "meshsim: %s:%u: %s did not stop cleanly (wait status %d)\n",
+			        w->sc->file, s->line, d->name, st);
+			w->failed++;
+		}
+		if (s->verb == MM_SIM_RESTART && !start(r, d))
+			return false;
+		return true;
+	}
 	case MM_SIM_CUT:
 	case MM_SIM_HEAL: {
 		struct sim_daemon *a = daemon_of(w, &s->names[0]), *b = daemon_of(w, &s->names[1]);
-		sim_cut(w, index_of(w, a), index_of(w, b), s->verb == MM_SIM_CUT);
 		change(r, s->verb == MM_SIM_CUT ? "cut %s %s" : "heal %s %s", a->name, b->name);
+		sim_chaos_disown(w, index_of(w, a), index_of(w, b));
+		sim_cut(w, index_of(w, a), index_of(w, b), s->verb == MM_SIM_CUT);
 		return cut_apply(w);
 	}
 	case MM_SIM_ISOLATE:
 	case MM_SIM_REJOIN: {
 		struct sim_daemon *a = daemon_of(w, &s->names[0]);
 		bool cut = s->verb == MM_SIM_ISOLATE;
-		for (size_t i = 0; i < w->nd; i++)
-			if (&w->d[i] != a)
-				sim_cut(w, index_of(w, a), i, cut);
-		a->isolated = cut;
 		change(r, cut ? "isolate %s%s" : "rejoin %s%s", a->name, "");
+		for (size_t i = 0; i < w->nd; i++)
+			if (&w->d[i] != a) {
+				sim_chaos_disown(w, index_of(w, a), i);
+				sim_cut(w, index_of(w, a), i, cut);
+			}
+		a->isolated = cut;
 		return cut_apply(w);
 	}
 	case MM_SIM_REFUSE:
 	case MM_SIM_ACCEPT:
-		sim_sink_refuse(w, smart_host(w, s->names[0].text), s->verb == MM_SIM_REFUSE);
 		change(r, s->verb == MM_SIM_REFUSE ? "refuse %s%s" : "accept %s%s",
 		       s->names[0].text, "");
+		sim_sink_refuse(w, smart_host(w, s->names[0].text), s->verb == MM_SIM_REFUSE);
+		sim_sink_disown(w, smart_host(w, s->names[0].text));
 		return true;
 	case MM_SIM_SEND: {
 		struct sim_daemon *d = daemon_of(w, &s->names[0]);
@@ -304,8 +325,12 @@ static bool poll_within(struct runner *r, const struct mm_sim_step *s, holds_fn 
 {
 	int64_t begin = sim_now_ms();
 	char seen[600] = "";
-	for (;;) {
+	for (bool first = true;; first = false) {
 		service(r);
+		/* a sample taken after T is no proof that it held within T */
+		int64_t sampled = sim_now_ms();
+		if (!first && sampled - begin > (int64_t)s->within_ms)
+			break;
 		if (f(r, s, seen, sizeof(seen))) {
 			record(r, s, true, what, seen);
 			return true;
@@ -428,13 +453,12 @@ static json_t *final_table(struct sim_world *w)
 	return NULL;
 }
 
-static void write_report(struct runner *r, const char *dir, const struct sim_count *c)
+static void write_report(struct runner *r, const char *dir, const struct sim_count *c,
+                         json_t *table)
 {
 	struct sim_world *w = r->w;
 	mkdir(dir, 0755);
-	json_t *table = final_table(w);
 	sim_pictures(w, dir, table, r->changes);
-	json_decref(table);
 	json_t *rep = json_pack(
 	    "{s:s, s:s, s:I, s:b, s:O, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:O, s:I, s:n}",
 	    "scenario", w->sc->file, "mode", "live", "seed", (json_int_t)w->seed, "passed",
@@ -481,6 +505,10 @@ int sim_run_live(struct sim_world *w, const char *report_dir)
 			step(&r, s);
 		service(&r);
 	}
+	for (size_t i = 0; i < r.nat; i++)
+		if (!r.at_done[i])
+			printf("%s:%u: not run: the scenario ended before its time (at %.1f s)\n",
+			       w->sc->file, r.at[i]->line, (double)r.at[i]->at_ms / 1000);
 	/* the last changes' convergence: a few seconds more to see it */
 	for (int64_t end = sim_now_ms() + 5000;
 	     r.pending && !sim_interrupted && sim_now_ms() < end;) {
@@ -501,13 +529,17 @@ int sim_run_live(struct sim_world *w, const char *report_dir)
 	       (unsigned long long)c.delivered, (unsigned long long)c.queued,
 	       (unsigned long long)c.bounced, (unsigned long long)c.lost,
 	       (unsigned long long)c.duplicated);
+	json_t *table = report_dir ? final_table(w) : NULL;
+	w->failed += sim_stop_all(w);
 	if (report_dir)
-		write_report(&r, report_dir, &c);
+		write_report(&r, report_dir, &c, table);
+	json_decref(table);
 	sim_live_teardown(w);
 	json_decref(r.expectations);
 	json_decref(r.changes);
 	free(r.at);
 	free(r.at_done);
+	free(r.befores);
 	if (sim_interrupted) {
 		printf("interrupted after %.1f s; everything stopped; the run's files are kept in "
 		       "%s\n",

@@ -82,6 +82,21 @@ static bool count(const char *s, uint64_t *n)
 	return true;
 }
 
+/* a setting's value: decimal digits, at most 18 of them */
+static bool count_any(const char *s, uint64_t *n)
+{
+	uint64_t v = 0;
+	if (*s == '\0' || strlen(s) > 18)
+		return false;
+	for (; *s; s++) {
+		if (!isdigit((unsigned char)*s))
+			return false;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*n = v;
+	return true;
+}
+
 static const char *next(struct words *w)
 {
 	return w->i < w->n ? w->w[w->i++] : NULL;
@@ -170,9 +185,9 @@ static bool name(struct parser *p, struct mm_sim_step *s, const char *w, unsigne
 static bool within(struct parser *p, struct mm_sim_step *s, struct words *w, bool required)
 {
 	if (!is(w, "within")) {
-		if (required && w->i < w->n)
+		if (w->i < w->n)
 			return fail(p, "\"%s\": want within T", w->w[w->i]);
-		return true;
+		return required ? fail(p, "within T is missing: how long may it take?") : true;
 	}
 	const char *t = next(w);
 	if (t == NULL)
@@ -203,6 +218,27 @@ static bool number(struct parser *p, const char *t, uint64_t *n, const char *wha
 
 #define SRV_OR_MASTER (MM_SIM_SERVER | MM_SIM_MASTER)
 
+/* local@domain: one @, both sides present, the domain dotted labels of
+ * letters, digits and hyphens, nothing SMTP would need quoted */
+static bool address_ok(const char *a)
+{
+	if (a == NULL)
+		return false;
+	const char *at = strchr(a, '@');
+	if (at == NULL || at == a || strchr(at + 1, '@') || at[1] == '\0' || strlen(a) > 254)
+		return false;
+	for (const char *c = a; c < at; c++)
+		if (strchr("<>()[]\\,;:\"", *c) || (unsigned char)*c <= ' ')
+			return false;
+	const char *d = at + 1;
+	if (*d == '.' || d[strlen(d) - 1] == '.' || strstr(d, ".."))
+		return false;
+	for (; *d; d++)
+		if (!isalnum((unsigned char)*d) && *d != '-' && *d != '.')
+			return false;
+	return true;
+}
+
 static bool expect_line(struct parser *p, struct mm_sim_step *s, struct words *w)
 {
 	const char *what = next(w);
@@ -215,8 +251,9 @@ static bool expect_line(struct parser *p, struct mm_sim_step *s, struct words *w
 			return false;
 		if (is(w, "to")) {
 			const char *a = next(w);
-			if (a == NULL)
-				return fail(p, "to: the address is missing");
+			if (!address_ok(a))
+				return fail(p, "to: \"%s\" is no address (local@domain)",
+				            a ? a : "");
 			s->address = mm_xstrdup(a);
 		}
 		return within(p, s, w, true);
@@ -280,9 +317,9 @@ static bool action_line(struct parser *p, struct mm_sim_step *s, struct words *w
 		enum mm_sim_verb verb;
 		unsigned want, nmin, nmax;
 	} simple[] = {
-	    {"stop", MM_SIM_STOP, SRV_OR_MASTER, 1, MAX_WORDS},
-	    {"kill", MM_SIM_KILL, SRV_OR_MASTER, 1, MAX_WORDS},
-	    {"restart", MM_SIM_RESTART, SRV_OR_MASTER, 1, MAX_WORDS},
+	    {"stop", MM_SIM_STOP, SRV_OR_MASTER, 1, 1},
+	    {"kill", MM_SIM_KILL, SRV_OR_MASTER, 1, 1},
+	    {"restart", MM_SIM_RESTART, SRV_OR_MASTER, 1, 1},
 	    {"cut", MM_SIM_CUT, SRV_OR_MASTER, 2, 2},
 	    {"heal", MM_SIM_HEAL, SRV_OR_MASTER, 2, 2},
 	    {"isolate", MM_SIM_ISOLATE, SRV_OR_MASTER, 1, 1},
@@ -335,8 +372,7 @@ static bool action_line(struct parser *p, struct mm_sim_step *s, struct words *w
 		if (!is(w, "to"))
 			return fail(p, "want: send N from SERVER to ADDRESS");
 		const char *a = next(w);
-		if (a == NULL || strchr(a, '@') == NULL || a[0] == '@' || strchr(a, '<') ||
-		    strchr(a, '>'))
+		if (!address_ok(a))
 			return fail(p, "send: \"%s\" is no address (local@domain)", a ? a : "");
 		s->address = mm_xstrdup(a);
 		return w->i == w->n ||
@@ -393,6 +429,10 @@ static bool step_line(struct parser *p, struct words *w)
 		const char *kv = next(w);
 		if (kv == NULL || w->i != w->n || strchr(kv, '=') == NULL || kv[0] == '=')
 			return fail(p, "want: set KEY=VALUE");
+		uint64_t v;
+		const char *val = strchr(kv, '=') + 1;
+		if (!count_any(val, &v))
+			return fail(p, "set %s: the value is no whole number", kv);
 		s.verb = MM_SIM_SET;
 		s.setting = mm_xstrdup(kv);
 		ok = true;
@@ -400,7 +440,7 @@ static bool step_line(struct parser *p, struct words *w)
 		if (is(w, "converged")) {
 			s.verb = MM_SIM_WAIT_CONVERGED;
 			s.within_ms = 60 * 1000;
-			ok = within(p, &s, w, true);
+			ok = within(p, &s, w, false);
 			s.has_within = true;
 		} else {
 			s.verb = MM_SIM_WAIT;
@@ -448,6 +488,8 @@ bool mm_scenario_parse(struct mm_scenario *sc, const char *file, const char *tex
 		return fail(&p, "over %u octets: not a scenario", MM_SCENARIO_MAX_BYTES);
 	char buf[MM_SCENARIO_MAX_LINE + 1];
 	size_t at = 0;
+	if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+		at = 3; /* a UTF-8 byte order mark, as some editors write */
 	while (at < len) {
 		p.line++;
 		const char *nl = memchr(text + at, '\n', len - at);
@@ -514,6 +556,11 @@ bool mm_scenario_resolve(struct mm_scenario *sc, const struct mm_scenario_org *o
 		for (size_t j = 0; j < s->nnames; j++)
 			if (!resolve_name(&p, &s->names[j], org))
 				return false;
+		if ((s->verb == MM_SIM_CUT || s->verb == MM_SIM_HEAL) &&
+		    strcmp(s->names[0].text, s->names[1].text) == 0 &&
+		    s->names[0].kind == s->names[1].kind)
+			return fail(&p, "%s names one %s twice: nothing to cut between",
+			            s->names[0].text, mm_scenario_kind_name(s->names[0].kind));
 		if ((s->verb == MM_SIM_REFUSE || s->verb == MM_SIM_ACCEPT) &&
 		    !org->smart_host(org->ctx, s->names[0].text))
 			return fail(&p, "connector %s has no smart host to refuse or accept",

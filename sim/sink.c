@@ -6,6 +6,7 @@
  * the scenario's own thread never waits on a sink. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -275,7 +276,7 @@ bool sim_sinks_start(struct sim_world *w, char *err, size_t errlen)
 {
 	struct sim_sinks *k = &w->sinks;
 	pthread_mutex_init(&k->lock, NULL);
-	if (pipe(k->stop_pipe) != 0) {
+	if (pipe2(k->stop_pipe, O_CLOEXEC) != 0) {
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
 		return false;
 	}
@@ -357,4 +358,14 @@ void sim_sink_refuse(struct sim_world *w, const char *hostport, bool refuse)
 		if (strcmp(w->sinks.s[i].host, host) == 0 && w->sinks.s[i].port == port)
 			w->sinks.s[i].refusing = refuse;
 	pthread_mutex_unlock(&w->sinks.lock);
+}
+
+void sim_sink_disown(struct sim_world *w, const char *hostport)
+{
+	char host[48];
+	int port;
+	split(hostport, host, sizeof(host), &port);
+	for (size_t i = 0; i < w->sinks.n; i++)
+		if (strcmp(w->sinks.s[i].host, host) == 0 && w->sinks.s[i].port == port)
+			w->sinks.s[i].chaos = false;
 }

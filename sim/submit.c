@@ -93,7 +93,7 @@ uint64_t sim_send(struct sim_world *w, struct sim_daemon *d, uint64_t n, const c
 {
 	err[0] = '\0';
 	struct conn c = {.fd = dial(d->first_vs)};
-	char text[1024], line[1200];
+	char text[1024] = "", line[1200];
 	uint64_t ok = 0;
 	bool alive = c.fd >= 0 && reply(&c, text, sizeof(text)) == 220 &&
 	             cmd(&c, "EHLO meshsim.invalid\r\n", text, sizeof(text)) == 250;

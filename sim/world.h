@@ -113,6 +113,7 @@ struct sim_world {
 	size_t chaos_cuts[2][2];
 	uint64_t rng;
 	int lock_fd;
+	bool locked; /* holds LOCK_PATH: the table and the sinks are ours */
 	/* a change chaos made, for the report (run.c) */
 	void (*on_change)(void *ctx, const char *what);
 	void *change_ctx;
@@ -121,10 +122,14 @@ struct sim_world {
 /* live.c */
 int sim_live_setup(struct sim_world *w, char *err, size_t errlen);
 bool sim_daemon_start(struct sim_world *w, struct sim_daemon *d, char *err, size_t errlen);
-void sim_daemon_signal(struct sim_world *w, struct sim_daemon *d, int sig, bool wait);
+/* sig to d; with wait, its wait status (0: exited 0) once it ended */
+int sim_daemon_signal(struct sim_world *w, struct sim_daemon *d, int sig, bool wait);
 /* reap children that ended; a daemon that was not asked to end is failed */
 void sim_reap(struct sim_world *w);
 void sim_live_teardown(struct sim_world *w);
+/* SIGTERM to every daemon, and wait: how many did not exit 0 (DESIGN §7a:
+ * they stop cleanly) */
+unsigned sim_stop_all(struct sim_world *w);
 void sim_world_free(struct sim_world *w);
 /* the daemons' settings, from their --help */
 void sim_world_keys(struct sim_world *w);
@@ -142,11 +147,15 @@ bool sim_nft_init(struct sim_world *w, char *err, size_t errlen);
 bool sim_nft_apply(struct sim_world *w, char *err, size_t errlen);
 void sim_nft_fini(struct sim_world *w);
 void sim_cut(struct sim_world *w, size_t a, size_t b, bool cut);
+bool sim_is_cut(const struct sim_world *w, size_t a, size_t b);
+void sim_chaos_disown(struct sim_world *w, size_t a, size_t b);
 
 /* sink.c */
 bool sim_sinks_start(struct sim_world *w, char *err, size_t errlen);
 void sim_sinks_stop(struct sim_world *w);
 void sim_sink_refuse(struct sim_world *w, const char *hostport, bool refuse);
+/* the scenario refused or accepted it: chaos no longer owns its state */
+void sim_sink_disown(struct sim_world *w, const char *hostport);
 
 /* submit.c: n messages to rcpt through server d; returns how many got 250 */
 uint64_t sim_send(struct sim_world *w, struct sim_daemon *d, uint64_t n, const char *rcpt,

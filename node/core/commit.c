@@ -50,6 +50,7 @@ int mm_qm_submit(struct mm_qm *qm, const struct mm_spool_msg *sm, const struct i
 	char **via;
 	m->nvia = (uint32_t)mm_trace_read(body, nbody, &via);
 	m->via = via;
+	m->message_id = mm_trace_message_id(body, nbody);
 	struct mm_commit *c = mm_xcalloc(1, sizeof(*c));
 	*c = (struct mm_commit){.lsn = lsn, .owner = owner, .msg = m};
 	push(qm, c);
@@ -87,8 +88,13 @@ void mm_qm_durable(struct mm_qm *qm, uint64_t lsn)
 		snprintf(rcpts, sizeof(rcpts), "%u", m->nrcpt);
 		snprintf(size, sizeof(size), "%u", m->body.len);
 		char from[600];
-		qm_track(qm, "RECEIVED", m, "from", qm_addr(from, m->sender), "client", m->client,
-		         "rcpts", rcpts, "size", size, NULL);
+		if (m->message_id)
+			qm_track(qm, "RECEIVED", m, "from", qm_addr(from, m->sender), "client",
+			         m->client, "rcpts", rcpts, "size", size, "message_id", m->message_id,
+			         NULL);
+		else
+			qm_track(qm, "RECEIVED", m, "from", qm_addr(from, m->sender), "client",
+			         m->client, "rcpts", rcpts, "size", size, NULL);
 		resolve_owner(qm, c->owner, m->idhex, 0);
 		free(c);
 		qm_adopt(qm, m);

@@ -321,5 +321,6 @@ void mm_qmsg_free(struct mm_qmsg *m)
 	free(m->sender);
 	free(m->envid);
 	free(m->client);
+	free(m->message_id);
 	free(m);
 }

@@ -51,6 +51,7 @@ struct mm_qmsg {
 	char idhex[17];
 	int64_t arrival; /* unix seconds */
 	char *sender, *envid, *client;
+	char *message_id; /* its Message-ID header, for the tracking log; NULL: none */
 	uint8_t ret, flags;
 	struct mm_spool_loc body;
 	uint32_t nrcpt, pending;

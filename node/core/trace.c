@@ -68,3 +68,38 @@ size_t mm_trace_read(const struct iovec *iov, int n, char ***names)
 	free(text);
 	return count;
 }
+
+char *mm_trace_message_id(const struct iovec *iov, int n)
+{
+	char *text = mm_xmalloc(MM_TRACE_SCAN_MAX);
+	size_t len = top(iov, n, text, MM_TRACE_SCAN_MAX);
+	const char *end = text + len;
+	char *id = NULL;
+	for (const char *line = text; line < end && id == NULL;) {
+		const char *nl = memchr(line, '\n', (size_t)(end - line));
+		if (nl == NULL || nl == line || (nl == line + 1 && line[0] == '\r'))
+			break; /* the end of what was read, or of the header section */
+		if ((size_t)(nl - line) > 11 && strncasecmp(line, "Message-ID:", 11) == 0) {
+			const char *v = line + 11, *e = nl;
+			/* a value folded onto the next line (RFC 5322 §2.2.3) */
+			while (v < e && (*v == ' ' || *v == '\t' || *v == '\r'))
+				v++;
+			if (v == e && nl + 1 < end && (nl[1] == ' ' || nl[1] == '\t')) {
+				v = nl + 1;
+				e = memchr(v, '\n', (size_t)(end - v));
+				if (e == NULL)
+					e = end;
+				while (v < e && (*v == ' ' || *v == '\t'))
+					v++;
+			}
+			while (e > v && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
+				e--;
+			if (e > v)
+				id = mm_xstrndup(v, (size_t)(e - v) > MM_MESSAGE_ID_MAX ? MM_MESSAGE_ID_MAX
+				                                                       : (size_t)(e - v));
+		}
+		line = nl + 1;
+	}
+	free(text);
+	return id;
+}

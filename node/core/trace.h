@@ -22,4 +22,12 @@
  * returns their count. */
 size_t mm_trace_read(const struct iovec *iov, int n, char ***names);
 
+/* The first Message-ID header's value in the top of the header section
+ * (MM_TRACE_SCAN_MAX octets) of iov[0..n), blanks trimmed, at most
+ * MM_MESSAGE_ID_MAX octets (longer: cut): allocated, or NULL when there is
+ * none. For the tracking log, where it is escaped like every value a peer
+ * controls. */
+#define MM_MESSAGE_ID_MAX 998
+char *mm_trace_message_id(const struct iovec *iov, int n);
+
 #endif

@@ -103,6 +103,17 @@ time.sleep(2)
 check("waiting for another meshsim run" in first and len(daemons()) == 3,
       "the second waits, saying so, and starts nothing (%r, %d daemons)"
       % (first.strip(), len(daemons())))
+# a third that is interrupted while it waits touches nothing of the first's
+# (mutation: run.c tearing down what it never set up -- the table deleted)
+c = subprocess.Popen([meshsim, "run", probe], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                     text=True)
+c.stdout.readline()
+c.send_signal(signal.SIGINT)
+c.communicate(timeout=60)
+t = table()
+check(c.returncode == 130 and t is not None and "drop" in t and len(daemons()) == 3,
+      "a waiting run interrupted: exit 130, the first's cut and daemons untouched (%d)"
+      % c.returncode)
 a.send_signal(signal.SIGINT)
 a.wait(60)
 out, _ = b.communicate(timeout=120)

@@ -8,6 +8,7 @@ to its end, and exits 1 -- with no daemon and no nftables table left.
 usage: meshsim_errors.py MESHSIM ORG.ldif
 """
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -49,12 +50,36 @@ BAD = [
     ("expect state without up|down", "org %s\nexpect state SEA-NYC sideways within 1s\n", 2,
      "up|down"),
     ("no org line", "# nothing\n\n", 2, "no org line"),
+    ("an expectation without within", "org %s\nexpect digests equal\n", 2, "within T"),
+    ("stop with two names", "org %s\nstop SEA-01 SEA-02\n", 2, "takes 1 name"),
+    ("an address with two @", "org %s\nsend 1 from SEA-01 to a@b@c\n", 2, "no address"),
+    ("a setting's value no number", "org %s\nset ping_interval_ms=fast\n", 2, "no whole"),
+    ("a cut of one server with itself", "org %s\ncut server:SEA-01 SEA-01\n", 2, "twice"),
     ("an org that does not load", "org /nonexistent.ldif\n", 1, "does not load"),
 ]
 for what, text, line, needle in BAD:
     rc, out, path = run("bad.sim", text % org if "%s" in text else text)
     check(rc == 65 and ("%s:%d:" % (path, line)) in out and needle in out,
           "%s: exit 65 naming line %d (%d, %s)" % (what, line, rc, out.strip()[:160]))
+
+# a name two objects of the organization bear (a connector NYC-01 in
+# Seattle, the server NYC-01 in New York): ambiguous without KIND:
+# (mutation: scenario.c resolve_name without its "hit & (hit - 1)" test)
+amb = os.path.join(W, "amb.ldif")
+with open(org) as f, open(amb, "w") as g:
+    g.write(f.read() + "\ndn: cn=NYC-01,cn=Seattle,o=Contoso\nobjectClass: mmConnector\n"
+            "cn: NYC-01\nmmConnectorType: routing-group\nmmCost: 10\n"
+            "mmLocalBridgehead: cn=SMTP,cn=SEA-01,cn=Seattle,o=Contoso\n"
+            "mmTargetGroup: cn=NewYork,o=Contoso\n"
+            "mmRemoteBridgehead: cn=SMTP,cn=NYC-02,cn=NewYork,o=Contoso\n")
+rc, out, path = run("amb.sim", "org %s\nexpect state NYC-01 up within 1s\n" % amb)
+check(rc == 65 and (path + ":2:") in out and "KIND:" in out,
+      "a name a server and a connector bear: 65 at line 2, asking for KIND: (%d, %s)"
+      % (rc, out.strip()[:160]))
+rc, out, path = run("amb2.sim", "org %s\nexpect state server:NYC-01 up within 1s\n" % amb,
+                    "--model")
+check(rc == 69, "... and server:NYC-01 resolves (on to --model's 69) (%d, %s)"
+      % (rc, out.strip()[:160]))
 
 rc, out, _ = run("ok.sim", "org %s\nstart all\n" % org, "--model")
 check(rc == 69 and "model" in out, "--model: exit 69 until the model mode exists (%d, %s)"
@@ -70,6 +95,48 @@ rc, out, path = run("false.sim",
 check(rc == 1 and ("%s:4: expected SEA-NYC down at SEA-01; seen SEA-NYC up" % path) in out,
       "a false expectation: exit 1, FILE:4: expected ...; seen ... (%d)" % rc)
 check("line 5: SEA-NYC up at SEA-01: ok" in out, "... and the run went on to line 5")
+# the accounting, message by message: two messages delivered; then the
+# test takes one copy away and doubles the other, behind meshsim's back:
+# 1 lost and 1 duplicated (mutations: account.c counting no lost, no
+# duplicate); and two bounced by expiry are bounced, not lost (mutation:
+# account.c ndrs() reading no NDR line)
+fab = os.path.join(os.path.dirname(org), "fabrikam.ldif")
+path = os.path.join(W, "count.sim")
+with open(path, "w") as f:
+    f.write("org %s\nstart all\nwait converged within 30s\n"
+            "send 2 from GW-01 to gina@fabrikam.test\n"
+            "expect delivered 2 to gina@fabrikam.test within 30s\nwait 4s\n"
+            "expect lost 0\nexpect duplicates 0\n" % fab)
+p = subprocess.Popen([meshsim, "run", path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                     text=True)
+lines, work = [], None
+for line in p.stdout:
+    lines.append(line)
+    if work is None and "work in " in line:
+        work = line.split("work in ")[1].strip()
+    if "line 5: 2 delivered" in line and work:
+        boxes = glob.glob(work + "/spool-MB-01/mailstore/gina@fabrikam.test/new/*")
+        check(len(boxes) == 2, "two copies in gina's Maildir (%d)" % len(boxes))
+        if len(boxes) == 2:
+            shutil.copy(boxes[1], boxes[1] + ".copy")
+            os.unlink(boxes[0])
+p.wait(120)
+out = "".join(lines)
+check(p.returncode == 1 and ("%s:7: expected lost 0; seen 1 lost" % path) in out and
+      ("%s:8: expected duplicates 0; seen 1 duplicated" % path) in out,
+      "one copy taken away, one doubled: 1 lost, 1 duplicated, exit 1 (%d)" % p.returncode)
+bounce = os.path.join(W, "bounce.sim")
+with open(bounce, "w") as f:
+    f.write("org %s\nset expire_s=3\nstart all\nwait converged within 30s\n"
+            "refuse Internet\nrefuse Internet-Backup\n"
+            "send 2 from MB-01 to away@example.org\nwait 8s\n"
+            "expect all delivered within 20s\nexpect lost 0\n" % fab)
+r = subprocess.run([meshsim, "run", bounce, "--report", os.path.join(W, "rep")],
+                   capture_output=True, text=True, timeout=120)
+m = json.load(open(os.path.join(W, "rep", "report.json")))["messages"]
+check(r.returncode == 0 and m["bounced"] == 2 and m["lost"] == 0,
+      "two messages expired (5.4.7): bounced 2, lost 0, passed (%d, %s)" % (r.returncode, m))
+
 ps = subprocess.run(["pgrep", "-f", "--", "--directory ldif:/tmp/meshsim."],
                     capture_output=True, text=True).stdout.split()
 check(ps == [], "no daemon left behind (%s)" % ps)
