@@ -90,8 +90,8 @@ void mm_qm_durable(struct mm_qm *qm, uint64_t lsn)
 		char from[600];
 		if (m->message_id)
 			qm_track(qm, "RECEIVED", m, "from", qm_addr(from, m->sender), "client",
-			         m->client, "rcpts", rcpts, "size", size, "message_id", m->message_id,
-			         NULL);
+			         m->client, "rcpts", rcpts, "size", size, "message_id",
+			         m->message_id, NULL);
 		else
 			qm_track(qm, "RECEIVED", m, "from", qm_addr(from, m->sender), "client",
 			         m->client, "rcpts", rcpts, "size", size, NULL);

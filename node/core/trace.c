@@ -95,8 +95,9 @@ char *mm_trace_message_id(const struct iovec *iov, int n)
 			while (e > v && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
 				e--;
 			if (e > v)
-				id = mm_xstrndup(v, (size_t)(e - v) > MM_MESSAGE_ID_MAX ? MM_MESSAGE_ID_MAX
-				                                                       : (size_t)(e - v));
+				id = mm_xstrndup(v, (size_t)(e - v) > MM_MESSAGE_ID_MAX
+				                        ? MM_MESSAGE_ID_MAX
+				                        : (size_t)(e - v));
 		}
 		line = nl + 1;
 	}
