@@ -16,6 +16,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include "alloc.h"
 #include "world.h"
 
@@ -45,10 +47,18 @@ static int listen_on(const char *host, int port)
 	return fd;
 }
 
-static bool say(int fd, const char *s)
+/* a session's connection: plain, or TLS after STARTTLS */
+struct io {
+	int fd;
+	SSL *ssl;
+};
+
+static bool say(struct io *io, const char *s)
 {
 	size_t n = strlen(s);
-	return send(fd, s, n, MSG_NOSIGNAL) == (ssize_t)n;
+	if (io->ssl)
+		return SSL_write(io->ssl, s, (int)n) == (int)n;
+	return send(io->fd, s, n, MSG_NOSIGNAL) == (ssize_t)n;
 }
 
 /* one line (CRLF or LF stripped) from fd through buf; false at the end */
@@ -57,7 +67,7 @@ struct reader {
 	size_t len;
 };
 
-static bool read_line(int fd, struct reader *r, char *line, size_t cap)
+static bool read_line(struct io *io, struct reader *r, char *line, size_t cap)
 {
 	for (;;) {
 		char *nl = memchr(r->buf, '\n', r->len);
@@ -74,10 +84,13 @@ static bool read_line(int fd, struct reader *r, char *line, size_t cap)
 		}
 		if (r->len == sizeof(r->buf))
 			return false; /* a line too long: end the session */
-		struct pollfd pf = {.fd = fd, .events = POLLIN};
-		if (poll(&pf, 1, SINK_IDLE_MS) <= 0)
+		struct pollfd pf = {.fd = io->fd, .events = POLLIN};
+		if ((io->ssl == NULL || SSL_pending(io->ssl) == 0) &&
+		    poll(&pf, 1, SINK_IDLE_MS) <= 0)
 			return false;
-		ssize_t got = recv(fd, r->buf + r->len, sizeof(r->buf) - r->len, 0);
+		ssize_t got =
+		    io->ssl ? SSL_read(io->ssl, r->buf + r->len, (int)(sizeof(r->buf) - r->len))
+		            : recv(io->fd, r->buf + r->len, sizeof(r->buf) - r->len, 0);
 		if (got <= 0)
 			return false;
 		r->len += (size_t)got;
@@ -120,43 +133,60 @@ static void *session(void *arg)
 	const struct sim_sink *ss_sink = ss->sink;
 	free(ss);
 	struct reader *r = mm_xcalloc(1, sizeof(*r));
+	struct io io = {.fd = fd};
 	char line[SINK_LINE_MAX];
 	char **rcpts = NULL;
 	size_t nrcpts = 0;
-	say(fd, "220 sink.meshsim ESMTP the simulator's smart host\r\n");
-	while (read_line(fd, r, line, sizeof(line))) {
+	say(&io, "220 sink.meshsim ESMTP the simulator's smart host\r\n");
+	while (read_line(&io, r, line, sizeof(line))) {
 		/* refusing: sessions already open end too, at their next command
 		 * (a client's cached session must not outlive the refusal) */
 		pthread_mutex_lock(&w->sinks.lock);
 		bool refusing = ss_sink->refusing;
 		pthread_mutex_unlock(&w->sinks.lock);
 		if (refusing) {
-			say(fd, "421 4.3.2 sink.meshsim refusing; closing connection\r\n");
+			say(&io, "421 4.3.2 sink.meshsim refusing; closing connection\r\n");
 			break;
 		}
-		if (strncasecmp(line, "EHLO", 4) == 0)
-			say(fd, "250-sink.meshsim\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE "
-			        "67108864\r\n");
+		if (strncasecmp(line, "EHLO", 4) == 0 && w->sinks.tls && io.ssl == NULL)
+			say(&io,
+			    "250-sink.meshsim\r\n250-STARTTLS\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
+			    "250 SIZE 67108864\r\n");
+		else if (strcasecmp(line, "STARTTLS") == 0 && w->sinks.tls && io.ssl == NULL) {
+			/* with the run's own certificate (meshsim's, by the organization's CA:
+			 * a `required` connector verifies the CA, not a host name) */
+			say(&io, "220 2.0.0 Ready to start TLS\r\n");
+			r->len = 0; /* what was pipelined after STARTTLS is not to be trusted */
+			io.ssl = SSL_new(w->sinks.tls);
+			if (io.ssl == NULL || SSL_set_fd(io.ssl, fd) != 1 ||
+			    SSL_accept(io.ssl) != 1)
+				break;
+			for (size_t i = 0; i < nrcpts; i++)
+				free(rcpts[i]);
+			nrcpts = 0;
+		} else if (strncasecmp(line, "EHLO", 4) == 0)
+			say(&io, "250-sink.meshsim\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE "
+			         "67108864\r\n");
 		else if (strncasecmp(line, "HELO", 4) == 0)
-			say(fd, "250 sink.meshsim\r\n");
+			say(&io, "250 sink.meshsim\r\n");
 		else if (strncasecmp(line, "MAIL FROM:", 10) == 0)
-			say(fd, "250 2.1.0 Ok\r\n");
+			say(&io, "250 2.1.0 Ok\r\n");
 		else if (strncasecmp(line, "RCPT TO:", 8) == 0) {
 			char p[512];
 			path_of(line + 8, p, sizeof(p));
 			rcpts = mm_xrealloc(rcpts, nrcpts + 1, sizeof(*rcpts));
 			rcpts[nrcpts++] = mm_xstrdup(p);
-			say(fd, "250 2.1.5 Ok\r\n");
+			say(&io, "250 2.1.5 Ok\r\n");
 		} else if (strcasecmp(line, "DATA") == 0) {
 			if (nrcpts == 0) {
-				say(fd, "554 5.5.1 no valid recipients\r\n");
+				say(&io, "554 5.5.1 no valid recipients\r\n");
 				continue;
 			}
-			say(fd, "354 End data with <CR><LF>.<CR><LF>\r\n");
+			say(&io, "354 End data with <CR><LF>.<CR><LF>\r\n");
 			char msgid[512] = "";
 			bool headers = true, ok = false;
 			size_t total = 0;
-			while (read_line(fd, r, line, sizeof(line))) {
+			while (read_line(&io, r, line, sizeof(line))) {
 				if (strcmp(line, ".") == 0) {
 					ok = true;
 					break;
@@ -174,10 +204,10 @@ static void *session(void *arg)
 			if (!ok)
 				break;
 			if (total > SINK_MSG_MAX) {
-				say(fd, "552 5.3.4 too big\r\n");
+				say(&io, "552 5.3.4 too big\r\n");
 			} else {
 				record(w, msgid, rcpts, nrcpts);
-				say(fd, "250 2.0.0 Ok: queued\r\n");
+				say(&io, "250 2.0.0 Ok: queued\r\n");
 			}
 			for (size_t i = 0; i < nrcpts; i++)
 				free(rcpts[i]);
@@ -186,19 +216,23 @@ static void *session(void *arg)
 			for (size_t i = 0; i < nrcpts; i++)
 				free(rcpts[i]);
 			nrcpts = 0;
-			say(fd, "250 2.0.0 Ok\r\n");
+			say(&io, "250 2.0.0 Ok\r\n");
 		} else if (strcasecmp(line, "NOOP") == 0)
-			say(fd, "250 2.0.0 Ok\r\n");
+			say(&io, "250 2.0.0 Ok\r\n");
 		else if (strcasecmp(line, "QUIT") == 0) {
-			say(fd, "221 2.0.0 Bye\r\n");
+			say(&io, "221 2.0.0 Bye\r\n");
 			break;
 		} else
-			say(fd, "502 5.5.2 Error: command not recognized\r\n");
+			say(&io, "502 5.5.2 Error: command not recognized\r\n");
 	}
 	for (size_t i = 0; i < nrcpts; i++)
 		free(rcpts[i]);
 	free(rcpts);
 	free(r);
+	if (io.ssl) {
+		SSL_shutdown(io.ssl);
+		SSL_free(io.ssl);
+	}
 	close(fd);
 	pthread_mutex_lock(&w->sinks.lock);
 	w->sinks.active--;
@@ -280,6 +314,17 @@ bool sim_sinks_start(struct sim_world *w, char *err, size_t errlen)
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
 		return false;
 	}
+	char cert[700], key[700];
+	snprintf(cert, sizeof(cert), "%s/meshsim.pem", w->admin_tls);
+	snprintf(key, sizeof(key), "%s/meshsim.key", w->admin_tls);
+	SSL_CTX *tls = SSL_CTX_new(TLS_server_method());
+	if (tls == NULL || SSL_CTX_use_certificate_chain_file(tls, cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(tls, key, SSL_FILETYPE_PEM) != 1) {
+		SSL_CTX_free(tls);
+		snprintf(err, errlen, "the sinks' TLS context (%s): cannot load", cert);
+		return false;
+	}
+	k->tls = tls;
 	const struct mm_table *t = &w->dir.table;
 	for (size_t g = 0; g < t->n; g++)
 		for (size_t c = 0; c < t->entries[g]->n_connectors; c++) {
@@ -341,6 +386,8 @@ void sim_sinks_stop(struct sim_world *w)
 			break;
 		usleep(10000);
 	}
+	SSL_CTX_free(k->tls);
+	k->tls = NULL;
 	if (k->stop_pipe[1] > 0) {
 		close(k->stop_pipe[0]);
 		close(k->stop_pipe[1]);

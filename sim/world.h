@@ -59,7 +59,8 @@ struct sim_sinks {
 	size_t ndone, capdone;
 	struct sim_delivery *done; /* every (Message-ID, recipient) a sink took */
 	uint64_t messages;
-	unsigned active; /* sessions running: stop waits for them */
+	unsigned active;        /* sessions running: stop waits for them */
+	struct ssl_ctx_st *tls; /* STARTTLS with the run's meshsim certificate */
 	int stop_pipe[2];
 };
 
