@@ -286,19 +286,32 @@ static bool copy_file(const char *from, const char *to)
 	return ok;
 }
 
-static bool tls_dir(struct sim_world *w, const char *name, char *dir, size_t len)
+/* names are unique per kind only: a master that shares its cn with a
+ * server gets its certificate, --tls directory and log under names of
+ * its own */
+static bool shares_name(const struct sim_world *w, const struct sim_daemon *d)
+{
+	for (size_t i = 0; i < w->nd; i++)
+		if (&w->d[i] != d && w->d[i].kind != d->kind && strcmp(w->d[i].name, d->name) == 0)
+			return true;
+	return false;
+}
+
+/* WORK/tls-LABEL: the CA of WORK/CA and NAME's pair from there */
+static bool tls_dir(struct sim_world *w, const char *ca_dir, const char *name, const char *label,
+                    char *dir, size_t len)
 {
 	char ca[600], a[600], b[600];
-	snprintf(dir, len, "%s/tls-%s", w->work, name);
+	snprintf(dir, len, "%s/tls-%s", w->work, label);
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
 		return false;
-	snprintf(ca, sizeof(ca), "%s/ca/ca.pem", w->work);
+	snprintf(ca, sizeof(ca), "%s/%s/ca.pem", w->work, ca_dir);
 	snprintf(a, sizeof(a), "%s/ca.pem", dir);
 	if (!copy_file(ca, a))
 		return false;
 	const char *ext[] = {".pem", ".key"};
 	for (int i = 0; i < 2; i++) {
-		snprintf(a, sizeof(a), "%s/ca/%s%s", w->work, name, ext[i]);
+		snprintf(a, sizeof(a), "%s/%s/%s%s", w->work, ca_dir, name, ext[i]);
 		snprintf(b, sizeof(b), "%s/%s%s", dir, name, ext[i]);
 		if (!copy_file(a, b))
 			return false;
@@ -306,21 +319,14 @@ static bool tls_dir(struct sim_world *w, const char *name, char *dir, size_t len
 	return true;
 }
 
-static bool pki(struct sim_world *w, char *err, size_t errlen)
+/* meshctl --directory SRC pki issue --dir WORK/CA_DIR for the daemons
+ * `twin` selects (those sharing a name, or the others), and the admin */
+static bool issue(struct sim_world *w, const char *ca_dir, bool twin, bool admin, char *err,
+                  size_t errlen)
 {
 	char ca[600], src[700];
-	snprintf(ca, sizeof(ca), "%s/ca", w->work);
+	snprintf(ca, sizeof(ca), "%s/%s", w->work, ca_dir);
 	snprintf(src, sizeof(src), "ldif:%s", w->ldif);
-	char *init[] = {w->bin_meshctl,
-	                "pki",
-	                "init",
-	                "--dir",
-	                ca,
-	                "--org",
-	                w->dir.org ? w->dir.org : "mailmesh",
-	                NULL};
-	if (!run_quiet(init, err, errlen))
-		return false;
 	size_t n = 0;
 	char **argv = mm_xcalloc(w->nd * 2 + 16, sizeof(*argv));
 	argv[n++] = w->bin_meshctl;
@@ -330,24 +336,70 @@ static bool pki(struct sim_world *w, char *err, size_t errlen)
 	argv[n++] = "issue";
 	argv[n++] = "--dir";
 	argv[n++] = ca;
+	size_t names = 0;
 	for (size_t i = 0; i < w->nd; i++) {
+		bool t = w->d[i].kind == SIM_MASTER && shares_name(w, &w->d[i]);
+		if (t != twin)
+			continue;
 		argv[n++] = w->d[i].kind == SIM_SERVER ? "--server" : "--master";
 		argv[n++] = w->d[i].name;
+		names++;
 	}
-	argv[n++] = "--admin";
-	argv[n++] = "meshsim";
-	bool ok = run_quiet(argv, err, errlen);
+	if (admin) {
+		argv[n++] = "--admin";
+		argv[n++] = "meshsim";
+	}
+	bool ok = (names == 0 && !admin) || run_quiet(argv, err, errlen);
 	free(argv);
-	if (!ok)
+	return ok;
+}
+
+static bool pki(struct sim_world *w, char *err, size_t errlen)
+{
+	char ca[600];
+	snprintf(ca, sizeof(ca), "%s/ca", w->work);
+	char *init[] = {w->bin_meshctl,
+	                "pki",
+	                "init",
+	                "--dir",
+	                ca,
+	                "--org",
+	                w->dir.org ? w->dir.org : "mailmesh",
+	                NULL};
+	if (!run_quiet(init, err, errlen) || !issue(w, "ca", false, true, err, errlen))
 		return false;
+	bool twins = false;
+	for (size_t i = 0; i < w->nd; i++)
+		twins |= w->d[i].kind == SIM_MASTER && shares_name(w, &w->d[i]);
+	if (twins) {
+		/* one issue refuses a name twice: the same CA in a second directory */
+		char a[700], b[700];
+		snprintf(a, sizeof(a), "%s/ca-masters", w->work);
+		if (mkdir(a, 0700) != 0)
+			return false;
+		const char *files[] = {"ca.pem", "ca.key"};
+		for (int i = 0; i < 2; i++) {
+			snprintf(a, sizeof(a), "%s/ca/%s", w->work, files[i]);
+			snprintf(b, sizeof(b), "%s/ca-masters/%s", w->work, files[i]);
+			if (!copy_file(a, b))
+				return false;
+		}
+		if (!issue(w, "ca-masters", true, false, err, errlen))
+			return false;
+	}
 	char dir[600];
 	for (size_t i = 0; i < w->nd; i++) {
-		if (!tls_dir(w, w->d[i].name, w->d[i].tls, sizeof(w->d[i].tls))) {
-			snprintf(err, errlen, "%s: cannot make its --tls directory", w->d[i].name);
+		struct sim_daemon *d = &w->d[i];
+		bool twin = d->kind == SIM_MASTER && shares_name(w, d);
+		char label[300];
+		snprintf(label, sizeof(label), "%s%s", twin ? "master-" : "", d->name);
+		if (!tls_dir(w, twin ? "ca-masters" : "ca", d->name, label, d->tls,
+		             sizeof(d->tls))) {
+			snprintf(err, errlen, "%s: cannot make its --tls directory", d->name);
 			return false;
 		}
 	}
-	if (!tls_dir(w, "meshsim", dir, sizeof(dir))) {
+	if (!tls_dir(w, "ca", "meshsim", "meshsim", dir, sizeof(dir))) {
 		snprintf(err, errlen, "the admin's --tls directory");
 		return false;
 	}
@@ -416,7 +468,8 @@ int sim_live_setup(struct sim_world *w, char *err, size_t errlen)
 		struct sim_daemon *d = &w->d[i];
 		snprintf(d->dir, sizeof(d->dir), "%s/%s-%s", w->work,
 		         d->kind == SIM_SERVER ? "spool" : "state", d->name);
-		snprintf(d->log, sizeof(d->log), "%s/%s.log", w->work, d->name);
+		snprintf(d->log, sizeof(d->log), "%s/%s%s.log", w->work,
+		         d->kind == SIM_MASTER && shares_name(w, d) ? "master-" : "", d->name);
 	}
 	if (!sim_nft_init(w, err, errlen))
 		return 69;

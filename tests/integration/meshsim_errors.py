@@ -137,6 +137,21 @@ m = json.load(open(os.path.join(W, "rep", "report.json")))["messages"]
 check(r.returncode == 0 and m["bounced"] == 2 and m["lost"] == 0,
       "two messages expired (5.4.7): bounced 2, lost 0, passed (%d, %s)" % (r.returncode, m))
 
+# names are unique per kind only: a master S8-01 (Northwind's S9 master
+# renamed) beside the server S8-01 runs live, each with its own
+# certificate (mutation: live.c issuing both in one `pki issue` -- 64,
+# the run exits 70)
+twin = os.path.join(W, "twin.ldif")
+with open(os.path.join(os.path.dirname(org), "northwind.ldif")) as f, open(twin, "w") as g:
+    g.write(f.read().replace("dn: cn=S9-RGM,cn=S9,o=Northwind", "dn: cn=S8-01,cn=S9,o=Northwind")
+            .replace("cn: S9-RGM\n", "cn: S8-01\n"))
+rc, out, path = run("twin.sim", "org %s\nstart all\nwait converged within 60s\n"
+                    "expect state master:S8-01 up at S9-02 within 10s\n"
+                    "send 2 from S9-02 to user-s8@northwind.test\n"
+                    "expect delivered 2 to user-s8@northwind.test within 30s\n" % twin)
+check(rc == 0, "a master and a server named S8-01: the run passes (%d, %s)"
+      % (rc, out.strip()[-200:]))
+
 ps = subprocess.run(["pgrep", "-f", "--", "--directory ldif:/tmp/meshsim."],
                     capture_output=True, text=True).stdout.split()
 check(ps == [], "no daemon left behind (%s)" % ps)
