@@ -485,6 +485,8 @@ int sim_run_live(struct sim_world *w, const char *report_dir)
 	if (rc != 0) {
 		fprintf(stderr, "meshsim: %s\n", err);
 		sim_live_teardown(w);
+		json_decref(r.expectations);
+		json_decref(r.changes);
 		return rc;
 	}
 	for (size_t i = 0; i < w->sc->nsteps; i++)
