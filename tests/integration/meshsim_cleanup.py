@@ -104,7 +104,8 @@ check("waiting for another meshsim run" in first and len(daemons()) == 3,
       "the second waits, saying so, and starts nothing (%r, %d daemons)"
       % (first.strip(), len(daemons())))
 # a third that is interrupted while it waits touches nothing of the first's
-# (mutation: run.c tearing down what it never set up -- the table deleted)
+# (mutation: live.c sim_live_teardown without its `if (w->locked)` -- the
+# table deleted; seen failing)
 c = subprocess.Popen([meshsim, "run", probe], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                      text=True)
 c.stdout.readline()

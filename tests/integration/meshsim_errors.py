@@ -99,7 +99,8 @@ check("line 5: SEA-NYC up at SEA-01: ok" in out, "... and the run went on to lin
 # test takes one copy away and doubles the other, behind meshsim's back:
 # 1 lost and 1 duplicated (mutations: account.c counting no lost, no
 # duplicate); and two bounced by expiry are bounced, not lost (mutation:
-# account.c ndrs() reading no NDR line)
+# account.c ndrs() taking no NDR line). Each seen failing; so were the
+# ambiguous-name and twin-name mutations below.
 fab = os.path.join(os.path.dirname(org), "fabrikam.ldif")
 path = os.path.join(W, "count.sim")
 with open(path, "w") as f:
