@@ -7,8 +7,10 @@ usage: meshnode_ndr.py MESHNODE MESHCTL MKORG SCHEMA
 """
 import os
 import smtplib
+import socket
 import subprocess
 import sys
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nodelib import check, done, last_error, maildir, node, sink, wait_for, workdir  # noqa
@@ -80,4 +82,59 @@ f5 = wait_for(lambda: fate(s5, "x@example.net"))
 check(f5 and "DEFERRED" in f5 and "NDR" not in f5 and not dsn(s5, "", "x@example.net"),
       "and not bounced: the tracking log says DEFERRED, no NDR, no DSN in the sender's box (%s)"
       % f5)
+
+# a next hop that never answers the final dot: when the reply times out
+# the node aborts the session (RST), so that nothing it wrote and the peer
+# has not read yet can reach it later -- through a cut that heals, a
+# graceful close would let the kernel deliver a message the node has
+# already rerouted, and it would arrive twice (found by meshsim).
+# (mutation: relay_client.c conn_end without SO_LINGER 0 -- the peer reads
+# a clean end of stream: seen failing)
+seen = {}
+
+
+def mute_peer():
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.20.6", 25260))
+    ls.listen(1)
+    ls.settimeout(60)
+    c, _ = ls.accept()
+    c.settimeout(60)
+    f = c.makefile("rb")
+    c.sendall(b"220 mute\r\n")
+    while True:
+        line = f.readline()
+        if not line:
+            seen["end"] = "closed before DATA"
+            return
+        verb = line[:4].upper()
+        if verb in (b"EHLO", b"HELO"):
+            c.sendall(b"250 mute\r\n")
+        elif verb == b"DATA":
+            c.sendall(b"354 go on\r\n")
+            while f.readline() not in (b".\r\n", b""):
+                pass
+            break
+        else:
+            c.sendall(b"250 ok\r\n")
+    try:  # the final dot read; no reply, ever: what does the node do?
+        seen["end"] = "clean end of stream" if c.recv(1) == b"" else "more bytes"
+    except ConnectionResetError:
+        seen["end"] = "reset"
+    c.close()
+    ls.close()
+
+
+t = threading.Thread(target=mute_peer, daemon=True)
+t.start()
+path = os.path.join(W, "mute.ldif")
+subprocess.run([sys.executable, mkorg, path, "--bind", "127.0.20.5:2525", "--relay",
+                "127.0.0.0/8", "--smarthost", "127.0.20.6:25260"], check=True)
+node(meshnode, path, "N1", os.path.join(W, "mute"), "--set", "reply_timeout_s=2",
+     "--set", "retry_min_ms=60000")
+send("127.0.20.5:2525", "alice@example.test", "x@example.net")
+t.join(60)
+check(seen.get("end") == "reset",
+      "a reply that never comes: the session is aborted, RST, not closed (%s)" % seen.get("end"))
 done()
