@@ -65,6 +65,37 @@ static void bag_free(struct bag *b)
 	free(b->keys);
 }
 
+/* a server's queue ids to the Message-IDs its RECEIVED lines name: one
+ * lookup per queued or bounced recipient, so a map, not a scan */
+struct idmap {
+	struct bag ids; /* queue id -> 1 + its index in msgid */
+	char **msgid;
+};
+
+static void idmap_put(struct idmap *m, const char *id, const char *msgid)
+{
+	if (bag_get(&m->ids, id) != 0)
+		return; /* a queue id is received once */
+	m->msgid = mm_xrealloc(m->msgid, m->ids.n + 1, sizeof(*m->msgid));
+	m->msgid[m->ids.n] = mm_xstrdup(msgid);
+	bag_add(&m->ids, id, (uint32_t)m->ids.n + 1);
+}
+
+/* the Message-ID of queue id `id`, or NULL */
+static const char *msgid_of(const struct idmap *m, const char *id)
+{
+	uint32_t k = bag_get(&m->ids, id);
+	return k ? m->msgid[k - 1] : NULL;
+}
+
+static void idmap_free(struct idmap *m)
+{
+	for (size_t i = 0; i < m->ids.n; i++)
+		free(m->msgid[i]);
+	free(m->msgid);
+	bag_free(&m->ids);
+}
+
 static void pair(char *out, size_t len, const char *a, const char *b)
 {
 	snprintf(out, len, "%s %s", a, b);
@@ -138,10 +169,9 @@ static void bare(char *a)
 		*c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
 }
 
-/* a server's tracking log: its queue ids' Message-IDs into ids ("id=msgid"
- * keys); with pending, each (id, rcpt) it routed ("id rcpt" -> 1) or
- * settled, delivered onward or bounced (-> 2 or more) */
-static void tracking(const struct sim_daemon *d, struct bag *ids, struct bag *pending)
+/* a server's tracking log: its queue ids' Message-IDs into ids; with pending, each (id, rcpt) it
+ * routed ("id rcpt" -> 1) or settled, delivered onward or bounced (-> 2 or more) */
+static void tracking(const struct sim_daemon *d, struct idmap *ids, struct bag *pending)
 {
 	char path[700];
 	snprintf(path, sizeof(path), "%s/tracking.log", d->dir);
@@ -153,10 +183,8 @@ static void tracking(const struct sim_daemon *d, struct bag *ids, struct bag *pe
 		if (sscanf(line, "%*s %31s %31s", ev, id) != 2)
 			continue;
 		if (strcmp(ev, "RECEIVED") == 0) {
-			if (field(line, "message_id", msgid, sizeof(msgid))) {
-				snprintf(k, sizeof(k), "%s=%s", id, msgid);
-				bag_add(ids, k, 1);
-			}
+			if (field(line, "message_id", msgid, sizeof(msgid)))
+				idmap_put(ids, id, msgid);
 			continue;
 		}
 		if (pending == NULL || !field(line, "to", to, sizeof(to)))
@@ -172,18 +200,8 @@ static void tracking(const struct sim_daemon *d, struct bag *ids, struct bag *pe
 	fclose(f);
 }
 
-/* the Message-ID of queue id `id`, from ids ("id=msgid" keys) */
-static const char *msgid_of(const struct bag *ids, const char *id)
-{
-	size_t l = strlen(id);
-	for (size_t i = 0; i < ids->n; i++)
-		if (strncmp(ids->keys[i], id, l) == 0 && ids->keys[i][l] == '=')
-			return ids->keys[i] + l + 1;
-	return NULL;
-}
-
 /* the NDR lines again, now that every id has its Message-ID */
-static void ndrs(const struct sim_daemon *d, const struct bag *ids, struct tally *t)
+static void ndrs(const struct sim_daemon *d, const struct idmap *ids, struct tally *t)
 {
 	char path[700];
 	snprintf(path, sizeof(path), "%s/tracking.log", d->dir);
@@ -205,7 +223,7 @@ static void ndrs(const struct sim_daemon *d, const struct bag *ids, struct tally
 	fclose(f);
 }
 
-static void queued_running(struct sim_world *w, struct sim_daemon *d, const struct bag *ids,
+static void queued_running(struct sim_world *w, struct sim_daemon *d, const struct idmap *ids,
                            struct tally *t)
 {
 	char *text = sim_query(w, d, "queues", NULL);
@@ -253,7 +271,7 @@ static void queued_running(struct sim_world *w, struct sim_daemon *d, const stru
 }
 
 /* a stopped server: what its log routed and never settled is in its spool */
-static void queued_stopped(const struct sim_daemon *d, const struct bag *ids,
+static void queued_stopped(const struct sim_daemon *d, const struct idmap *ids,
                            const struct bag *pending, struct tally *t)
 {
 	(void)d;
@@ -305,8 +323,9 @@ static void tally(struct sim_world *w, const char *rcpt, bool full, struct sim_c
 		struct sim_daemon *d = &w->d[i];
 		if (d->kind != SIM_SERVER)
 			continue;
-		struct bag ids = {0}, pending = {0};
-		mm_strmap_init(&ids.map);
+		struct idmap ids = {0};
+		struct bag pending = {0};
+		mm_strmap_init(&ids.ids.map);
 		mm_strmap_init(&pending.map);
 		tracking(d, &ids, full && d->pid <= 0 ? &pending : NULL);
 		ndrs(d, &ids, &t);
@@ -314,7 +333,7 @@ static void tally(struct sim_world *w, const char *rcpt, bool full, struct sim_c
 			queued_running(w, d, &ids, &t);
 		else if (full)
 			queued_stopped(d, &ids, &pending, &t);
-		bag_free(&ids);
+		idmap_free(&ids);
 		bag_free(&pending);
 	}
 	for (size_t i = 0; i < w->nsent; i++) {
